@@ -1,0 +1,454 @@
+//! The command line: clap derive definitions and the dispatch to the library.
+//!
+//! Every subcommand's `///` doc is its help. Global options (`--warehouse`, `-q`,
+//! `--log-format`) are accepted before or after the subcommand. Results go to stdout through
+//! [`output`]; logs go to stderr through `tracing`.
+
+pub mod output;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::error::{Error, Result};
+use crate::ingest::{self, IngestOptions, contract::Contract};
+use crate::olap;
+use crate::synth::{self, SynthParams};
+use crate::warehouse::Warehouse;
+use output::Format;
+
+/// ecrm: an analytical e-CRM warehouse and data-mining toolkit.
+///
+/// Load raw customer and order extracts into a Parquet star schema (ingest), ask SQL
+/// questions over it (query), and, in later versions, segment, forecast churn and mine
+/// baskets. Exit codes: 0 success, 1 a quality gate failed, 2 error.
+#[derive(Debug, Parser)]
+#[command(name = "ecrm", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The warehouse folder.
+    #[arg(
+        long,
+        global = true,
+        env = "ECRM_WAREHOUSE",
+        default_value = "warehouse"
+    )]
+    pub warehouse: PathBuf,
+    /// Only warnings and errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write realistic, messy raw CRM extracts (customers, products, order lines, campaign
+    /// contacts) and synth.json, which records what was planted.
+    Synth(SynthArgs),
+    /// Load raw extracts into the warehouse as a source contract describes.
+    Ingest(IngestArgs),
+    /// List the warehouse's tables with their row counts.
+    Tables(FormatArgs),
+    /// Show a table's columns and types.
+    Describe {
+        /// Table name.
+        table: String,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// List the loads: one row per source file per load.
+    Loads(FormatArgs),
+    /// Answer SQL over the warehouse tables (DataFusion SQL).
+    Query(QueryArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `--format` and `--max-rows` for commands that print rows.
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Output format (default: table on a terminal, csv otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Rows shown by the table format.
+    #[arg(long, default_value_t = 40)]
+    pub max_rows: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Folder to write the extracts to (created if missing).
+    #[arg(long)]
+    pub out_dir: PathBuf,
+    /// Seed: the same seed and sizes give byte-identical files.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Number of customers.
+    #[arg(long, default_value_t = 2_000)]
+    pub customers: u64,
+    /// Number of order lines (before planted defects and duplicates).
+    #[arg(long, default_value_t = 50_000)]
+    pub order_lines: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The source contract (TOML).
+    #[arg(long)]
+    pub contract: PathBuf,
+    /// Override a source's path with a file, folder or glob: PATH when the contract has one
+    /// source, SOURCE=PATH otherwise. Repeatable.
+    #[arg(long, value_name = "[SOURCE=]PATH")]
+    pub input: Vec<String>,
+    /// Rebuild the warehouse from these files alone.
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Fail (exit 1, warehouse unchanged) when a file's share of rejected rows exceeds this,
+    /// between 0 and 1. Default: no limit.
+    #[arg(long)]
+    pub max_reject_rate: Option<f64>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// SQL to run; several statements separated by `;` print one result each.
+    #[arg(short = 'e', long = "execute", conflicts_with = "file")]
+    pub sql: Option<String>,
+    /// A file of `;`-separated SQL statements.
+    #[arg(short, long)]
+    pub file: Option<PathBuf>,
+    /// Register a Parquet or CSV file or folder as an extra table: NAME=PATH. Repeatable.
+    #[arg(long, value_name = "NAME=PATH")]
+    pub table: Vec<String>,
+    /// Write the last statement's result to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let wh_root = cli.global.warehouse.clone();
+    match cli.command {
+        Command::Synth(a) => {
+            let params = SynthParams {
+                seed: a.seed,
+                customers: a.customers,
+                order_lines: a.order_lines,
+            }
+            .check()?;
+            let report = synth::generate(&params, &a.out_dir)?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "wrote {} customers, {} products, {} order lines, {} campaign contacts to {}",
+                report.customers,
+                report.products,
+                report.order_lines,
+                report.campaign_contacts,
+                a.out_dir.display()
+            )
+            .map_err(|e| Error::io("<stdout>", e))?;
+            Ok(())
+        }
+        Command::Ingest(a) => {
+            if let Some(r) = a.max_reject_rate
+                && !(0.0..=1.0).contains(&r)
+            {
+                return Err(Error::Usage {
+                    arg: "--max-reject-rate".into(),
+                    message: format!("{r} is not between 0 and 1"),
+                });
+            }
+            let contract = Contract::load(&a.contract)?;
+            let inputs = a
+                .input
+                .iter()
+                .map(|s| match s.split_once('=') {
+                    Some((name, path)) if !name.is_empty() && !name.contains('/') => {
+                        (Some(name.to_string()), PathBuf::from(path))
+                    }
+                    _ => (None, PathBuf::from(s)),
+                })
+                .collect();
+            let opts = IngestOptions {
+                inputs,
+                full_refresh: a.full_refresh,
+                max_reject_rate: a.max_reject_rate,
+                chunk_rows: None,
+            };
+            let summary = ingest::ingest(&wh_root, &contract, &opts)?;
+            let format = Format::resolve(a.format.format);
+            let mut out = std::io::stdout().lock();
+            if format == Format::Json {
+                let text = serde_json::to_string_pretty(&summary)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                writeln!(out, "{text}").map_err(|e| Error::io("<stdout>", e))?;
+                return Ok(());
+            }
+            let (schema, batch) = load_summary_batch(&summary)?;
+            output::write_batches(&mut out, format, &schema, &[batch], None)?;
+            if format == Format::Table {
+                match summary.load_id {
+                    Some(id) => writeln!(out, "load {id} committed to {}", wh_root.display()),
+                    None => writeln!(out, "nothing new to load: every file was loaded before"),
+                }
+                .map_err(|e| Error::io("<stdout>", e))?;
+            }
+            Ok(())
+        }
+        Command::Tables(f) => {
+            let wh = Warehouse::open(&wh_root)?;
+            if wh.table_names().is_empty() {
+                return Err(Error::Warehouse {
+                    dir: wh_root,
+                    message: "no tables: run `ecrm ingest` first".into(),
+                });
+            }
+            let names: Vec<String> = wh.table_names();
+            let rows: Vec<u64> = names
+                .iter()
+                .map(|n| wh.snapshot().tables[n].rows())
+                .collect();
+            let files: Vec<u64> = names
+                .iter()
+                .map(|n| wh.snapshot().tables[n].files.len() as u64)
+                .collect();
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("table", DataType::Utf8, false),
+                Field::new("rows", DataType::UInt64, false),
+                Field::new("files", DataType::UInt64, false),
+            ]));
+            let cols: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(names)),
+                Arc::new(UInt64Array::from(rows)),
+                Arc::new(UInt64Array::from(files)),
+            ];
+            let batch = RecordBatch::try_new(schema.clone(), cols)?;
+            print(&f, &schema, &[batch])
+        }
+        Command::Describe { table, format } => {
+            let wh = Warehouse::open(&wh_root)?;
+            wh.table(&table)?;
+            let rt = runtime()?;
+            let schema = rt.block_on(async {
+                let ctx = olap::session(&wh).await?;
+                let df = ctx.table(table.as_str()).await?;
+                Ok::<_, Error>(df.schema().as_arrow().clone())
+            })?;
+            let out_schema = Arc::new(Schema::new(vec![
+                Field::new("column", DataType::Utf8, false),
+                Field::new("type", DataType::Utf8, false),
+                Field::new("nullable", DataType::Boolean, false),
+            ]));
+            let cols: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().clone())
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.data_type().to_string())
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(BooleanArray::from(
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.is_nullable())
+                        .collect::<Vec<_>>(),
+                )),
+            ];
+            let batch = RecordBatch::try_new(out_schema.clone(), cols)?;
+            print(&format, &out_schema, &[batch])
+        }
+        Command::Loads(f) => {
+            let wh = Warehouse::open(&wh_root)?;
+            wh.table("loads")?;
+            let rt = runtime()?;
+            let (schema, batches) = rt.block_on(async {
+                let ctx = olap::session(&wh).await?;
+                olap::sql(
+                    &ctx,
+                    "SELECT load_id, source, file_name, rows_read, rows_loaded, rows_rejected, duplicates, \
+                     sha256, started_at, finished_at FROM loads ORDER BY load_id, source, file_name",
+                )
+                .await
+            })?;
+            print(&f, &schema, &batches)
+        }
+        Command::Query(a) => {
+            let script = match (&a.sql, &a.file) {
+                (Some(s), _) => s.clone(),
+                (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?,
+                (None, None) => {
+                    return Err(Error::Usage {
+                        arg: "query".into(),
+                        message: "give SQL with -e \"SQL\" or a file with -f FILE.sql".into(),
+                    });
+                }
+            };
+            let statements = olap::split_statements(&script);
+            if statements.is_empty() {
+                return Err(Error::Usage {
+                    arg: "query".into(),
+                    message: "no SQL statement given".into(),
+                });
+            }
+            let mut extra = Vec::new();
+            for t in &a.table {
+                let Some((name, path)) = t.split_once('=') else {
+                    return Err(Error::Usage {
+                        arg: "--table".into(),
+                        message: format!("{t:?} is not NAME=PATH"),
+                    });
+                };
+                extra.push((name.to_string(), PathBuf::from(path)));
+            }
+            let wh = Warehouse::open(&wh_root)?;
+            if wh.table_names().is_empty() && extra.is_empty() {
+                return Err(Error::Warehouse {
+                    dir: wh_root,
+                    message: "no tables: run `ecrm ingest` first, or register files with --table NAME=PATH".into(),
+                });
+            }
+            let rt = runtime()?;
+            rt.block_on(async {
+                let ctx = olap::session(&wh).await?;
+                for (name, path) in &extra {
+                    olap::register_path(&ctx, name, path).await?;
+                }
+                let format = Format::resolve(a.format.format);
+                let last = statements.len() - 1;
+                for (i, stmt) in statements.iter().enumerate() {
+                    let (schema, batches) = olap::sql(&ctx, stmt).await?;
+                    if let (Some(path), true) = (&a.out, i == last) {
+                        output::write_file(path, format, &schema, &batches)?;
+                        continue;
+                    }
+                    if a.out.is_some() {
+                        continue;
+                    }
+                    let mut out = std::io::stdout().lock();
+                    if i > 0 && format == Format::Csv {
+                        writeln!(out).map_err(|e| Error::io("<stdout>", e))?;
+                    }
+                    output::write_batches(
+                        &mut out,
+                        format,
+                        &schema,
+                        &batches,
+                        Some(a.format.max_rows),
+                    )?;
+                }
+                Ok::<_, Error>(())
+            })
+        }
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "ecrm", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+fn print(f: &FormatArgs, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    output::write_batches(
+        &mut out,
+        Format::resolve(f.format),
+        schema,
+        batches,
+        Some(f.max_rows),
+    )
+}
+
+/// The async runtime for DataFusion.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
+}
+
+/// The load summary as one row per file.
+fn load_summary_batch(s: &ingest::LoadSummary) -> Result<(SchemaRef, RecordBatch)> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("file", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("rows_read", DataType::UInt64, false),
+        Field::new("loaded", DataType::UInt64, false),
+        Field::new("rejected", DataType::UInt64, false),
+        Field::new("duplicates", DataType::UInt64, false),
+        Field::new("reasons", DataType::Utf8, false),
+    ]));
+    let f = &s.files;
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(
+            f.iter().map(|x| x.source.clone()).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            f.iter().map(|x| x.file.clone()).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            f.iter().map(|x| x.status.clone()).collect::<Vec<_>>(),
+        )),
+        Arc::new(UInt64Array::from(
+            f.iter().map(|x| x.rows_read).collect::<Vec<_>>(),
+        )),
+        Arc::new(UInt64Array::from(
+            f.iter().map(|x| x.rows_loaded).collect::<Vec<_>>(),
+        )),
+        Arc::new(UInt64Array::from(
+            f.iter().map(|x| x.rows_rejected).collect::<Vec<_>>(),
+        )),
+        Arc::new(UInt64Array::from(
+            f.iter().map(|x| x.duplicates).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            f.iter()
+                .map(|x| {
+                    x.reasons
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect::<Vec<_>>(),
+        )),
+    ];
+    Ok((schema.clone(), RecordBatch::try_new(schema, cols)?))
+}

@@ -1,0 +1,120 @@
+//! The one error type of ecrm, grouped by what the user must fix, and the exit codes.
+//!
+//! Variants carry the file, record, column or key the user needs to act on; messages are
+//! worded for that user. Engine errors (polars, DataFusion, Parquet) are wrapped with `#[from]`
+//! and keep their own message. `Internal` is reserved for "this is our bug".
+//!
+//! Exit codes (as in DESIGN.md): 0 success; 1 the run completed but a data test or quality gate
+//! failed ([`Error::QualityGate`]); 2 any other error.
+
+use std::path::PathBuf;
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in ecrm.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A contract, pipeline or model file (or a CLI value) is wrong: the file, the key and what
+    /// is allowed.
+    #[error("{file}: {key}: {message}")]
+    Config {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+
+    /// A command-line value is wrong.
+    #[error("{arg}: {message}")]
+    Usage { arg: String, message: String },
+
+    /// Input data cannot be read as declared (a whole file, not a single row: bad rows become
+    /// rejects with reason codes instead).
+    #[error("{file}: {message}")]
+    Input { file: PathBuf, message: String },
+
+    /// The run completed, but a quality gate failed (reject rate, data test). Exit code 1.
+    #[error("quality gate failed: {0}")]
+    QualityGate(String),
+
+    /// The warehouse is locked by another writer, missing, or its catalog is damaged.
+    #[error("warehouse {dir}: {message}")]
+    Warehouse { dir: PathBuf, message: String },
+
+    /// A table or load that does not exist.
+    #[error("{what} not found: {name}{hint}")]
+    NotFound {
+        what: &'static str,
+        name: String,
+        hint: String,
+    },
+
+    /// File system errors, with the path involved.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("polars: {0}")]
+    Polars(#[from] polars::error::PolarsError),
+
+    #[error("{0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+
+    #[error("arrow: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+
+    #[error("parquet: {0}")]
+    Parquet(#[from] datafusion::parquet::errors::ParquetError),
+
+    /// A bug in ecrm, not in the user's input.
+    #[error("internal error (please report): {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The process exit code for this error: 1 for a failed quality gate, 2 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::QualityGate(_) => 1,
+            _ => 2,
+        }
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A configuration error naming the file and key.
+    pub fn config(
+        file: impl Into<PathBuf>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Config {
+            file: file.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An input-file error.
+    pub fn input(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Input {
+            file: file.into(),
+            message: message.into(),
+        }
+    }
+
+    /// True when this error is a broken pipe on stdout (e.g. `ecrm query ... | head`), which is
+    /// success, as in ripgrep.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}

@@ -1,0 +1,527 @@
+//! Ingest: raw extracts → the star-schema warehouse, every input row accounted for.
+//!
+//! - Input: a source contract ([`contract`]) and the files it names (or `--input` overrides):
+//!   one file, a folder (its files in name order) or a glob per source.
+//! - Output tables: `dim_customer`, `dim_product`, `dim_date`, `fact_sales`,
+//!   `fact_campaign_contact`, `rejects`, `loads` (see [`build`]), plus `<warehouse>/loads.json`.
+//! - Parameters: `--full-refresh` (rebuild from these files only), `--max-reject-rate X`
+//!   (default: no limit; a file whose rejected share exceeds X fails the load with exit code 1
+//!   and leaves the warehouse unchanged).
+//!
+//! Per file: rows read = rows loaded + rows rejected + exact duplicates dropped. A file whose
+//! SHA-256 is already in `loads` is skipped and reported; a different file with the name of an
+//! earlier load's file is refused (a corrected re-delivery must be loaded on purpose).
+//!
+//! The flow of one file: [`scan`] (csv crate: encoding, record numbers, ragged lines, exact
+//! duplicates) → [`cleanse`] (polars: trim, types, rules → reason codes) in chunks; then the
+//! whole load is merged into the star schema by [`build`] and committed atomically.
+
+pub mod build;
+pub mod cleanse;
+pub mod contract;
+pub mod reasons;
+pub mod scan;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::warehouse::{Warehouse, WriterLock};
+use contract::{Contract, Entity, Source};
+
+/// Rows per polars chunk: big enough to amortise the plan, small enough to bound memory.
+pub const DEFAULT_CHUNK_ROWS: usize = 256 * 1024;
+
+/// How to run one ingest.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// `--input` overrides: (source name or None for "the only source", path).
+    pub inputs: Vec<(Option<String>, PathBuf)>,
+    /// Rebuild the warehouse from these files alone.
+    pub full_refresh: bool,
+    /// Fail the load when a file's rejected share exceeds this (0..=1).
+    pub max_reject_rate: Option<f64>,
+    /// Rows per polars chunk (default [`DEFAULT_CHUNK_ROWS`]).
+    pub chunk_rows: Option<usize>,
+}
+
+/// The outcome for one input file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSummary {
+    pub source: String,
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+    /// `loaded`, or `already_loaded` (same content loaded before, by load `previous_load`).
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_load: Option<i64>,
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub duplicates: u64,
+    /// Rejected rows by reason code.
+    pub reasons: BTreeMap<String, u64>,
+}
+
+/// The outcome of one ingest.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadSummary {
+    /// The new load's id, or `None` when every file was already loaded.
+    pub load_id: Option<i64>,
+    pub files: Vec<FileSummary>,
+    /// Row counts of the warehouse's tables after the load.
+    pub tables: BTreeMap<String, u64>,
+}
+
+/// A file's cleansed rows and rejects, before the star schema is built.
+pub struct FileLoad {
+    pub source: Source,
+    pub summary: FileSummary,
+    /// Good rows (typed canonical columns, `__record`).
+    pub good: DataFrame,
+    /// Rejected rows: record, line, raw, reason, detail.
+    pub rejects: DataFrame,
+}
+
+/// Resolves a source path (file, folder or glob) to files in name order.
+pub fn resolve_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let text = path.to_string_lossy();
+    if text.contains(['*', '?', '[']) {
+        let mut files: Vec<PathBuf> = glob::glob(&text)
+            .map_err(|e| Error::input(path, format!("bad glob pattern: {e}")))?
+            .filter_map(|p| p.ok())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::input(path, "no file matches this pattern"));
+        }
+        return Ok(files);
+    }
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| Error::io(path, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::input(path, "the folder has no files"));
+        }
+        Ok(files)
+    } else {
+        Ok(vec![path.to_path_buf()])
+    }
+}
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((hex::encode(hasher.finalize()), bytes))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Runs one ingest into the warehouse at `root`.
+pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<LoadSummary> {
+    // Inputs are resolved and checked before the lock is taken or any data is read.
+    let mut overrides: HashMap<String, PathBuf> = HashMap::new();
+    for (name, path) in &opts.inputs {
+        let name = match name {
+            Some(n) => {
+                if !contract.sources.iter().any(|s| &s.name == n) {
+                    return Err(Error::Usage {
+                        arg: "--input".into(),
+                        message: format!(
+                            "no source {n:?} in {}; sources: {}",
+                            contract.file.display(),
+                            contract
+                                .sources
+                                .iter()
+                                .map(|s| s.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    });
+                }
+                n.clone()
+            }
+            None if contract.sources.len() == 1 => contract.sources[0].name.clone(),
+            None => {
+                return Err(Error::Usage {
+                    arg: "--input".into(),
+                    message: format!(
+                        "the contract has {} sources: write --input SOURCE=PATH (sources: {})",
+                        contract.sources.len(),
+                        contract
+                            .sources
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        };
+        overrides.insert(name, path.clone());
+    }
+    let mut plan: Vec<(Source, Vec<PathBuf>)> = Vec::new();
+    for s in &contract.sources {
+        let path = overrides
+            .get(&s.name)
+            .cloned()
+            .unwrap_or_else(|| s.path.clone());
+        plan.push((s.clone(), resolve_files(&path)?));
+    }
+
+    let lock = WriterLock::acquire(root, "ingest")?;
+    let wh = Warehouse::open(root)?;
+    let started = chrono::Utc::now();
+
+    // Earlier loads: content hashes and file names.
+    let previous_loads = if opts.full_refresh {
+        None
+    } else {
+        wh.read_polars("loads")?
+    };
+    let mut loaded_hashes: HashMap<String, i64> = HashMap::new();
+    let mut loaded_names: HashMap<(String, String), (i64, String)> = HashMap::new();
+    let mut next_load_id = 1i64;
+    if let Some(df) = &previous_loads {
+        let ids = df.column("load_id")?.i64()?;
+        let hashes = df.column("sha256")?.str()?;
+        let names = df.column("file_name")?.str()?;
+        let sources = df.column("source")?.str()?;
+        for i in 0..df.height() {
+            let (Some(id), Some(h), Some(n), Some(s)) =
+                (ids.get(i), hashes.get(i), names.get(i), sources.get(i))
+            else {
+                continue;
+            };
+            loaded_hashes.insert(h.to_string(), id);
+            loaded_names.insert((s.to_string(), n.to_string()), (id, h.to_string()));
+            next_load_id = next_load_id.max(id + 1);
+        }
+    }
+
+    // Which files are new; refuse changed re-deliveries.
+    let chunk_rows = opts.chunk_rows.unwrap_or(DEFAULT_CHUNK_ROWS).max(1);
+    let mut skipped = Vec::new();
+    let mut todo: Vec<(Source, PathBuf, String, u64)> = Vec::new();
+    let mut hashes_this_load: HashSet<String> = HashSet::new();
+    for (source, files) in &plan {
+        for path in files {
+            let (sha, bytes) = sha256_file(path)?;
+            if let Some(&prev) = loaded_hashes.get(&sha) {
+                skipped.push(FileSummary {
+                    source: source.name.clone(),
+                    file: path.display().to_string(),
+                    sha256: sha,
+                    bytes,
+                    status: "already_loaded".into(),
+                    previous_load: Some(prev),
+                    rows_read: 0,
+                    rows_loaded: 0,
+                    rows_rejected: 0,
+                    duplicates: 0,
+                    reasons: BTreeMap::new(),
+                });
+                continue;
+            }
+            if let Some((prev, _)) = loaded_names.get(&(source.name.clone(), file_name(path))) {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "refused: a file with this name but different content was loaded by load {prev}; \
+                         a corrected re-delivery needs a new file name, or --full-refresh"
+                    ),
+                ));
+            }
+            if !hashes_this_load.insert(sha.clone()) {
+                // The same content twice in one delivery: load it once.
+                skipped.push(FileSummary {
+                    source: source.name.clone(),
+                    file: path.display().to_string(),
+                    sha256: sha,
+                    bytes,
+                    status: "already_loaded".into(),
+                    previous_load: None,
+                    rows_read: 0,
+                    rows_loaded: 0,
+                    rows_rejected: 0,
+                    duplicates: 0,
+                    reasons: BTreeMap::new(),
+                });
+                continue;
+            }
+            todo.push((source.clone(), path.clone(), sha, bytes));
+        }
+    }
+
+    if todo.is_empty() && !opts.full_refresh {
+        for f in &skipped {
+            tracing::info!(file = %f.file, load = ?f.previous_load, "already loaded; nothing to do");
+        }
+        return Ok(LoadSummary {
+            load_id: None,
+            files: skipped,
+            tables: wh
+                .snapshot()
+                .tables
+                .iter()
+                .map(|(k, v)| (k.clone(), v.rows()))
+                .collect(),
+        });
+    }
+    let load_id = if opts.full_refresh { 1 } else { next_load_id };
+
+    // Known ids for relationship rules: existing dimensions plus this load's dimension files,
+    // which are processed first (sources are sorted customers, products, order lines, contacts).
+    let base = if opts.full_refresh { None } else { Some(&wh) };
+    let mut known = cleanse::KnownIds::default();
+    let has_customer_source = plan.iter().any(|(s, _)| s.entity == Entity::Customer);
+    let has_product_source = plan.iter().any(|(s, _)| s.entity == Entity::Product);
+    let existing_ids = |table: &str, column: &str| -> Result<Series> {
+        let mut ids = Series::new_empty(column.into(), &DataType::String);
+        if let Some(wh) = base
+            && let Some(df) = wh.read_polars(table)?
+        {
+            ids = df.column(column)?.as_materialized_series().drop_nulls();
+        }
+        Ok(ids)
+    };
+    if has_customer_source {
+        known.customers = Some(existing_ids("dim_customer", "customer_id")?);
+    }
+    if has_product_source {
+        known.products = Some(existing_ids("dim_product", "product_id")?);
+    }
+
+    let mut loads: Vec<FileLoad> = Vec::new();
+    for (source, path, sha, bytes) in todo {
+        let fl = load_file(&source, &path, sha, bytes, chunk_rows, &known)?;
+        let add = |set: &mut Option<Series>, df: &DataFrame, c: &str| -> Result<()> {
+            if let Some(s) = set {
+                let new = df.column(c)?.as_materialized_series().drop_nulls();
+                s.append(&new)?;
+            }
+            Ok(())
+        };
+        match source.entity {
+            Entity::Customer => add(&mut known.customers, &fl.good, "customer_id")?,
+            Entity::Product => add(&mut known.products, &fl.good, "product_id")?,
+            _ => {}
+        }
+        tracing::info!(
+            file = %fl.summary.file,
+            read = fl.summary.rows_read,
+            loaded = fl.summary.rows_loaded,
+            rejected = fl.summary.rows_rejected,
+            duplicates = fl.summary.duplicates,
+            "scanned"
+        );
+        loads.push(fl);
+    }
+    build::dedupe_keys(&mut loads)?;
+
+    // Quality gate: nothing is written when a file's rejected share is too high.
+    if let Some(max) = opts.max_reject_rate {
+        for fl in &loads {
+            let s = &fl.summary;
+            if s.rows_read > 0 && (s.rows_rejected as f64) > max * (s.rows_read as f64) {
+                return Err(Error::QualityGate(format!(
+                    "{}: {} of {} rows rejected ({:.2}%), above --max-reject-rate {}; the warehouse is unchanged",
+                    s.file,
+                    s.rows_rejected,
+                    s.rows_read,
+                    100.0 * s.rows_rejected as f64 / s.rows_read as f64,
+                    max
+                )));
+            }
+        }
+    }
+
+    let finished = chrono::Utc::now();
+    let mut tx = wh.begin(&lock);
+    if opts.full_refresh {
+        tx.clear();
+    }
+    let build_base = if opts.full_refresh { None } else { Some(&wh) };
+    let input = build::BuildInput {
+        loads: &loads,
+        load_id,
+        started,
+        finished,
+        previous_loads: previous_loads.as_ref(),
+        customer_source: has_customer_source,
+        product_source: has_product_source,
+    };
+    build::build(&mut tx, build_base, &input)?;
+    let op = format!(
+        "ingest load {load_id}{}",
+        if opts.full_refresh {
+            " (full refresh)"
+        } else {
+            ""
+        }
+    );
+    let wh = Warehouse::commit(tx, &op)?;
+    build::write_loads_json(&wh)?;
+
+    let mut files: Vec<FileSummary> = loads.into_iter().map(|l| l.summary).collect();
+    files.extend(skipped);
+    Ok(LoadSummary {
+        load_id: Some(load_id),
+        files,
+        tables: wh
+            .snapshot()
+            .tables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.rows()))
+            .collect(),
+    })
+}
+
+/// Scans and cleanses one file.
+fn load_file(
+    source: &Source,
+    path: &Path,
+    sha256: String,
+    bytes: u64,
+    chunk_rows: usize,
+    known: &cleanse::KnownIds,
+) -> Result<FileLoad> {
+    let mut good_parts = Vec::new();
+    let mut reject_parts = Vec::new();
+    let outcome = scan::scan_csv(source, path, chunk_rows, |chunk| {
+        let df = cleanse::cleanse(source, chunk, known)?;
+        let is_bad = df.column("__reason")?.is_not_null();
+        let bad = df.filter(&is_bad)?;
+        let good = df.filter(&!&is_bad)?;
+        if bad.height() > 0 {
+            reject_parts.push(bad.select([
+                "__record", "__line", "__start", "__end", "__reason", "__detail",
+            ])?);
+        }
+        good_parts.push(good.drop_many(["__reason", "__detail"]));
+        Ok(())
+    })?;
+
+    // Scan rejects join the polars ones; raw text is read back by byte range.
+    let n = outcome.rejects.len();
+    let scan_rejects = df!(
+        "__record" => outcome.rejects.iter().map(|r| r.record).collect::<Vec<_>>(),
+        "__line" => outcome.rejects.iter().map(|r| r.line).collect::<Vec<_>>(),
+        "__start" => outcome.rejects.iter().map(|r| r.start).collect::<Vec<_>>(),
+        "__end" => outcome.rejects.iter().map(|r| r.end).collect::<Vec<_>>(),
+        "__reason" => outcome.rejects.iter().map(|r| r.reason.code()).collect::<Vec<_>>(),
+        "__detail" => outcome.rejects.iter().map(|r| r.detail.clone()).collect::<Vec<_>>(),
+    )?;
+    let mut rejects = if n > 0 || reject_parts.is_empty() {
+        scan_rejects
+    } else {
+        reject_parts.remove(0)
+    };
+    for part in reject_parts {
+        rejects.vstack_mut(&part)?;
+    }
+    rejects = rejects.sort(["__record"], SortMultipleOptions::default())?;
+    let ranges: Vec<(u64, u64)> = rejects
+        .column("__start")?
+        .u64()?
+        .into_no_null_iter()
+        .zip(rejects.column("__end")?.u64()?.into_no_null_iter())
+        .collect();
+    let raw = scan::read_raw(path, source.encoding, &ranges)?;
+    let rejects = df!(
+        "record" => rejects.column("__record")?.as_materialized_series().clone(),
+        "line" => rejects.column("__line")?.as_materialized_series().clone(),
+        "raw" => raw,
+        "reason" => rejects.column("__reason")?.as_materialized_series().clone(),
+        "detail" => rejects.column("__detail")?.as_materialized_series().clone(),
+    )?;
+
+    let good = if good_parts.is_empty() {
+        empty_good(source)?
+    } else {
+        let mut g = good_parts.remove(0);
+        for p in good_parts {
+            g.vstack_mut(&p)?;
+        }
+        g.align_chunks_par();
+        g
+    };
+    let mut reasons = BTreeMap::new();
+    for r in rejects.column("reason")?.str()?.iter().flatten() {
+        *reasons.entry(r.to_string()).or_insert(0u64) += 1;
+    }
+    let summary = FileSummary {
+        source: source.name.clone(),
+        file: path.display().to_string(),
+        sha256,
+        bytes,
+        status: "loaded".into(),
+        previous_load: None,
+        rows_read: outcome.rows_read,
+        rows_loaded: good.height() as u64,
+        rows_rejected: rejects.height() as u64,
+        duplicates: outcome.duplicates,
+        reasons,
+    };
+    debug_assert_eq!(
+        summary.rows_read,
+        summary.rows_loaded + summary.rows_rejected + summary.duplicates
+    );
+    Ok(FileLoad {
+        source: source.clone(),
+        summary,
+        good,
+        rejects,
+    })
+}
+
+/// The typed frame of a file with no good rows: cleanse an empty chunk.
+fn empty_good(source: &Source) -> Result<DataFrame> {
+    let mut cols = vec![
+        Column::new("__record".into(), Vec::<u64>::new()),
+        Column::new("__line".into(), Vec::<u64>::new()),
+        Column::new("__start".into(), Vec::<u64>::new()),
+        Column::new("__end".into(), Vec::<u64>::new()),
+    ];
+    for (name, _, _) in &source.columns {
+        cols.push(Column::new(name.as_str().into(), Vec::<String>::new()));
+    }
+    let df = cleanse::cleanse(
+        source,
+        DataFrame::new_infer_height(cols)?,
+        &cleanse::KnownIds::default(),
+    )?;
+    Ok(df.drop_many(["__reason", "__detail"]))
+}

@@ -1,0 +1,304 @@
+//! The pre-scan: raw CSV bytes → chunks of raw text columns for polars, with what polars' CSV
+//! reader cannot give.
+//!
+//! polars reads UTF-8 only, cannot say which record a bad row was, and either fails on or
+//! silently pads ragged lines. This pass (the `csv` crate, one streaming read) does exactly
+//! that part and nothing more:
+//! - decodes each field from the source's encoding (Latin-1 through encoding_rs);
+//! - numbers records (1-based data rows, header excluded) and remembers each one's byte range,
+//!   so a rejected row's raw text can be quoted exactly;
+//! - drops exact duplicate records (identical raw field bytes, before any cleansing), counted;
+//! - rejects ragged lines (`ragged_line`) and invalid UTF-8 (`bad_encoding`);
+//! - hands the rest to polars in chunks of `chunk_rows` rows, one text column per mapped
+//!   canonical column, plus `__record`, `__line`, `__start`, `__end`.
+//!
+//! Memory: one chunk of text, plus 16 bytes per distinct record for duplicate detection.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use polars::prelude::*;
+
+use super::contract::{Encoding, Source};
+use super::reasons::Reason;
+use crate::error::{Error, Result};
+
+/// A row the scan rejected before polars saw it.
+#[derive(Debug, Clone)]
+pub struct ScanReject {
+    pub record: u64,
+    pub line: u64,
+    pub start: u64,
+    pub end: u64,
+    pub reason: Reason,
+    pub detail: String,
+}
+
+/// What the scan of one file saw.
+#[derive(Debug, Default)]
+pub struct ScanOutcome {
+    /// Data records read (header excluded).
+    pub rows_read: u64,
+    /// Exact duplicates dropped.
+    pub duplicates: u64,
+    pub rejects: Vec<ScanReject>,
+}
+
+/// A `Hasher` for keys that are already uniform 128-bit hashes.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.0 = i as u64;
+    }
+}
+
+/// Column buffers of the chunk being filled.
+struct ChunkBuilder {
+    names: Vec<String>,
+    text: Vec<String>,
+    ends: Vec<Vec<usize>>,
+    record: Vec<u64>,
+    line: Vec<u64>,
+    start: Vec<u64>,
+    end: Vec<u64>,
+}
+
+impl ChunkBuilder {
+    fn new(names: Vec<String>) -> Self {
+        let n = names.len();
+        ChunkBuilder {
+            names,
+            text: vec![String::new(); n],
+            ends: vec![Vec::new(); n],
+            record: Vec::new(),
+            line: Vec::new(),
+            start: Vec::new(),
+            end: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.record.len()
+    }
+
+    fn take(&mut self) -> Result<DataFrame> {
+        let mut cols: Vec<Column> = vec![
+            Column::new("__record".into(), std::mem::take(&mut self.record)),
+            Column::new("__line".into(), std::mem::take(&mut self.line)),
+            Column::new("__start".into(), std::mem::take(&mut self.start)),
+            Column::new("__end".into(), std::mem::take(&mut self.end)),
+        ];
+        for (i, name) in self.names.iter().enumerate() {
+            let text = std::mem::take(&mut self.text[i]);
+            let ends = std::mem::take(&mut self.ends[i]);
+            let mut from = 0;
+            let values = ends.iter().map(|&to| {
+                let s = &text[from..to];
+                from = to;
+                s
+            });
+            let ca = StringChunked::from_iter_values(name.as_str().into(), values);
+            cols.push(ca.into_column());
+        }
+        Ok(DataFrame::new_infer_height(cols)?)
+    }
+}
+
+/// Decodes one raw field; `None` for invalid UTF-8 in a UTF-8 source.
+fn decode<'a>(encoding: Encoding, bytes: &'a [u8]) -> Option<std::borrow::Cow<'a, str>> {
+    match encoding {
+        Encoding::Utf8 => std::str::from_utf8(bytes)
+            .ok()
+            .map(std::borrow::Cow::Borrowed),
+        Encoding::Latin1 => Some(
+            encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(bytes)
+                .0,
+        ),
+    }
+}
+
+/// Scans one CSV file, calling `on_chunk` with each chunk of raw text columns.
+pub fn scan_csv(
+    source: &Source,
+    path: &Path,
+    chunk_rows: usize,
+    mut on_chunk: impl FnMut(DataFrame) -> Result<()>,
+) -> Result<ScanOutcome> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(source.delimiter)
+        .quote(source.quote)
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 20)
+        .from_reader(file);
+
+    let mut rec = csv::ByteRecord::new();
+    let header_read = rdr
+        .read_byte_record(&mut rec)
+        .map_err(|e| Error::input(path, format!("cannot read the header line: {e}")))?;
+    if !header_read {
+        return Err(Error::input(path, "empty file: no header line"));
+    }
+    let mut header = Vec::with_capacity(rec.len());
+    for (i, f) in rec.iter().enumerate() {
+        let f = if i == 0 {
+            f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f)
+        } else {
+            f
+        };
+        let Some(name) = decode(source.encoding, f) else {
+            return Err(Error::input(
+                path,
+                format!(
+                    "header field {} is not valid UTF-8: is the file Latin-1? (set encoding = \"latin-1\" in the contract)",
+                    i + 1
+                ),
+            ));
+        };
+        header.push(name.trim().to_string());
+    }
+    let width = header.len();
+    let mut index = Vec::with_capacity(source.columns.len());
+    for (name, _, spec) in &source.columns {
+        match header.iter().position(|h| *h == spec.from.trim()) {
+            Some(i) => index.push(i),
+            None => {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "column {:?} (mapped to {name} by source {}) is not in the header; the header has: {}",
+                        spec.from,
+                        source.name,
+                        header.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+
+    let names = source.columns.iter().map(|(n, _, _)| n.clone()).collect();
+    let mut chunk = ChunkBuilder::new(names);
+    let mut seen: HashSet<u128, BuildHasherDefault<PassThrough>> = HashSet::default();
+    let mut out = ScanOutcome::default();
+    loop {
+        let read = rdr.read_byte_record(&mut rec).map_err(|e| {
+            Error::input(
+                path,
+                format!("unreadable CSV after record {}: {e}", out.rows_read),
+            )
+        })?;
+        if !read {
+            break;
+        }
+        out.rows_read += 1;
+        let pos = rec.position().expect("csv records carry their position");
+        let (start, line) = (pos.byte(), pos.line());
+        let end = rdr.position().byte();
+
+        // Exact duplicates: hash of the raw field bytes and their boundaries.
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(rec.as_slice());
+        for i in 0..rec.len() {
+            h.update(&(rec.range(i).map_or(0, |r| r.end) as u32).to_le_bytes());
+        }
+        if !seen.insert(h.digest128()) {
+            out.duplicates += 1;
+            continue;
+        }
+
+        let reject = |reason, detail| ScanReject {
+            record: out.rows_read,
+            line,
+            start,
+            end,
+            reason,
+            detail,
+        };
+        if rec.len() != width {
+            let r = reject(
+                Reason::RaggedLine,
+                format!("{} fields, the header has {width}", rec.len()),
+            );
+            out.rejects.push(r);
+            continue;
+        }
+        let mut bad_field = None;
+        for (c, &i) in index.iter().enumerate() {
+            match decode(source.encoding, &rec[i]) {
+                Some(v) => {
+                    chunk.text[c].push_str(&v);
+                    chunk.ends[c].push(chunk.text[c].len());
+                }
+                None => {
+                    bad_field = Some((c, i));
+                    break;
+                }
+            }
+        }
+        if let Some((c, i)) = bad_field {
+            // Roll back the fields already pushed for this record.
+            for k in 0..c {
+                chunk.ends[k].pop();
+                let keep = chunk.ends[k].last().copied().unwrap_or(0);
+                chunk.text[k].truncate(keep);
+            }
+            let r = reject(
+                Reason::BadEncoding,
+                format!("column {} is not valid UTF-8", header[i]),
+            );
+            out.rejects.push(r);
+            continue;
+        }
+        chunk.record.push(out.rows_read);
+        chunk.line.push(line);
+        chunk.start.push(start);
+        chunk.end.push(end);
+        if chunk.len() >= chunk_rows {
+            on_chunk(chunk.take()?)?;
+        }
+    }
+    if chunk.len() > 0 {
+        on_chunk(chunk.take()?)?;
+    }
+    Ok(out)
+}
+
+/// Reads the raw text of records by byte range, decoded from the source's encoding (invalid
+/// UTF-8 replaced) and without the line terminator.
+pub fn read_raw(path: &Path, encoding: Encoding, ranges: &[(u64, u64)]) -> Result<Vec<String>> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::with_capacity(ranges.len());
+    let mut buf = Vec::new();
+    for &(start, end) in ranges {
+        buf.resize((end - start) as usize, 0);
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| Error::io(path, e))?;
+        file.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        let text = match encoding {
+            Encoding::Utf8 => String::from_utf8_lossy(&buf).into_owned(),
+            Encoding::Latin1 => encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(&buf)
+                .0
+                .into_owned(),
+        };
+        out.push(text);
+    }
+    Ok(out)
+}

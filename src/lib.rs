@@ -1,0 +1,31 @@
+//! # ecrm — an analytical e-CRM warehouse and data-mining toolkit
+//!
+//! One crate, one binary. Raw customer and order extracts become a Parquet star schema; SQL
+//! and cube questions run over it with DataFusion; mining (segmentation, churn, baskets,
+//! sequences) follows in later modules.
+//!
+//! ```text
+//! raw extracts (CSV; one file, a folder of daily files, or a glob)
+//!    │  ingest   scan (csv crate: encoding, record numbers, duplicates, ragged lines)
+//!    │           → cleanse (polars: trim, types, rules → reason codes) → star-schema build
+//!    ▼
+//! warehouse/  tables/<name>/*.parquet (zstd), published atomically by one pointer file
+//!    │          dim_customer · dim_product · dim_date · fact_sales · fact_campaign_contact
+//!    │          rejects · loads
+//!    │  olap     DataFusion session with every table registered by name
+//!    ▼
+//! query results (table, csv, json, ndjson, parquet)
+//! ```
+//!
+//! Modules: [`error`] (the one error type and exit codes), [`cli`] (clap commands and output
+//! formats), [`ingest`] (contracts, scan, cleanse, build), [`warehouse`] (the table catalog and
+//! atomic commits), [`olap`] (the DataFusion session), [`synth`] (the sample-data generator).
+
+pub mod cli;
+pub mod error;
+pub mod ingest;
+pub mod olap;
+pub mod synth;
+pub mod warehouse;
+
+pub use error::{Error, Result};

@@ -1,0 +1,135 @@
+//! The table catalog: which Parquet files make up each table, published atomically.
+//!
+//! On disk:
+//!
+//! ```text
+//! <warehouse>/_ecrm/CURRENT                 {"version": 7, "snapshot": "snapshots/v00000007.json"}
+//! <warehouse>/_ecrm/snapshots/v00000007.json  every table: its files, their rows, the load that wrote them
+//! <warehouse>/tables/<table>/...parquet        data files, never modified after they are written
+//! ```
+//!
+//! A writer writes new data files under new names, then a new snapshot file, then replaces
+//! `CURRENT` by renaming a temporary file over it (atomic on POSIX). Readers read `CURRENT` first
+//! and follow it, so a writer killed at any instant leaves the previous snapshot readable; files it
+//! wrote but never published are orphans, removed by the next successful commit
+//! ([`super::Warehouse::commit`]). This is how Delta Lake commits, with one pointer file instead
+//! of a log.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One data file of a table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataFile {
+    /// Path relative to the warehouse root, with `/` separators.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// The load that wrote the file, for append-only tables whose rows belong to one load
+    /// (facts, rejects); `None` for tables rebuilt as a whole (dimensions, `loads`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_id: Option<u64>,
+}
+
+/// One table: its files.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TableFiles {
+    pub files: Vec<DataFile>,
+}
+
+impl TableFiles {
+    /// Total rows over all files.
+    pub fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+}
+
+/// A published state of the whole warehouse.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    /// Increases by one with each commit; 0 is the empty warehouse (no `CURRENT` yet).
+    pub version: u64,
+    /// When it was committed (RFC 3339, UTC).
+    #[serde(default)]
+    pub committed_at: String,
+    /// What produced it (e.g. `ingest load 3`).
+    #[serde(default)]
+    pub operation: String,
+    /// Tables by name.
+    pub tables: BTreeMap<String, TableFiles>,
+}
+
+/// The pointer file's content.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pointer {
+    version: u64,
+    snapshot: String,
+}
+
+pub(crate) const META_DIR: &str = "_ecrm";
+const POINTER: &str = "CURRENT";
+
+/// Snapshot file name of a version, relative to the meta folder.
+pub(crate) fn snapshot_name(version: u64) -> String {
+    format!("snapshots/v{version:08}.json")
+}
+
+/// Reads the published snapshot, or the empty one when nothing was published yet.
+pub(crate) fn read_current(root: &Path) -> Result<Snapshot> {
+    let pointer_path = root.join(META_DIR).join(POINTER);
+    let text = match std::fs::read_to_string(&pointer_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Snapshot::default()),
+        Err(e) => return Err(Error::io(pointer_path, e)),
+    };
+    let pointer: Pointer = serde_json::from_str(&text).map_err(|e| Error::Warehouse {
+        dir: root.to_path_buf(),
+        message: format!("damaged catalog pointer {}: {e}", pointer_path.display()),
+    })?;
+    read_snapshot(root, &pointer.snapshot)
+}
+
+/// Reads one snapshot file (relative to the meta folder).
+pub(crate) fn read_snapshot(root: &Path, name: &str) -> Result<Snapshot> {
+    let path = root.join(META_DIR).join(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Warehouse {
+        dir: root.to_path_buf(),
+        message: format!("damaged snapshot {}: {e}", path.display()),
+    })
+}
+
+/// Writes `bytes` to `path` durably through a temporary file renamed into place.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    // Make the rename itself durable.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Publishes `snapshot` (whose version must be the current one plus one): writes its file, then
+/// atomically replaces the pointer.
+pub(crate) fn publish(root: &Path, snapshot: &Snapshot) -> Result<()> {
+    let name = snapshot_name(snapshot.version);
+    let snap_path = root.join(META_DIR).join(&name);
+    let body = serde_json::to_vec_pretty(snapshot).map_err(|e| Error::Internal(e.to_string()))?;
+    write_atomically(&snap_path, &body)?;
+    let pointer = Pointer {
+        version: snapshot.version,
+        snapshot: name,
+    };
+    let body = serde_json::to_vec(&pointer).map_err(|e| Error::Internal(e.to_string()))?;
+    write_atomically(&root.join(META_DIR).join(POINTER), &body)
+}

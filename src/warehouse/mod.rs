@@ -1,0 +1,291 @@
+//! The warehouse: a folder of Parquet tables addressed by name, changed only by atomic commits.
+//!
+//! - Input: the warehouse folder (`--warehouse`, env `ECRM_WAREHOUSE`, default `./warehouse`).
+//! - Output: tables by name — `dim_customer`, `dim_product`, `dim_date`, `fact_sales`,
+//!   `fact_campaign_contact`, `rejects`, `loads` and, later, marts and scores.
+//!
+//! Contract of a write (a load, a mart rebuild):
+//! - A writer takes the writer lock ([`WriterLock`]); a second writer fails at once with a
+//!   message naming the holder.
+//! - It starts a [`Transaction`] from the published snapshot, writes new files under new names
+//!   (never overwriting a published file), and replaces or appends table file lists.
+//! - [`Warehouse::commit`] publishes all of it at once (see [`catalog`]); until then readers see
+//!   the previous state, and a killed writer leaves that state readable. The commit then removes
+//!   files that neither the new nor the previous snapshot references (orphans of killed writers
+//!   and files of replaced tables), keeping the previous snapshot readable for readers that
+//!   opened it just before the commit.
+
+pub mod catalog;
+mod lock;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+pub use catalog::{DataFile, Snapshot, TableFiles};
+pub use lock::WriterLock;
+
+use crate::error::{Error, Result};
+
+/// A warehouse folder and the snapshot that was published when it was opened.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    root: PathBuf,
+    snapshot: Snapshot,
+}
+
+impl Warehouse {
+    /// Opens the warehouse at `root` (which may not exist yet: then it is empty).
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let snapshot = catalog::read_current(&root)?;
+        Ok(Warehouse { root, snapshot })
+    }
+
+    /// The warehouse folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The snapshot this handle reads.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Table names, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        self.snapshot.tables.keys().cloned().collect()
+    }
+
+    /// The files of table `name`, or a not-found error listing the tables there are.
+    pub fn table(&self, name: &str) -> Result<&TableFiles> {
+        self.snapshot
+            .tables
+            .get(name)
+            .ok_or_else(|| Error::NotFound {
+                what: "table",
+                name: name.to_string(),
+                hint: if self.snapshot.tables.is_empty() {
+                    format!(
+                        " (warehouse {} is empty: run `ecrm ingest` first)",
+                        self.root.display()
+                    )
+                } else {
+                    format!(" (tables: {})", self.table_names().join(", "))
+                },
+            })
+    }
+
+    /// Absolute paths of the files of table `name`.
+    pub fn table_paths(&self, name: &str) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .table(name)?
+            .files
+            .iter()
+            .map(|f| self.root.join(&f.path))
+            .collect())
+    }
+
+    /// Reads a whole table into a polars frame (ingest only: dimensions it merges into).
+    /// `None` when the table does not exist yet.
+    pub fn read_polars(&self, name: &str) -> Result<Option<DataFrame>> {
+        let Some(table) = self.snapshot.tables.get(name) else {
+            return Ok(None);
+        };
+        let mut frames = Vec::with_capacity(table.files.len());
+        for f in &table.files {
+            let path = self.root.join(&f.path);
+            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+            frames.push(ParquetReader::new(file).finish()?.lazy());
+        }
+        if frames.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(concat(frames, UnionArgs::default())?.collect()?))
+    }
+
+    /// Starts a write against the published snapshot. Holding `lock` proves no other writer
+    /// runs.
+    pub fn begin<'l>(&self, lock: &'l WriterLock) -> Transaction<'l> {
+        let mut next = self.snapshot.clone();
+        next.version += 1;
+        Transaction {
+            root: self.root.clone(),
+            base: self.snapshot.clone(),
+            next,
+            file_seq: 0,
+            token: format!(
+                "{:08x}",
+                (std::process::id() as u64 ^ chrono::Utc::now().timestamp_subsec_nanos() as u64)
+                    & 0xffff_ffff
+            ),
+            _lock: lock,
+        }
+    }
+
+    /// Publishes the transaction's snapshot atomically, then removes unreferenced files.
+    /// Returns the warehouse as of the new snapshot.
+    pub fn commit(tx: Transaction<'_>, operation: &str) -> Result<Warehouse> {
+        let mut next = tx.next;
+        next.operation = operation.to_string();
+        next.committed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        catalog::publish(&tx.root, &next)?;
+        let wh = Warehouse {
+            root: tx.root,
+            snapshot: next,
+        };
+        wh.remove_unreferenced(&tx.base);
+        Ok(wh)
+    }
+
+    /// Deletes data files under `tables/` and snapshot files that neither the current nor
+    /// `previous` snapshot references. Failures are logged, never fatal: an orphan costs disk,
+    /// not correctness.
+    fn remove_unreferenced(&self, previous: &Snapshot) {
+        let mut keep: BTreeSet<PathBuf> = BTreeSet::new();
+        for snap in [&self.snapshot, previous] {
+            for t in snap.tables.values() {
+                for f in &t.files {
+                    keep.insert(self.root.join(&f.path));
+                }
+            }
+        }
+        let mut stack = vec![self.root.join("tables")];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if !keep.contains(&path)
+                    && let Err(e) = std::fs::remove_file(&path)
+                {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove unreferenced file");
+                }
+            }
+        }
+        let snaps = self.root.join(catalog::META_DIR).join("snapshots");
+        let keep_snaps = [
+            catalog::snapshot_name(self.snapshot.version),
+            catalog::snapshot_name(previous.version),
+        ];
+        if let Ok(entries) = std::fs::read_dir(&snaps) {
+            for entry in entries.flatten() {
+                let name = format!("snapshots/{}", entry.file_name().to_string_lossy());
+                if !keep_snaps.contains(&name) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// Writes Arrow batches as one zstd Parquet file (arrow-rs; the writer for everything after
+/// ingest: query results, marts, scores).
+pub fn write_arrow_parquet(
+    file: std::fs::File,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    batches: &[datafusion::arrow::array::RecordBatch],
+) -> Result<()> {
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::basic::{Compression, ZstdLevel};
+    use datafusion::parquet::file::properties::WriterProperties;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.close()?;
+    Ok(())
+}
+
+/// A write in progress: new files plus the table lists the next snapshot will have.
+pub struct Transaction<'l> {
+    root: PathBuf,
+    base: Snapshot,
+    next: Snapshot,
+    file_seq: u64,
+    token: String,
+    _lock: &'l WriterLock,
+}
+
+impl Transaction<'_> {
+    /// The snapshot as it will be published.
+    pub fn next(&self) -> &Snapshot {
+        &self.next
+    }
+
+    /// Writes `df` as a new zstd Parquet file of `table` (in sub-folder `partition` when given,
+    /// e.g. `month=2011-01`) and returns its catalog entry; the file is not part of the table
+    /// until [`Transaction::append`] or [`Transaction::replace`] and the commit.
+    ///
+    /// This and the arrow-rs writer used after ingest are the only places that write warehouse
+    /// Parquet.
+    pub fn write_polars(
+        &mut self,
+        table: &str,
+        partition: Option<&str>,
+        df: &mut DataFrame,
+        load_id: Option<u64>,
+    ) -> Result<DataFile> {
+        self.file_seq += 1;
+        let mut rel = format!("tables/{table}/");
+        if let Some(p) = partition {
+            rel.push_str(p);
+            rel.push('/');
+        }
+        // The run token keeps a killed writer's orphans apart from the files of the writer
+        // that retries the same version.
+        rel.push_str(&format!(
+            "v{:08}-{}-{:05}.parquet",
+            self.next.version, self.token, self.file_seq
+        ));
+        let path = self.root.join(&rel);
+        let dir = path.parent().expect("data file has a folder");
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        ParquetWriter::new(file)
+            .with_compression(ParquetCompression::Zstd(None))
+            .with_statistics(StatisticsOptions::full())
+            .finish(df)?;
+        Ok(DataFile {
+            path: rel,
+            rows: df.height() as u64,
+            load_id,
+        })
+    }
+
+    /// Adds files to a table (creating it when new).
+    pub fn append(&mut self, table: &str, files: Vec<DataFile>) {
+        self.next
+            .tables
+            .entry(table.to_string())
+            .or_default()
+            .files
+            .extend(files);
+    }
+
+    /// Makes `files` the whole content of a table.
+    pub fn replace(&mut self, table: &str, files: Vec<DataFile>) {
+        self.next
+            .tables
+            .insert(table.to_string(), TableFiles { files });
+    }
+
+    /// Empties the warehouse (a full refresh): every table is dropped from the next snapshot.
+    pub fn clear(&mut self) {
+        self.next.tables.clear();
+    }
+
+    /// Removes the files a load wrote from every table.
+    pub fn remove_load(&mut self, load_id: u64) {
+        for t in self.next.tables.values_mut() {
+            t.files.retain(|f| f.load_id != Some(load_id));
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary (each extra binary would re-link DataFusion and polars).
+
+mod bad_input;
+mod contracts;
+mod crash;
+mod online_retail;
+mod sample;
+mod support;

@@ -1,0 +1,96 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A data set file under `$ECRM_DATASETS`: `None` (with a SKIPPED line on stderr) when the
+/// variable is unset; a failure when it is set and the file is missing.
+pub fn dataset(rel: &str) -> Option<PathBuf> {
+    match std::env::var_os("ECRM_DATASETS") {
+        None => {
+            eprintln!(
+                "SKIPPED: ECRM_DATASETS is not set, so the real data set {rel} cannot be read"
+            );
+            None
+        }
+        Some(dir) => {
+            let p = Path::new(&dir).join(rel);
+            assert!(
+                p.exists(),
+                "ECRM_DATASETS is set but {} is missing",
+                p.display()
+            );
+            Some(p)
+        }
+    }
+}
+
+/// Runs the ecrm binary with `args` against `warehouse`.
+pub fn ecrm(warehouse: &Path, args: &[&str]) -> Output {
+    assert_cmd::Command::cargo_bin("ecrm")
+        .expect("ecrm binary")
+        .arg("--warehouse")
+        .arg(warehouse)
+        .arg("-q")
+        .args(args)
+        .env_remove("ECRM_LOG")
+        .output()
+        .expect("ecrm runs")
+}
+
+/// Runs ecrm and asserts it exits 0, returning stdout.
+pub fn ecrm_ok(warehouse: &Path, args: &[&str]) -> String {
+    let out = ecrm(warehouse, args);
+    assert!(
+        out.status.success(),
+        "ecrm {args:?} failed ({:?}):\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Runs SQL over a warehouse in-process and renders every cell as text.
+pub fn sql(warehouse: &Path, statement: &str) -> Vec<Vec<String>> {
+    let wh = ecrm::warehouse::Warehouse::open(warehouse).expect("warehouse opens");
+    let rt = ecrm::cli::runtime().expect("runtime");
+    let (_, batches) = rt
+        .block_on(async {
+            let ctx = ecrm::olap::session(&wh).await?;
+            ecrm::olap::sql(&ctx, statement).await
+        })
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    rows(&batches)
+}
+
+/// Every cell of `batches` as text (NULL for nulls).
+pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let fmts: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).expect("formatter"))
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(fmts.iter().map(|f| f.value(r).to_string()).collect());
+        }
+    }
+    out
+}
+
+/// One value from a single-row, single-column query.
+pub fn scalar(warehouse: &Path, statement: &str) -> String {
+    let r = sql(warehouse, statement);
+    assert_eq!(r.len(), 1, "{statement}: expected one row, got {r:?}");
+    r[0][0].clone()
+}
