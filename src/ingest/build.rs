@@ -23,10 +23,10 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use polars::prelude::*;
 
+use super::FileLoad;
 use super::cleanse::MONEY;
 use super::contract::Entity;
 use super::reasons::Reason;
-use super::{FileLoad, scan};
 use crate::error::{Error, Result};
 use crate::warehouse::{Transaction, Warehouse};
 
@@ -98,100 +98,209 @@ fn vstack_all(mut parts: Vec<DataFrame>) -> Result<Option<DataFrame>> {
     Ok(Some(out))
 }
 
-/// Rejects later rows whose `dedupe_key` repeats an earlier row of the same source in this
-/// load, with `duplicate_key`, naming where the key was first seen.
-pub fn dedupe_keys(loads: &mut [FileLoad]) -> Result<()> {
-    let mut seen: HashMap<String, HashMap<String, (String, u64)>> = HashMap::new();
-    for fl in loads.iter_mut() {
-        let key = fl.source.dedupe_key.clone();
-        if key.is_empty() || fl.good.height() == 0 {
-            continue;
-        }
-        let seen = seen.entry(fl.source.name.clone()).or_default();
-        let keys = fl
-            .good
-            .clone()
-            .lazy()
-            .select([concat_str(
-                key.iter()
-                    .map(|k| col(k.as_str()).cast(DataType::String))
-                    .collect::<Vec<_>>(),
-                "\u{1f}",
-                false,
-            )
-            .alias("k")])
-            .collect()?;
-        let keys = keys.column("k")?.str()?;
-        let records = fl.good.column("__record")?.u64()?;
-        let mut dup = Vec::with_capacity(fl.good.height());
-        let mut details = Vec::new();
-        for (k, rec) in keys.iter().zip(records.into_no_null_iter()) {
-            let is_dup = match k {
-                None => false,
-                Some(k) => match seen.get(k) {
-                    Some((file, first)) => {
-                        details.push(format!(
-                            "{} {:?} repeats record {first} of {file}",
-                            key.join("+"),
-                            k.replace('\u{1f}', "+")
-                        ));
-                        true
-                    }
-                    None => {
-                        seen.insert(k.to_string(), (fl.summary.file.clone(), rec));
-                        false
-                    }
-                },
-            };
-            dup.push(is_dup);
-        }
-        if details.is_empty() {
-            continue;
-        }
-        let mask = BooleanChunked::from_slice("dup".into(), &dup);
-        let bad = fl.good.filter(&mask)?;
-        fl.good = fl.good.filter(&!&mask)?;
-        let ranges: Vec<(u64, u64)> = bad
-            .column("__start")?
-            .u64()?
-            .into_no_null_iter()
-            .zip(bad.column("__end")?.u64()?.into_no_null_iter())
-            .collect();
-        let raw = scan::read_raw(
-            std::path::Path::new(&fl.summary.file),
-            fl.source.encoding,
-            &ranges,
-        )?;
-        let n = bad.height();
-        let extra = df!(
-            "record" => bad.column("__record")?.as_materialized_series().clone(),
-            "line" => bad.column("__line")?.as_materialized_series().clone(),
-            "raw" => raw,
-            "reason" => vec![Reason::DuplicateKey.code(); n],
-            "detail" => details,
-        )?;
-        fl.rejects.vstack_mut(&extra)?;
-        fl.rejects = fl
-            .rejects
-            .sort(["record"], SortMultipleOptions::default())?;
-        fl.summary.rows_loaded -= n as u64;
-        fl.summary.rows_rejected += n as u64;
-        *fl.summary
-            .reasons
-            .entry(Reason::DuplicateKey.code().to_string())
-            .or_insert(0) += n as u64;
+/// Splits a chunk of good rows into the rows whose `dedupe_key` is new to this load and, as
+/// `duplicate_key` rejects (`__record`, `__line`, `__start`, `__end`, `__reason`,
+/// `__detail`), the rows repeating a key seen earlier (in this file or an earlier file of the
+/// same source), naming where it was first seen.
+pub fn dedupe_chunk(
+    good: DataFrame,
+    key: &[String],
+    seen: &mut HashMap<String, (String, u64)>,
+    file: &str,
+) -> Result<(DataFrame, Option<DataFrame>)> {
+    if good.height() == 0 {
+        return Ok((good, None));
     }
-    Ok(())
+    let keys = good
+        .clone()
+        .lazy()
+        .select([concat_str(
+            key.iter()
+                .map(|k| col(k.as_str()).cast(DataType::String))
+                .collect::<Vec<_>>(),
+            "\u{1f}",
+            false,
+        )
+        .alias("k")])
+        .collect()?;
+    let keys = keys.column("k")?.str()?;
+    let records = good.column("__record")?.u64()?;
+    let mut dup = Vec::with_capacity(good.height());
+    let mut details = Vec::new();
+    for (k, rec) in keys.iter().zip(records.into_no_null_iter()) {
+        let is_dup = match k {
+            None => false,
+            Some(k) => match seen.get(k) {
+                Some((first_file, first)) => {
+                    details.push(format!(
+                        "{} {:?} repeats record {first} of {first_file}",
+                        key.join("+"),
+                        k.replace('\u{1f}', "+")
+                    ));
+                    true
+                }
+                None => {
+                    seen.insert(k.to_string(), (file.to_string(), rec));
+                    false
+                }
+            },
+        };
+        dup.push(is_dup);
+    }
+    if details.is_empty() {
+        return Ok((good, None));
+    }
+    let mask = BooleanChunked::from_slice("dup".into(), &dup);
+    let bad = good.filter(&mask)?;
+    let n = bad.height();
+    let rejects = df!(
+        "__record" => bad.column("__record")?.as_materialized_series().clone(),
+        "__line" => bad.column("__line")?.as_materialized_series().clone(),
+        "__start" => bad.column("__start")?.as_materialized_series().clone(),
+        "__end" => bad.column("__end")?.as_materialized_series().clone(),
+        "__reason" => vec![Reason::DuplicateKey.code(); n],
+        "__detail" => details,
+    )?;
+    Ok((good.filter(&!&mask)?, Some(rejects)))
 }
 
-/// Good rows of every file of one entity, in load order.
+/// What derived dimensions need from order lines, aggregated chunk by chunk so that no load
+/// holds its order lines in memory: each customer's latest line (id, country, when), and
+/// line counts per product and description.
+#[derive(Default)]
+pub struct Derived {
+    customers: Vec<DataFrame>,
+    products: Vec<DataFrame>,
+}
+
+impl Derived {
+    /// Adds one chunk of good order lines of the file at position `file` in the load.
+    pub fn add(&mut self, lines: &DataFrame, file: usize) -> Result<()> {
+        if lines.height() == 0 {
+            return Ok(());
+        }
+        let has = |c: &str| lines.column(c).is_ok();
+        if has("customer_id") {
+            let mut cols = vec![
+                col("customer_id"),
+                col("invoice_ts"),
+                lit(file as u64).alias("__file"),
+                col("__record"),
+            ];
+            if has("country") {
+                cols.push(col("country"));
+            }
+            self.customers.push(
+                lines
+                    .clone()
+                    .lazy()
+                    .filter(col("customer_id").is_not_null())
+                    .select(cols)
+                    .sort(
+                        ["invoice_ts", "__file", "__record"],
+                        SortMultipleOptions::default(),
+                    )
+                    .unique_stable_generic(Some(vec![col("customer_id")]), UniqueKeepStrategy::Last)
+                    .collect()?,
+            );
+        }
+        let desc = if has("description") {
+            col("description")
+        } else {
+            lit(NULL).cast(DataType::String).alias("description")
+        };
+        self.products.push(
+            lines
+                .clone()
+                .lazy()
+                .select([col("product_id"), desc, col("is_service")])
+                .group_by([col("product_id"), col("description")])
+                .agg([
+                    len().cast(DataType::UInt64).alias("__n"),
+                    col("is_service").max(),
+                ])
+                .collect()?,
+        );
+        Ok(())
+    }
+
+    /// Customers (id and, when mapped, country), in time order: the last row of an id wins.
+    fn customers(&self) -> Result<Option<DataFrame>> {
+        let Some(all) = vstack_all(self.customers.clone())? else {
+            return Ok(None);
+        };
+        let mut cols = vec![col("customer_id")];
+        if all.column("country").is_ok() {
+            cols.push(col("country"));
+        }
+        Ok(Some(
+            all.lazy()
+                .sort(
+                    ["invoice_ts", "__file", "__record"],
+                    SortMultipleOptions::default(),
+                )
+                .select(cols)
+                .collect()?,
+        ))
+    }
+
+    /// Products with the most frequent description (ties: the smallest) and the service flag.
+    fn products(&self) -> Result<Option<DataFrame>> {
+        let Some(counts) = vstack_all(self.products.clone())? else {
+            return Ok(None);
+        };
+        let service = counts
+            .clone()
+            .lazy()
+            .group_by([col("product_id")])
+            .agg([col("is_service").max()]);
+        let best = counts
+            .lazy()
+            .filter(col("description").is_not_null())
+            .group_by([col("product_id"), col("description")])
+            .agg([col("__n").sum()])
+            .sort_by_exprs(
+                [col("product_id"), col("__n"), col("description")],
+                SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
+            )
+            .group_by_stable([col("product_id")])
+            .agg([col("description").first()]);
+        Ok(Some(
+            service
+                .join(
+                    best,
+                    [col("product_id")],
+                    [col("product_id")],
+                    JoinArgs::new(JoinType::Left),
+                )
+                .select([col("product_id"), col("description"), col("is_service")])
+                .collect()?,
+        ))
+    }
+
+    fn merge(parts: &[&Derived]) -> Derived {
+        Derived {
+            customers: parts
+                .iter()
+                .flat_map(|d| d.customers.iter().cloned())
+                .collect(),
+            products: parts
+                .iter()
+                .flat_map(|d| d.products.iter().cloned())
+                .collect(),
+        }
+    }
+}
+
+/// Good rows of every file of one entity, in load order (customer and product files only:
+/// they are small).
 fn good_of(loads: &[FileLoad], entity: Entity) -> Result<Option<DataFrame>> {
     vstack_all(
         loads
             .iter()
             .filter(|l| l.source.entity == entity)
-            .map(|l| l.good.clone())
-            .collect(),
+            .map(|l| l.good())
+            .collect::<Result<Vec<_>>>()?,
     )
 }
 
@@ -234,27 +343,17 @@ pub fn build(
     let lid = Some(load_id as u64);
 
     // Customers: from a customer source, else derived from order lines.
-    let lines = good_of(loads, Entity::OrderLine)?;
+    let derived = Derived::merge(
+        &loads
+            .iter()
+            .filter(|l| l.source.entity == Entity::OrderLine)
+            .map(|l| &l.derived)
+            .collect::<Vec<_>>(),
+    );
     let customers_in = match good_of(loads, Entity::Customer)? {
         Some(df) => Some(df),
         None if customer_source => None,
-        None => match &lines {
-            Some(l) if l.column("customer_id").is_ok() => {
-                let mut cols = vec![col("customer_id")];
-                if l.column("country").is_ok() {
-                    cols.push(col("country"));
-                }
-                Some(
-                    l.clone()
-                        .lazy()
-                        .filter(col("customer_id").is_not_null())
-                        .sort(["invoice_ts", "__record"], SortMultipleOptions::default())
-                        .select(cols)
-                        .collect()?,
-                )
-            }
-            _ => None,
-        },
+        None => derived.customers()?,
     };
     let old_customers = read("dim_customer")?;
     let dim_customer = merge_customers(old_customers, customers_in, load_id, started)?;
@@ -266,10 +365,7 @@ pub fn build(
     let products_in = match good_of(loads, Entity::Product)? {
         Some(df) => Some((df, true)),
         None if product_source => None,
-        None => match &lines {
-            Some(l) => Some((derive_products(l)?, false)),
-            None => None,
-        },
+        None => derived.products()?.map(|df| (df, false)),
     };
     let dim_product = merge_products(read("dim_product")?, products_in)?;
     let mut dp = dim_product.clone();
@@ -286,86 +382,35 @@ pub fn build(
         .lazy()
         .select([col("product_id"), col("product_key")]);
 
-    // Facts, per file so a file's rows stay together; partitioned by month.
+    // Facts, streamed from the staged chunks: one file per month per order-line file.
     let mut days: BTreeSet<NaiveDate> = BTreeSet::new();
     for fl in loads
         .iter()
         .filter(|l| l.source.entity == Entity::OrderLine)
     {
-        if fl.good.height() == 0 && tx.next().tables.contains_key("fact_sales") {
-            continue;
-        }
-        let present = names(&fl.good);
-        let opt = |c: &str, dt: DataType| {
-            if present.iter().any(|p| p == c) {
-                col(c)
-            } else {
-                lit(NULL).cast(dt).alias(c)
+        let mut writer = tx.partitioned_writer("fact_sales", lid);
+        let chunks = chunks_of(fl)?;
+        for chunk in chunks {
+            let fact = sales_fact(chunk?, &current_customers, &product_keys, load_id)?;
+            collect_days(&fact, "invoice_ts", &mut days)?;
+            if fact.height() == 0 {
+                // A first load without order lines: an empty file gives the table its schema.
+                if fl.staged.is_empty() && !tx.next().tables.contains_key("fact_sales") {
+                    writer.write(tx, None, &fact.drop("__month")?)?;
+                }
+                continue;
             }
-        };
-        let fact = fl
-            .good
-            .clone()
-            .lazy()
-            .join(
-                current_customers.clone(),
-                [col("customer_id")],
-                [col("customer_id")],
-                JoinArgs::new(JoinType::Left),
-            )
-            .join(
-                product_keys.clone(),
-                [col("product_id")],
-                [col("product_id")],
-                JoinArgs::new(JoinType::Left),
-            )
-            .select([
-                col("invoice_no"),
-                col("invoice_ts"),
-                (col("invoice_ts").dt().year() * lit(10000i32)
-                    + col("invoice_ts").dt().month().cast(DataType::Int32) * lit(100i32)
-                    + col("invoice_ts").dt().day().cast(DataType::Int32))
-                .alias("date_key"),
-                col("customer_key").fill_null(lit(0i64)),
-                opt("customer_id", DataType::String),
-                col("product_key"),
-                col("product_id"),
-                col("quantity"),
-                col("unit_price"),
-                (col("quantity").cast(DataType::Decimal(18, 0)) * col("unit_price"))
-                    .cast(MONEY)
-                    .alias("revenue"),
-                col("is_return"),
-                col("is_service"),
-                opt("channel", DataType::String),
-                opt("country", DataType::String),
-                col("__record").alias("record"),
-                lit(load_id).cast(DataType::Int64).alias("load_id"),
-                col("invoice_ts").dt().strftime("%Y-%m").alias("__month"),
-            ])
-            .collect()?;
-        collect_days(&fact, "invoice_ts", &mut days)?;
-        let mut files = Vec::new();
-        if fact.height() == 0 {
-            // The first load had no order lines: an empty file gives the table its schema.
-            let mut empty = fact.drop("__month")?;
-            files.push(tx.write_polars("fact_sales", None, &mut empty, lid)?);
+            for part in fact.partition_by_stable(["__month"], true)? {
+                let month = part
+                    .column("__month")?
+                    .str()?
+                    .get(0)
+                    .unwrap_or("unknown")
+                    .to_string();
+                writer.write(tx, Some(&format!("month={month}")), &part.drop("__month")?)?;
+            }
         }
-        for part in fact.partition_by_stable(["__month"], true)? {
-            let month = part
-                .column("__month")?
-                .str()?
-                .get(0)
-                .unwrap_or("unknown")
-                .to_string();
-            let mut part = part.drop("__month")?;
-            files.push(tx.write_polars(
-                "fact_sales",
-                Some(&format!("month={month}")),
-                &mut part,
-                lid,
-            )?);
-        }
+        let files = writer.finish()?;
         tx.append("fact_sales", files);
     }
 
@@ -373,46 +418,18 @@ pub fn build(
         .iter()
         .filter(|l| l.source.entity == Entity::CampaignContact)
     {
-        if fl.good.height() == 0 && tx.next().tables.contains_key("fact_campaign_contact") {
-            continue;
-        }
-        let present = names(&fl.good);
-        let opt = |c: &str, dt: DataType| {
-            if present.iter().any(|p| p == c) {
-                col(c)
-            } else {
-                lit(NULL).cast(dt).alias(c)
+        let mut writer = tx.partitioned_writer("fact_campaign_contact", lid);
+        for chunk in chunks_of(fl)? {
+            let fact = contact_fact(chunk?, &current_customers, load_id)?;
+            collect_days(&fact, "contact_ts", &mut days)?;
+            if fact.height() > 0
+                || (fl.staged.is_empty() && !tx.next().tables.contains_key("fact_campaign_contact"))
+            {
+                writer.write(tx, None, &fact)?;
             }
-        };
-        let mut fact = fl
-            .good
-            .clone()
-            .lazy()
-            .join(
-                current_customers.clone(),
-                [col("customer_id")],
-                [col("customer_id")],
-                JoinArgs::new(JoinType::Left),
-            )
-            .select([
-                col("campaign_id"),
-                col("customer_key").fill_null(lit(0i64)),
-                col("customer_id"),
-                col("contact_ts"),
-                (col("contact_ts").dt().year() * lit(10000i32)
-                    + col("contact_ts").dt().month().cast(DataType::Int32) * lit(100i32)
-                    + col("contact_ts").dt().day().cast(DataType::Int32))
-                .alias("date_key"),
-                opt("channel", DataType::String),
-                opt("responded", DataType::Boolean),
-                opt("response_ts", ts_type()),
-                col("__record").alias("record"),
-                lit(load_id).cast(DataType::Int64).alias("load_id"),
-            ])
-            .collect()?;
-        collect_days(&fact, "contact_ts", &mut days)?;
-        let f = tx.write_polars("fact_campaign_contact", None, &mut fact, lid)?;
-        tx.append("fact_campaign_contact", vec![f]);
+        }
+        let files = writer.finish()?;
+        tx.append("fact_campaign_contact", files);
     }
 
     // Rejects: one file per load (written even when empty the first time, so the table exists).
@@ -474,6 +491,109 @@ pub fn build(
     let f = tx.write_polars("loads", None, &mut loads_df, None)?;
     tx.replace("loads", vec![f]);
     Ok(())
+}
+
+/// A file's staged chunks, read one at a time; a file without good rows yields one empty
+/// chunk with the right columns.
+fn chunks_of(fl: &FileLoad) -> Result<Box<dyn Iterator<Item = Result<DataFrame>> + '_>> {
+    if fl.staged.is_empty() {
+        return Ok(Box::new(std::iter::once(super::empty_good(&fl.source))));
+    }
+    Ok(Box::new(
+        fl.staged
+            .iter()
+            .map(|p| crate::warehouse::read_polars_file(p)),
+    ))
+}
+
+/// `date_key` (yyyymmdd) of a timestamp column.
+fn date_key(ts: &str) -> Expr {
+    (col(ts).dt().year() * lit(10000i32)
+        + col(ts).dt().month().cast(DataType::Int32) * lit(100i32)
+        + col(ts).dt().day().cast(DataType::Int32))
+    .alias("date_key")
+}
+
+/// `col(c)` when the chunk has it, else a typed null column.
+fn column_or_null(present: &[String], c: &str, dt: DataType) -> Expr {
+    if present.iter().any(|p| p == c) {
+        col(c)
+    } else {
+        lit(NULL).cast(dt).alias(c)
+    }
+}
+
+/// One chunk of order lines as fact_sales rows, with `__month` for partitioning.
+fn sales_fact(
+    lines: DataFrame,
+    customers: &LazyFrame,
+    products: &LazyFrame,
+    load_id: i64,
+) -> Result<DataFrame> {
+    let present = names(&lines);
+    Ok(lines
+        .lazy()
+        .join(
+            customers.clone(),
+            [col("customer_id")],
+            [col("customer_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            products.clone(),
+            [col("product_id")],
+            [col("product_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select([
+            col("invoice_no"),
+            col("invoice_ts"),
+            date_key("invoice_ts"),
+            col("customer_key").fill_null(lit(0i64)),
+            column_or_null(&present, "customer_id", DataType::String),
+            col("product_key"),
+            col("product_id"),
+            col("quantity"),
+            col("unit_price"),
+            // Exact: an integer times a decimal(18,3) is a decimal with scale 3.
+            (col("quantity").cast(DataType::Decimal(18, 0)) * col("unit_price"))
+                .cast(MONEY)
+                .alias("revenue"),
+            col("is_return"),
+            col("is_service"),
+            column_or_null(&present, "channel", DataType::String),
+            column_or_null(&present, "country", DataType::String),
+            col("__record").alias("record"),
+            lit(load_id).cast(DataType::Int64).alias("load_id"),
+            col("invoice_ts").dt().strftime("%Y-%m").alias("__month"),
+        ])
+        .collect()?)
+}
+
+/// One chunk of campaign contacts as fact_campaign_contact rows.
+fn contact_fact(contacts: DataFrame, customers: &LazyFrame, load_id: i64) -> Result<DataFrame> {
+    let present = names(&contacts);
+    Ok(contacts
+        .lazy()
+        .join(
+            customers.clone(),
+            [col("customer_id")],
+            [col("customer_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select([
+            col("campaign_id"),
+            col("customer_key").fill_null(lit(0i64)),
+            col("customer_id"),
+            col("contact_ts"),
+            date_key("contact_ts"),
+            column_or_null(&present, "channel", DataType::String),
+            column_or_null(&present, "responded", DataType::Boolean),
+            column_or_null(&present, "response_ts", ts_type()),
+            col("__record").alias("record"),
+            lit(load_id).cast(DataType::Int64).alias("load_id"),
+        ])
+        .collect()?)
 }
 
 /// Adds the first and last day of a timestamp or date column.
@@ -660,50 +780,6 @@ fn merge_customers(
         .sort(["customer_key"], SortMultipleOptions::default())
         .collect()?;
     Ok(out)
-}
-
-/// Products seen in order lines: the most frequent description per code (ties: smallest).
-fn derive_products(lines: &DataFrame) -> Result<DataFrame> {
-    let has_desc = lines.column("description").is_ok();
-    let service = col("is_service").max().alias("is_service");
-    let df = if has_desc {
-        let counts = lines
-            .clone()
-            .lazy()
-            .filter(col("description").is_not_null())
-            .group_by([col("product_id"), col("description")])
-            .agg([len().alias("__n")])
-            .sort_by_exprs(
-                [col("product_id"), col("__n"), col("description")],
-                SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
-            )
-            .group_by_stable([col("product_id")])
-            .agg([col("description").first()]);
-        lines
-            .clone()
-            .lazy()
-            .group_by([col("product_id")])
-            .agg([service])
-            .join(
-                counts,
-                [col("product_id")],
-                [col("product_id")],
-                JoinArgs::new(JoinType::Left),
-            )
-            .select([col("product_id"), col("description"), col("is_service")])
-    } else {
-        lines
-            .clone()
-            .lazy()
-            .group_by([col("product_id")])
-            .agg([service])
-            .select([
-                col("product_id"),
-                lit(NULL).cast(DataType::String).alias("description"),
-                col("is_service"),
-            ])
-    };
-    Ok(df.collect()?)
 }
 
 /// Type 1 merge of incoming products (`authoritative`: from a product source, whose values

@@ -9,7 +9,7 @@
 //! entity = "order_line"          # customer | product | order_line | campaign_contact
 //! path = "../sample-data/transactions.csv"   # file, folder or glob, relative to this file;
 //!                                # ${VAR} is replaced by an environment variable
-//! format = "csv"                 # only csv for now
+//! format = "csv"                 # csv | ndjson (one JSON object per line)
 //! delimiter = ","                # one byte; default ","
 //! quote = '"'                    # one byte; default '"'
 //! encoding = "utf-8"             # utf-8 (default) | latin-1
@@ -179,6 +179,8 @@ pub enum Encoding {
 pub enum Format {
     #[default]
     Csv,
+    /// One JSON object per line; `columns.X.from` names a top-level key.
+    Ndjson,
 }
 
 /// Letter case applied to an id column.
@@ -413,6 +415,20 @@ impl SourceParams {
         let entity = self.entity;
         let path = expand_env(file, &key("path"), &self.path)?;
         let path = base.join(path);
+        if self.format == Format::Ndjson {
+            let csv_only = [
+                ("delimiter", self.delimiter.is_some()),
+                ("quote", self.quote.is_some()),
+                ("encoding", self.encoding != Encoding::Utf8),
+            ];
+            if let Some((k, _)) = csv_only.iter().find(|(_, given)| *given) {
+                return Err(Error::config(
+                    file,
+                    key(k),
+                    "applies to csv sources; NDJSON is always UTF-8 with one JSON object per line",
+                ));
+            }
+        }
         let delimiter = one_byte(file, key("delimiter"), self.delimiter, b',')?;
         let quote = one_byte(file, key("quote"), self.quote, b'"')?;
 

@@ -31,7 +31,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::warehouse::{Warehouse, WriterLock};
+use crate::warehouse::{Transaction, Warehouse, WriterLock};
 use contract::{Contract, Entity, Source};
 
 /// Rows per polars chunk: big enough to amortise the plan, small enough to bound memory.
@@ -83,10 +83,28 @@ pub struct LoadSummary {
 pub struct FileLoad {
     pub source: Source,
     pub summary: FileSummary,
-    /// Good rows (typed canonical columns, `__record`).
-    pub good: DataFrame,
+    /// Good rows (typed canonical columns, `__record`, `__line`, `__start`, `__end`) staged in
+    /// chunks, in record order.
+    pub staged: Vec<PathBuf>,
     /// Rejected rows: record, line, raw, reason, detail.
     pub rejects: DataFrame,
+    /// For order lines: what derived dimensions need, aggregated per chunk.
+    pub derived: build::Derived,
+}
+
+impl FileLoad {
+    /// All good rows in one frame (customer and product files, which are small).
+    pub fn good(&self) -> Result<DataFrame> {
+        let mut parts = self.staged.iter();
+        let Some(first) = parts.next() else {
+            return empty_good(&self.source);
+        };
+        let mut df = crate::warehouse::read_polars_file(first)?;
+        for p in parts {
+            df.vstack_mut(&crate::warehouse::read_polars_file(p)?)?;
+        }
+        Ok(df)
+    }
 }
 
 /// Resolves a source path (file, folder or glob) to files in name order.
@@ -324,19 +342,30 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
         known.products = Some(existing_ids("dim_product", "product_id")?);
     }
 
+    // Phase 1: scan and cleanse every file, staging good rows chunk by chunk. Staged files
+    // live in the transaction's staging folder and vanish with it if anything fails.
+    let mut tx = wh.begin(&lock);
+    let mut seen_keys: HashMap<String, HashMap<String, (String, u64)>> = HashMap::new();
     let mut loads: Vec<FileLoad> = Vec::new();
-    for (source, path, sha, bytes) in todo {
-        let fl = load_file(&source, &path, sha, bytes, chunk_rows, &known)?;
-        let add = |set: &mut Option<Series>, df: &DataFrame, c: &str| -> Result<()> {
+    for (index, (source, path, sha, bytes)) in todo.into_iter().enumerate() {
+        let keys = seen_keys.entry(source.name.clone()).or_default();
+        let file = StagedFile {
+            source: &source,
+            path: &path,
+            index,
+            chunk_rows,
+        };
+        let fl = load_file(&mut tx, &file, sha, bytes, &known, keys)?;
+        let add = |set: &mut Option<Series>, c: &str| -> Result<()> {
             if let Some(s) = set {
-                let new = df.column(c)?.as_materialized_series().drop_nulls();
-                s.append(&new)?;
+                let good = fl.good()?;
+                s.append(&good.column(c)?.as_materialized_series().drop_nulls())?;
             }
             Ok(())
         };
         match source.entity {
-            Entity::Customer => add(&mut known.customers, &fl.good, "customer_id")?,
-            Entity::Product => add(&mut known.products, &fl.good, "product_id")?,
+            Entity::Customer => add(&mut known.customers, "customer_id")?,
+            Entity::Product => add(&mut known.products, "product_id")?,
             _ => {}
         }
         tracing::info!(
@@ -349,9 +378,8 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
         );
         loads.push(fl);
     }
-    build::dedupe_keys(&mut loads)?;
 
-    // Quality gate: nothing is written when a file's rejected share is too high.
+    // Quality gate: nothing is published when a file's rejected share is too high.
     if let Some(max) = opts.max_reject_rate {
         for fl in &loads {
             let s = &fl.summary;
@@ -368,8 +396,8 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
         }
     }
 
+    // Phase 2: dimensions, then facts streamed from the staged chunks.
     let finished = chrono::Utc::now();
-    let mut tx = wh.begin(&lock);
     if opts.full_refresh {
         tx.clear();
     }
@@ -409,33 +437,62 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
     })
 }
 
-/// Scans and cleanses one file.
+/// A file to scan and where it stands in the load.
+struct StagedFile<'a> {
+    source: &'a Source,
+    path: &'a Path,
+    /// Position in the load, to order rows across files.
+    index: usize,
+    chunk_rows: usize,
+}
+
+/// Scans and cleanses one file, staging its good rows.
 fn load_file(
-    source: &Source,
-    path: &Path,
+    tx: &mut Transaction<'_>,
+    file: &StagedFile<'_>,
     sha256: String,
     bytes: u64,
-    chunk_rows: usize,
     known: &cleanse::KnownIds,
+    seen_keys: &mut HashMap<String, (String, u64)>,
 ) -> Result<FileLoad> {
-    let mut good_parts = Vec::new();
+    let (source, path) = (file.source, file.path);
+    let label = path.display().to_string();
+    let mut staged = Vec::new();
+    let mut rows_loaded = 0u64;
     let mut reject_parts = Vec::new();
-    let outcome = scan::scan_csv(source, path, chunk_rows, |chunk| {
+    let mut derived = build::Derived::default();
+    let on_chunk = |chunk: DataFrame| -> Result<()> {
         let df = cleanse::cleanse(source, chunk, known)?;
         let is_bad = df.column("__reason")?.is_not_null();
         let bad = df.filter(&is_bad)?;
-        let good = df.filter(&!&is_bad)?;
+        let mut good = df.filter(&!&is_bad)?.drop_many(["__reason", "__detail"]);
         if bad.height() > 0 {
             reject_parts.push(bad.select([
                 "__record", "__line", "__start", "__end", "__reason", "__detail",
             ])?);
         }
-        good_parts.push(good.drop_many(["__reason", "__detail"]));
+        if !source.dedupe_key.is_empty() {
+            let (keep, dups) = build::dedupe_chunk(good, &source.dedupe_key, seen_keys, &label)?;
+            good = keep;
+            if let Some(d) = dups {
+                reject_parts.push(d);
+            }
+        }
+        if source.entity == Entity::OrderLine {
+            derived.add(&good, file.index)?;
+        }
+        if good.height() > 0 {
+            rows_loaded += good.height() as u64;
+            staged.push(tx.stage(&mut good)?);
+        }
         Ok(())
-    })?;
+    };
+    let outcome = match source.format {
+        contract::Format::Csv => scan::scan_csv(source, path, file.chunk_rows, on_chunk)?,
+        contract::Format::Ndjson => scan::scan_ndjson(source, path, file.chunk_rows, on_chunk)?,
+    };
 
     // Scan rejects join the polars ones; raw text is read back by byte range.
-    let n = outcome.rejects.len();
     let scan_rejects = df!(
         "__record" => outcome.rejects.iter().map(|r| r.record).collect::<Vec<_>>(),
         "__line" => outcome.rejects.iter().map(|r| r.line).collect::<Vec<_>>(),
@@ -444,11 +501,7 @@ fn load_file(
         "__reason" => outcome.rejects.iter().map(|r| r.reason.code()).collect::<Vec<_>>(),
         "__detail" => outcome.rejects.iter().map(|r| r.detail.clone()).collect::<Vec<_>>(),
     )?;
-    let mut rejects = if n > 0 || reject_parts.is_empty() {
-        scan_rejects
-    } else {
-        reject_parts.remove(0)
-    };
+    let mut rejects = scan_rejects;
     for part in reject_parts {
         rejects.vstack_mut(&part)?;
     }
@@ -468,47 +521,44 @@ fn load_file(
         "detail" => rejects.column("__detail")?.as_materialized_series().clone(),
     )?;
 
-    let good = if good_parts.is_empty() {
-        empty_good(source)?
-    } else {
-        let mut g = good_parts.remove(0);
-        for p in good_parts {
-            g.vstack_mut(&p)?;
-        }
-        g.align_chunks_par();
-        g
-    };
     let mut reasons = BTreeMap::new();
     for r in rejects.column("reason")?.str()?.iter().flatten() {
         *reasons.entry(r.to_string()).or_insert(0u64) += 1;
     }
     let summary = FileSummary {
         source: source.name.clone(),
-        file: path.display().to_string(),
+        file: label,
         sha256,
         bytes,
         status: "loaded".into(),
         previous_load: None,
         rows_read: outcome.rows_read,
-        rows_loaded: good.height() as u64,
+        rows_loaded,
         rows_rejected: rejects.height() as u64,
         duplicates: outcome.duplicates,
         reasons,
     };
-    debug_assert_eq!(
-        summary.rows_read,
-        summary.rows_loaded + summary.rows_rejected + summary.duplicates
-    );
+    if summary.rows_read != summary.rows_loaded + summary.rows_rejected + summary.duplicates {
+        return Err(Error::Internal(format!(
+            "{}: {} rows read but {} loaded + {} rejected + {} duplicates",
+            summary.file,
+            summary.rows_read,
+            summary.rows_loaded,
+            summary.rows_rejected,
+            summary.duplicates
+        )));
+    }
     Ok(FileLoad {
         source: source.clone(),
         summary,
-        good,
+        staged,
         rejects,
+        derived,
     })
 }
 
 /// The typed frame of a file with no good rows: cleanse an empty chunk.
-fn empty_good(source: &Source) -> Result<DataFrame> {
+pub fn empty_good(source: &Source) -> Result<DataFrame> {
     let mut cols = vec![
         Column::new("__record".into(), Vec::<u64>::new()),
         Column::new("__line".into(), Vec::<u64>::new()),

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `ragged_line` | the record has a different number of fields than the header |
 //! | `bad_encoding` | a field is not valid in the source's declared encoding |
+//! | `malformed_record` | an NDJSON line that is not a JSON object |
 //! | `missing_value` | a `not_null` column is empty or a null token |
 //! | `bad_number` | an integer or money column does not parse, or money has more than 3 decimals |
 //! | `bad_date` | a date or timestamp matches none of the contract's formats |
@@ -26,6 +27,7 @@
 pub enum Reason {
     RaggedLine,
     BadEncoding,
+    MalformedRecord,
     MissingValue,
     BadNumber,
     BadDate,
@@ -42,9 +44,10 @@ pub enum Reason {
 
 impl Reason {
     /// Every code, in checking order.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::RaggedLine,
         Reason::BadEncoding,
+        Reason::MalformedRecord,
         Reason::MissingValue,
         Reason::BadNumber,
         Reason::BadDate,
@@ -64,6 +67,7 @@ impl Reason {
         match self {
             Reason::RaggedLine => "ragged_line",
             Reason::BadEncoding => "bad_encoding",
+            Reason::MalformedRecord => "malformed_record",
             Reason::MissingValue => "missing_value",
             Reason::BadNumber => "bad_number",
             Reason::BadDate => "bad_date",

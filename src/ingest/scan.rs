@@ -1,4 +1,4 @@
-//! The pre-scan: raw CSV bytes → chunks of raw text columns for polars, with what polars' CSV
+//! The pre-scan: raw CSV or NDJSON bytes → chunks of raw text columns for polars, with what polars' CSV
 //! reader cannot give.
 //!
 //! polars reads UTF-8 only, cannot say which record a bad row was, and either fails on or
@@ -262,6 +262,105 @@ pub fn scan_csv(
             );
             out.rejects.push(r);
             continue;
+        }
+        chunk.record.push(out.rows_read);
+        chunk.line.push(line);
+        chunk.start.push(start);
+        chunk.end.push(end);
+        if chunk.len() >= chunk_rows {
+            on_chunk(chunk.take()?)?;
+        }
+    }
+    if chunk.len() > 0 {
+        on_chunk(chunk.take()?)?;
+    }
+    Ok(out)
+}
+
+/// Scans one NDJSON file (one JSON object per line), calling `on_chunk` like [`scan_csv`].
+///
+/// A mapped column's value is the JSON string as is, a number or boolean as its JSON text, and
+/// empty for null or a missing key (then the null tokens apply). A line that is not a JSON
+/// object is rejected as `malformed_record`; blank lines are skipped and not counted.
+pub fn scan_ndjson(
+    source: &Source,
+    path: &Path,
+    chunk_rows: usize,
+    mut on_chunk: impl FnMut(DataFrame) -> Result<()>,
+) -> Result<ScanOutcome> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    if file.metadata().map_err(|e| Error::io(path, e))?.len() == 0 {
+        return Err(Error::input(path, "empty file: no records"));
+    }
+    let mut rdr = std::io::BufReader::with_capacity(1 << 20, file);
+    let names = source.columns.iter().map(|(n, _, _)| n.clone()).collect();
+    let keys: Vec<&str> = source
+        .columns
+        .iter()
+        .map(|(_, _, spec)| spec.from.as_str())
+        .collect();
+    let mut chunk = ChunkBuilder::new(names);
+    let mut seen: HashSet<u128, BuildHasherDefault<PassThrough>> = HashSet::default();
+    let mut out = ScanOutcome::default();
+    let mut buf = Vec::new();
+    let (mut offset, mut line) = (0u64, 0u64);
+    loop {
+        buf.clear();
+        let n = rdr
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        let (start, end) = (offset, offset + n as u64);
+        offset = end;
+        line += 1;
+        let text = buf.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        out.rows_read += 1;
+        if !seen.insert(xxhash_rust::xxh3::xxh3_128(text)) {
+            out.duplicates += 1;
+            continue;
+        }
+        let reject = |reason, detail| ScanReject {
+            record: out.rows_read,
+            line,
+            start,
+            end,
+            reason,
+            detail,
+        };
+        let object = match std::str::from_utf8(text) {
+            Err(_) => Err((
+                Reason::BadEncoding,
+                "the line is not valid UTF-8".to_string(),
+            )),
+            Ok(t) => match serde_json::from_str::<serde_json::Value>(t) {
+                Ok(serde_json::Value::Object(map)) => Ok(map),
+                Ok(_) => Err((
+                    Reason::MalformedRecord,
+                    "the line is JSON but not an object".to_string(),
+                )),
+                Err(e) => Err((Reason::MalformedRecord, format!("not JSON: {e}"))),
+            },
+        };
+        let object = match object {
+            Ok(o) => o,
+            Err((reason, detail)) => {
+                out.rejects.push(reject(reason, detail));
+                continue;
+            }
+        };
+        for (c, key) in keys.iter().enumerate() {
+            match object.get(*key) {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::String(s)) => chunk.text[c].push_str(s),
+                Some(other) => chunk.text[c].push_str(&other.to_string()),
+            }
+            chunk.ends[c].push(chunk.text[c].len());
         }
         chunk.record.push(out.rows_read);
         chunk.line.push(line);

@@ -616,7 +616,6 @@ pub fn generate(params: &ValidSynthParams, out_dir: &Path) -> Result<SynthReport
             cu.exact_duplicates += 1;
         }
     }
-    cu.repair("latin1_text");
     let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&text);
     if unmappable {
         return Err(Error::Internal(

@@ -133,3 +133,42 @@ pub(crate) fn publish(root: &Path, snapshot: &Snapshot) -> Result<()> {
     let body = serde_json::to_vec(&pointer).map_err(|e| Error::Internal(e.to_string()))?;
     write_atomically(&root.join(META_DIR).join(POINTER), &body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_folder_reads_as_version_0_and_publish_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_current(dir.path()).unwrap(), Snapshot::default());
+        let mut snap = Snapshot {
+            version: 1,
+            committed_at: "2026-01-01T00:00:00Z".into(),
+            operation: "test".into(),
+            tables: BTreeMap::new(),
+        };
+        snap.tables.insert(
+            "t".into(),
+            TableFiles {
+                files: vec![DataFile {
+                    path: "tables/t/a.parquet".into(),
+                    rows: 3,
+                    load_id: Some(1),
+                }],
+            },
+        );
+        publish(dir.path(), &snap).unwrap();
+        assert_eq!(read_current(dir.path()).unwrap(), snap);
+        assert_eq!(snap.tables["t"].rows(), 3);
+    }
+
+    #[test]
+    fn a_damaged_pointer_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(META_DIR)).unwrap();
+        std::fs::write(dir.path().join(META_DIR).join(POINTER), "{not json").unwrap();
+        let err = read_current(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("damaged catalog pointer"), "{err}");
+    }
+}

@@ -18,9 +18,10 @@
 pub mod catalog;
 mod lock;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use polars::io::parquet::write::BatchedWriter;
 use polars::prelude::*;
 
 pub use catalog::{DataFile, Snapshot, TableFiles};
@@ -95,9 +96,7 @@ impl Warehouse {
         };
         let mut frames = Vec::with_capacity(table.files.len());
         for f in &table.files {
-            let path = self.root.join(&f.path);
-            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-            frames.push(ParquetReader::new(file).finish()?.lazy());
+            frames.push(read_polars_file(&self.root.join(&f.path))?.lazy());
         }
         if frames.is_empty() {
             return Ok(None);
@@ -126,16 +125,19 @@ impl Warehouse {
 
     /// Publishes the transaction's snapshot atomically, then removes unreferenced files.
     /// Returns the warehouse as of the new snapshot.
-    pub fn commit(tx: Transaction<'_>, operation: &str) -> Result<Warehouse> {
-        let mut next = tx.next;
+    pub fn commit(mut tx: Transaction<'_>, operation: &str) -> Result<Warehouse> {
+        let mut next = std::mem::take(&mut tx.next);
         next.operation = operation.to_string();
         next.committed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         catalog::publish(&tx.root, &next)?;
         let wh = Warehouse {
-            root: tx.root,
+            root: tx.root.clone(),
             snapshot: next,
         };
         wh.remove_unreferenced(&tx.base);
+        // Staged files of writers that were killed: nobody else writes while we hold the lock.
+        drop(tx);
+        let _ = std::fs::remove_dir_all(wh.root.join(catalog::META_DIR).join("staging"));
         Ok(wh)
     }
 
@@ -204,6 +206,63 @@ pub fn write_arrow_parquet(
     Ok(())
 }
 
+/// The settings of every warehouse Parquet file polars writes: zstd, full statistics.
+fn warehouse_parquet(file: std::fs::File) -> ParquetWriter<std::fs::File> {
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Zstd(None))
+        .with_statistics(StatisticsOptions::full())
+}
+
+/// Reads one Parquet file into a polars frame (ingest's staged files and dimensions).
+pub fn read_polars_file(path: &Path) -> Result<DataFrame> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(ParquetReader::new(file).finish()?)
+}
+
+/// Streams one load's rows into a table, one file per partition, so a load of any size is
+/// written with one chunk in memory.
+pub struct PartitionedWriter {
+    table: String,
+    load_id: Option<u64>,
+    open: BTreeMap<Option<String>, (String, BatchedWriter<std::fs::File>, u64)>,
+}
+
+impl PartitionedWriter {
+    /// Appends `df` to the file of `partition`, opening it on first use.
+    pub fn write(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        partition: Option<&str>,
+        df: &DataFrame,
+    ) -> Result<()> {
+        let key = partition.map(String::from);
+        if !self.open.contains_key(&key) {
+            let (rel, path) = tx.new_data_path(&self.table, partition)?;
+            let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+            let writer = warehouse_parquet(file).batched(df.schema())?;
+            self.open.insert(key.clone(), (rel, writer, 0));
+        }
+        let (_, writer, rows) = self.open.get_mut(&key).expect("opened above");
+        writer.write_batch(df)?;
+        *rows += df.height() as u64;
+        Ok(())
+    }
+
+    /// Closes every file and returns their catalog entries.
+    pub fn finish(self) -> Result<Vec<DataFile>> {
+        let mut files = Vec::with_capacity(self.open.len());
+        for (_, (rel, writer, rows)) in self.open {
+            writer.finish()?;
+            files.push(DataFile {
+                path: rel,
+                rows,
+                load_id: self.load_id,
+            });
+        }
+        Ok(files)
+    }
+}
+
 /// A write in progress: new files plus the table lists the next snapshot will have.
 pub struct Transaction<'l> {
     root: PathBuf,
@@ -214,25 +273,21 @@ pub struct Transaction<'l> {
     _lock: &'l WriterLock,
 }
 
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.staging_dir());
+    }
+}
+
 impl Transaction<'_> {
     /// The snapshot as it will be published.
     pub fn next(&self) -> &Snapshot {
         &self.next
     }
 
-    /// Writes `df` as a new zstd Parquet file of `table` (in sub-folder `partition` when given,
-    /// e.g. `month=2011-01`) and returns its catalog entry; the file is not part of the table
-    /// until [`Transaction::append`] or [`Transaction::replace`] and the commit.
-    ///
-    /// This and the arrow-rs writer used after ingest are the only places that write warehouse
-    /// Parquet.
-    pub fn write_polars(
-        &mut self,
-        table: &str,
-        partition: Option<&str>,
-        df: &mut DataFrame,
-        load_id: Option<u64>,
-    ) -> Result<DataFile> {
+    /// A new data file's path for `table` (in sub-folder `partition` when given, e.g.
+    /// `month=2011-01`): relative to the root, and absolute with its folder created.
+    fn new_data_path(&mut self, table: &str, partition: Option<&str>) -> Result<(String, PathBuf)> {
         self.file_seq += 1;
         let mut rel = format!("tables/{table}/");
         if let Some(p) = partition {
@@ -248,16 +303,62 @@ impl Transaction<'_> {
         let path = self.root.join(&rel);
         let dir = path.parent().expect("data file has a folder");
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        Ok((rel, path))
+    }
+
+    /// Writes `df` as a new zstd Parquet file of `table` and returns its catalog entry; the
+    /// file is not part of the table until [`Transaction::append`] or
+    /// [`Transaction::replace`] and the commit.
+    ///
+    /// This, [`PartitionedWriter`] and [`write_arrow_parquet`] are the only places that write
+    /// warehouse Parquet.
+    pub fn write_polars(
+        &mut self,
+        table: &str,
+        partition: Option<&str>,
+        df: &mut DataFrame,
+        load_id: Option<u64>,
+    ) -> Result<DataFile> {
+        let (rel, path) = self.new_data_path(table, partition)?;
         let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-        ParquetWriter::new(file)
-            .with_compression(ParquetCompression::Zstd(None))
-            .with_statistics(StatisticsOptions::full())
-            .finish(df)?;
+        warehouse_parquet(file).finish(df)?;
         Ok(DataFile {
             path: rel,
             rows: df.height() as u64,
             load_id,
         })
+    }
+
+    /// A writer that streams rows of one load into `table`, one file per partition.
+    pub fn partitioned_writer(&self, table: &str, load_id: Option<u64>) -> PartitionedWriter {
+        PartitionedWriter {
+            table: table.to_string(),
+            load_id,
+            open: BTreeMap::new(),
+        }
+    }
+
+    /// The folder for this transaction's staged intermediate files (removed when the
+    /// transaction ends; a killed writer's are removed by the next commit).
+    fn staging_dir(&self) -> PathBuf {
+        self.root
+            .join(catalog::META_DIR)
+            .join("staging")
+            .join(&self.token)
+    }
+
+    /// Stages a frame (LZ4 Parquet, fast to write and read back) and returns its path.
+    pub fn stage(&mut self, df: &mut DataFrame) -> Result<PathBuf> {
+        let dir = self.staging_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        self.file_seq += 1;
+        let path = dir.join(format!("{:06}.parquet", self.file_seq));
+        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        ParquetWriter::new(file)
+            .with_compression(ParquetCompression::Lz4Raw)
+            .with_statistics(StatisticsOptions::empty())
+            .finish(df)?;
+        Ok(path)
     }
 
     /// Adds files to a table (creating it when new).

@@ -245,3 +245,81 @@ fn bad_values_are_rejected_with_their_reason_and_detail() {
         "85123A"
     );
 }
+
+#[test]
+fn an_ndjson_source_loads_and_rejects_malformed_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let contract = CONTRACT
+        .replace(
+            "path = \"tx.csv\"",
+            "path = \"tx.ndjson\"\nformat = \"ndjson\"",
+        )
+        .replace(
+            "%Y-%m-%d %H:%M\"",
+            "%Y-%m-%d %H:%M\", \"%Y-%m-%dT%H:%M:%S\"",
+        );
+    std::fs::write(root.join("contract.toml"), contract).unwrap();
+    std::fs::write(
+        root.join("tx.ndjson"),
+        concat!(
+            r#"{"InvoiceNo":"100001","StockCode":"85123a","Quantity":6,"InvoiceDate":"2011-01-02T08:26:00","UnitPrice":2.55,"CustomerID":17850}"#,
+            "\n",
+            r#"{"InvoiceNo":"100001","StockCode":"85123a","Quantity":6,"InvoiceDate":"2011-01-02T08:26:00","UnitPrice":2.55,"CustomerID":17850}"#,
+            "\n\n",
+            r#"{"InvoiceNo":"100002","StockCode":"71053","Quantity":1,"InvoiceDate":"2011-01-02 09:00","UnitPrice":"3.39","CustomerID":null}"#,
+            "\n",
+            "not json at all\n",
+            r#"[1, 2]"#,
+            "\n",
+            r#"{"InvoiceNo":"100003","StockCode":"71053","Quantity":"x","InvoiceDate":"2011-01-02 09:00","UnitPrice":1}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let wh = root.join("wh");
+    ecrm_ok(
+        &wh,
+        &[
+            "ingest",
+            "--contract",
+            root.join("contract.toml").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        sql(
+            &wh,
+            "SELECT rows_read, rows_loaded, rows_rejected, duplicates FROM loads"
+        ),
+        vec![
+            vec!["6", "2", "3", "1"]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        ]
+    );
+    assert_eq!(
+        sql(&wh, "SELECT record, line, reason, raw FROM rejects ORDER BY record"),
+        vec![
+            vec!["4", "5", "malformed_record", "not json at all"],
+            vec!["5", "6", "malformed_record", "[1, 2]"],
+            vec!["6", "7", "bad_number", r#"{"InvoiceNo":"100003","StockCode":"71053","Quantity":"x","InvoiceDate":"2011-01-02 09:00","UnitPrice":1}"#],
+        ]
+        .into_iter()
+        .map(|r| r.into_iter().map(String::from).collect::<Vec<_>>())
+        .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sql(
+            &wh,
+            "SELECT product_id, customer_id, CAST(unit_price AS VARCHAR) FROM fact_sales ORDER BY record"
+        ),
+        vec![
+            vec!["85123A", "17850", "2.550"],
+            vec!["71053", "NULL", "3.390"]
+        ]
+        .into_iter()
+        .map(|r| r.into_iter().map(String::from).collect::<Vec<_>>())
+        .collect::<Vec<_>>()
+    );
+}
