@@ -3,7 +3,7 @@
 //!
 //! Input: a chunk from [`super::scan`] (raw text per mapped canonical column, plus `__record`,
 //! `__line`, `__start`, `__end`). Output: the same rows with typed columns under the canonical
-//! names and `__reason` / `__detail` (null on good rows), in one lazy polars plan per chunk:
+//! names, and the rejected rows with `__reason` / `__detail` ([`Cleansed`]):
 //! - every value is trimmed; null tokens become null; ids are case-normalised and `17850.0`
 //!   becomes `17850` when the contract says so;
 //! - integers and money parse non-strictly, dates and timestamps try each format in order; a
@@ -50,8 +50,18 @@ fn quoted(e: Expr) -> Expr {
     concat_str([lit("'"), e, lit("'")], "", false)
 }
 
-/// Builds the typed frame with `__reason` and `__detail` for one chunk.
-pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<DataFrame> {
+/// One chunk, cleansed.
+pub struct Cleansed {
+    /// Rows that passed every rule: `__record`, `__line`, `__start`, `__end`, the typed
+    /// canonical columns, and for order lines `is_return` and `is_service`.
+    pub good: DataFrame,
+    /// Rows that broke a rule: `__record`, `__line`, `__start`, `__end`, `__reason`
+    /// (the code) and `__detail`.
+    pub bad: DataFrame,
+}
+
+/// Cleanses one chunk.
+pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cleansed> {
     let mut lf = chunk.lazy();
 
     // 1. Keep the raw text for details, trim, null tokens, id normalisation.
@@ -372,11 +382,42 @@ pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Da
         ));
     }
 
-    let (reason, detail) = first_failure(checks);
-    lf = lf.with_columns([reason.alias("__reason"), detail.alias("__detail")]);
-    lf = lf.with_columns(parsed_cols).with_columns(derived);
+    // The number of the first broken check per row: cheap to compute on every row. Reason
+    // codes and details (string building) are computed for the rejected rows only.
+    let mut first = lit(NULL).cast(DataType::Int32);
+    for (i, (_, c, _)) in checks.iter().enumerate().rev() {
+        // A null condition (a comparison on a null value) is "rule not broken".
+        first = when(c.clone().fill_null(lit(false)))
+            .then(lit(i as u32).cast(DataType::Int32))
+            .otherwise(first);
+    }
+    let all = lf.with_column(first.alias("__check")).collect()?;
+    let is_bad = all.column("__check")?.is_not_null();
+    let bad = all.filter(&is_bad)?;
+    let good = all.filter(&!&is_bad)?;
 
-    // Drop the helper columns.
+    let (mut reason, mut detail) = (
+        lit(NULL).cast(DataType::String),
+        lit(NULL).cast(DataType::String),
+    );
+    for (i, (r, _, d)) in checks.into_iter().enumerate().rev() {
+        let this = col("__check").eq(lit(i as u32).cast(DataType::Int32));
+        reason = when(this.clone()).then(lit(r.code())).otherwise(reason);
+        detail = when(this).then(d).otherwise(detail);
+    }
+    let bad = bad
+        .lazy()
+        .select([
+            col("__record"),
+            col("__line"),
+            col("__start"),
+            col("__end"),
+            reason.alias("__reason"),
+            detail.alias("__detail"),
+        ])
+        .collect()?;
+
+    // Good rows: typed values under the canonical names, derived flags, no helpers.
     let mut keep: Vec<Expr> = vec![col("__record"), col("__line"), col("__start"), col("__end")];
     keep.extend(source.columns.iter().map(|(n, _, _)| col(n.as_str())));
     if source.entity == Entity::OrderLine {
@@ -386,29 +427,18 @@ pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Da
     if source.entity == Entity::Product && source.service_code_pattern.is_some() {
         keep.push(col("__is_service"));
     }
-    keep.push(col("__reason"));
-    keep.push(col("__detail"));
-    let mut df = lf.select(keep).collect()?;
-    if df.column("__is_service").is_ok() {
-        df = df
+    let mut good = good
+        .lazy()
+        .with_columns(parsed_cols)
+        .with_columns(derived)
+        .select(keep)
+        .collect()?;
+    if good.column("__is_service").is_ok() {
+        good = good
             .lazy()
             .with_column(col("__is_service").alias("is_service"))
             .drop(cols(["__is_service"]))
             .collect()?;
     }
-    Ok(df)
-}
-
-/// Folds checks into nested `when(c1).then(r1).otherwise(when(c2)...)` for the reason and the
-/// detail: the first broken rule wins.
-fn first_failure(checks: Vec<(Reason, Expr, Expr)>) -> (Expr, Expr) {
-    let none = || lit(NULL).cast(DataType::String);
-    // A null condition (a comparison on a null value) is "rule not broken".
-    let cond = |c: Expr| c.fill_null(lit(false));
-    let (mut reason, mut detail) = (none(), none());
-    for (r, c, d) in checks.into_iter().rev() {
-        reason = when(cond(c.clone())).then(lit(r.code())).otherwise(reason);
-        detail = when(cond(c)).then(d).otherwise(detail);
-    }
-    (reason, detail)
+    Ok(Cleansed { good, bad })
 }

@@ -461,15 +461,14 @@ fn load_file(
     let mut rows_loaded = 0u64;
     let mut reject_parts = Vec::new();
     let mut derived = build::Derived::default();
+    // Time spent per step, logged at debug level (ECRM_LOG=debug) to see where a load goes.
+    let started = std::time::Instant::now();
+    let (mut cleanse_time, mut stage_time) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     let on_chunk = |chunk: DataFrame| -> Result<()> {
-        let df = cleanse::cleanse(source, chunk, known)?;
-        let is_bad = df.column("__reason")?.is_not_null();
-        let bad = df.filter(&is_bad)?;
-        let mut good = df.filter(&!&is_bad)?.drop_many(["__reason", "__detail"]);
+        let t = std::time::Instant::now();
+        let cleanse::Cleansed { mut good, bad } = cleanse::cleanse(source, chunk, known)?;
         if bad.height() > 0 {
-            reject_parts.push(bad.select([
-                "__record", "__line", "__start", "__end", "__reason", "__detail",
-            ])?);
+            reject_parts.push(bad);
         }
         if !source.dedupe_key.is_empty() {
             let (keep, dups) = build::dedupe_chunk(good, &source.dedupe_key, seen_keys, &label)?;
@@ -481,16 +480,25 @@ fn load_file(
         if source.entity == Entity::OrderLine {
             derived.add(&good, file.index)?;
         }
+        cleanse_time += t.elapsed();
         if good.height() > 0 {
+            let t = std::time::Instant::now();
             rows_loaded += good.height() as u64;
             staged.push(tx.stage(&mut good)?);
+            stage_time += t.elapsed();
         }
         Ok(())
     };
-    let outcome = match source.format {
-        contract::Format::Csv => scan::scan_csv(source, path, file.chunk_rows, on_chunk)?,
-        contract::Format::Ndjson => scan::scan_ndjson(source, path, file.chunk_rows, on_chunk)?,
-    };
+    let outcome = scan_pipelined(source, path, file.chunk_rows, on_chunk)?;
+
+    let total = started.elapsed();
+    tracing::debug!(
+        file = %label,
+        scan_ms = (total - cleanse_time - stage_time).as_millis() as u64,
+        cleanse_ms = cleanse_time.as_millis() as u64,
+        stage_ms = stage_time.as_millis() as u64,
+        "file scanned"
+    );
 
     // Scan rejects join the polars ones; raw text is read back by byte range.
     let scan_rejects = df!(
@@ -557,6 +565,44 @@ fn load_file(
     })
 }
 
+/// Runs the scan on its own thread while `on_chunk` cleanses and stages on this one, so the
+/// two halves of a load overlap (a bounded channel of two chunks keeps memory flat).
+fn scan_pipelined(
+    source: &Source,
+    path: &Path,
+    chunk_rows: usize,
+    mut on_chunk: impl FnMut(DataFrame) -> Result<()>,
+) -> Result<scan::ScanOutcome> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<DataFrame>(2);
+    std::thread::scope(|scope| {
+        let scanner = scope.spawn(move || {
+            // A send fails only when the consumer stopped on an error, which it reports.
+            let send = |chunk| {
+                sender
+                    .send(chunk)
+                    .map_err(|_| Error::Internal("the chunk consumer stopped".into()))
+            };
+            match source.format {
+                contract::Format::Csv => scan::scan_csv(source, path, chunk_rows, send),
+                contract::Format::Ndjson => scan::scan_ndjson(source, path, chunk_rows, send),
+            }
+        });
+        let mut consumed = Ok(());
+        for chunk in receiver {
+            consumed = on_chunk(chunk);
+            if consumed.is_err() {
+                // Dropping the receiver (end of this loop) makes the scanner's next send fail.
+                break;
+            }
+        }
+        let scanned = scanner
+            .join()
+            .map_err(|_| Error::Internal(format!("the scan of {} panicked", path.display())))?;
+        consumed?;
+        scanned
+    })
+}
+
 /// The typed frame of a file with no good rows: cleanse an empty chunk.
 pub fn empty_good(source: &Source) -> Result<DataFrame> {
     let mut cols = vec![
@@ -568,10 +614,10 @@ pub fn empty_good(source: &Source) -> Result<DataFrame> {
     for (name, _, _) in &source.columns {
         cols.push(Column::new(name.as_str().into(), Vec::<String>::new()));
     }
-    let df = cleanse::cleanse(
+    Ok(cleanse::cleanse(
         source,
         DataFrame::new_infer_height(cols)?,
         &cleanse::KnownIds::default(),
-    )?;
-    Ok(df.drop_many(["__reason", "__detail"]))
+    )?
+    .good)
 }
