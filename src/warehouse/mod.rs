@@ -243,7 +243,11 @@ impl PartitionedWriter {
             self.open.insert(key.clone(), (rel, writer, 0));
         }
         let (_, writer, rows) = self.open.get_mut(&key).expect("opened above");
-        writer.write_batch(df)?;
+        // The batched writer cuts record batches across all columns at once, so every column
+        // must have the same chunk boundaries (a partition of a joined frame may not).
+        let mut df = df.clone();
+        df.align_chunks_par();
+        writer.write_batch(&df)?;
         *rows += df.height() as u64;
         Ok(())
     }
@@ -388,5 +392,37 @@ impl Transaction<'_> {
         for t in self.next.tables.values_mut() {
             t.files.retain(|f| f.load_id != Some(load_id));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a frame whose columns have different chunk boundaries (as a partition of a
+    /// joined frame can) made polars' batched writer panic at 10M order lines.
+    #[test]
+    fn partitioned_writer_accepts_misaligned_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = WriterLock::acquire(dir.path(), "test").unwrap();
+        let wh = Warehouse::open(dir.path()).unwrap();
+        let mut tx = wh.begin(&lock);
+        let mut a = Column::new("a".into(), [1i64, 2]);
+        a.append(&Column::new("a".into(), [3i64])).unwrap();
+        let b = Column::new("b".into(), ["x", "y", "z"]);
+        let df = DataFrame::new_infer_height(vec![a, b]).unwrap();
+        assert_ne!(
+            df.column("a").unwrap().n_chunks(),
+            df.column("b").unwrap().n_chunks()
+        );
+        let mut w = tx.partitioned_writer("t", Some(1));
+        w.write(&mut tx, Some("p=1"), &df).unwrap();
+        w.write(&mut tx, Some("p=1"), &df).unwrap();
+        let files = w.finish().unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].rows, 6);
+        tx.append("t", files);
+        let wh = Warehouse::commit(tx, "test").unwrap();
+        assert_eq!(wh.read_polars("t").unwrap().unwrap().height(), 6);
     }
 }
