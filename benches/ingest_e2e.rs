@@ -44,14 +44,7 @@ fn run_one(lines: u64) {
     let opts = ecrm::ingest::IngestOptions {
         inputs: ["customers", "products", "transactions", "campaign_contacts"]
             .iter()
-            .map(|s| {
-                let file = if *s == "transactions" {
-                    "transactions.csv".to_string()
-                } else {
-                    format!("{s}.csv")
-                };
-                (Some(s.to_string()), data.join(file))
-            })
+            .map(|s| (Some(s.to_string()), data.join(format!("{s}.csv"))))
             .collect(),
         ..Default::default()
     };

@@ -77,14 +77,29 @@ pub enum Command {
         #[command(flatten)]
         format: FormatArgs,
     },
-    /// List the loads: one row per source file per load.
-    Loads(FormatArgs),
+    /// List the loads (one row per source file per load), or roll one back.
+    Loads {
+        #[command(subcommand)]
+        action: Option<LoadsAction>,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
     /// Answer SQL over the warehouse tables (DataFusion SQL).
     Query(QueryArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoadsAction {
+    /// Remove one load: its fact rows, campaign contacts, rejects and `loads` rows, in one
+    /// atomic commit. Dimension rows stay (they are history later facts may point to).
+    Rollback {
+        /// The load to remove (see `ecrm loads`).
+        load_id: i64,
     },
 }
 
@@ -127,6 +142,10 @@ pub struct IngestArgs {
     /// Rebuild the warehouse from these files alone.
     #[arg(long)]
     pub full_refresh: bool,
+    /// Load a file whose name an earlier load used, with other content, in place of the
+    /// earlier one: its fact rows and rejects are removed (order lines and contacts only).
+    #[arg(long)]
+    pub replace: bool,
     /// Fail (exit 1, warehouse unchanged) when a file's share of rejected rows exceeds this,
     /// between 0 and 1. Default: no limit.
     #[arg(long)]
@@ -201,6 +220,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let opts = IngestOptions {
                 inputs,
                 full_refresh: a.full_refresh,
+                replace: a.replace,
                 max_reject_rate: a.max_reject_rate,
                 chunk_rows: None,
             };
@@ -294,7 +314,25 @@ pub fn run(cli: Cli) -> Result<()> {
             let batch = RecordBatch::try_new(out_schema.clone(), cols)?;
             print(&format, &out_schema, &[batch])
         }
-        Command::Loads(f) => {
+        Command::Loads {
+            action: Some(LoadsAction::Rollback { load_id }),
+            format: _,
+        } => {
+            let r = ingest::rollback(&wh_root, load_id)?;
+            let removed: Vec<String> = r.removed.iter().map(|(t, n)| format!("{t} {n}")).collect();
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "rolled back load {}: removed rows: {}",
+                r.load_id,
+                removed.join(", ")
+            )
+            .map_err(|e| Error::io("<stdout>", e))
+        }
+        Command::Loads {
+            action: None,
+            format: f,
+        } => {
             let wh = Warehouse::open(&wh_root)?;
             wh.table("loads")?;
             let rt = runtime()?;

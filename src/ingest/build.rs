@@ -28,7 +28,7 @@ use super::cleanse::MONEY;
 use super::contract::Entity;
 use super::reasons::Reason;
 use crate::error::{Error, Result};
-use crate::warehouse::{Transaction, Warehouse};
+use crate::warehouse::{Owner, Transaction, Warehouse};
 
 const CUSTOMER_COLUMNS: [(&str, DataType); 12] = [
     ("customer_id", DataType::String),
@@ -358,7 +358,7 @@ pub fn build(
     let old_customers = read("dim_customer")?;
     let dim_customer = merge_customers(old_customers, customers_in, load_id, started)?;
     let mut dc = dim_customer.clone();
-    let f = tx.write_polars("dim_customer", None, &mut dc, None)?;
+    let f = tx.write_polars("dim_customer", None, &mut dc, &Owner::default())?;
     tx.replace("dim_customer", vec![f]);
 
     // Products: from a product source, else derived from order lines.
@@ -369,7 +369,7 @@ pub fn build(
     };
     let dim_product = merge_products(read("dim_product")?, products_in)?;
     let mut dp = dim_product.clone();
-    let f = tx.write_polars("dim_product", None, &mut dp, None)?;
+    let f = tx.write_polars("dim_product", None, &mut dp, &Owner::default())?;
     tx.replace("dim_product", vec![f]);
 
     let current_customers = dim_customer
@@ -388,7 +388,7 @@ pub fn build(
         .iter()
         .filter(|l| l.source.entity == Entity::OrderLine)
     {
-        let mut writer = tx.partitioned_writer("fact_sales", lid);
+        let mut writer = tx.partitioned_writer("fact_sales", fl.owner(load_id));
         let chunks = chunks_of(fl)?;
         for chunk in chunks {
             let fact = sales_fact(chunk?, &current_customers, &product_keys, load_id)?;
@@ -418,7 +418,7 @@ pub fn build(
         .iter()
         .filter(|l| l.source.entity == Entity::CampaignContact)
     {
-        let mut writer = tx.partitioned_writer("fact_campaign_contact", lid);
+        let mut writer = tx.partitioned_writer("fact_campaign_contact", fl.owner(load_id));
         for chunk in chunks_of(fl)? {
             let fact = contact_fact(chunk?, &current_customers, load_id)?;
             collect_days(&fact, "contact_ts", &mut days)?;
@@ -432,8 +432,8 @@ pub fn build(
         tx.append("fact_campaign_contact", files);
     }
 
-    // Rejects: one file per load (written even when empty the first time, so the table exists).
-    let mut parts = Vec::new();
+    // Rejects: one file per input file that had any (so replacing a file replaces its
+    // rejects), and an empty one the first time, so the table exists.
     for fl in loads {
         let n = fl.rejects.height();
         if n == 0 {
@@ -449,12 +449,11 @@ pub fn build(
             Column::new("source".into(), vec![fl.source.name.clone(); n]),
         )?;
         df.insert_column(0, Column::new("load_id".into(), vec![load_id; n]))?;
-        parts.push(df);
+        let f = tx.write_polars("rejects", None, &mut df, &fl.owner(load_id))?;
+        tx.append("rejects", vec![f]);
     }
-    let had_rejects = tx.next().tables.contains_key("rejects");
-    let rejects = match vstack_all(parts)? {
-        Some(df) => Some(df),
-        None if !had_rejects => Some(df!(
+    if !tx.next().tables.contains_key("rejects") {
+        let mut empty = df!(
             "load_id" => Vec::<i64>::new(),
             "source" => Vec::<String>::new(),
             "file" => Vec::<String>::new(),
@@ -463,11 +462,12 @@ pub fn build(
             "raw" => Vec::<String>::new(),
             "reason" => Vec::<String>::new(),
             "detail" => Vec::<String>::new(),
-        )?),
-        None => None,
-    };
-    if let Some(mut df) = rejects {
-        let f = tx.write_polars("rejects", None, &mut df, lid)?;
+        )?;
+        let owner = Owner {
+            load_id: lid,
+            source_file: None,
+        };
+        let f = tx.write_polars("rejects", None, &mut empty, &owner)?;
         tx.append("rejects", vec![f]);
     }
 
@@ -477,7 +477,7 @@ pub fn build(
     }
     if let (Some(first), Some(last)) = (days.first().copied(), days.last().copied()) {
         let mut dd = dim_date(first, last)?;
-        let f = tx.write_polars("dim_date", None, &mut dd, None)?;
+        let f = tx.write_polars("dim_date", None, &mut dd, &Owner::default())?;
         tx.replace("dim_date", vec![f]);
     }
 
@@ -488,7 +488,7 @@ pub fn build(
         prev.vstack_mut(&loads_df)?;
         loads_df = prev;
     }
-    let f = tx.write_polars("loads", None, &mut loads_df, None)?;
+    let f = tx.write_polars("loads", None, &mut loads_df, &Owner::default())?;
     tx.replace("loads", vec![f]);
     Ok(())
 }

@@ -4,17 +4,22 @@
 //!   one file, a folder (its files in name order) or a glob per source.
 //! - Output tables: `dim_customer`, `dim_product`, `dim_date`, `fact_sales`,
 //!   `fact_campaign_contact`, `rejects`, `loads` (see [`build`]), plus `<warehouse>/loads.json`.
-//! - Parameters: `--full-refresh` (rebuild from these files only), `--max-reject-rate X`
+//! - Parameters: `--full-refresh` (rebuild from these files only), `--replace` (see below),
+//!   `--max-reject-rate X`
 //!   (default: no limit; a file whose rejected share exceeds X fails the load with exit code 1
 //!   and leaves the warehouse unchanged).
 //!
 //! Per file: rows read = rows loaded + rows rejected + exact duplicates dropped. A file whose
 //! SHA-256 is already in `loads` is skipped and reported; a different file with the name of an
-//! earlier load's file is refused (a corrected re-delivery must be loaded on purpose).
+//! earlier load's file is refused unless `--replace` (its earlier fact rows and rejects are
+//! removed in the same commit). [`rollback`] removes a whole load.
 //!
-//! The flow of one file: [`scan`] (csv crate: encoding, record numbers, ragged lines, exact
-//! duplicates) → [`cleanse`] (polars: trim, types, rules → reason codes) in chunks; then the
-//! whole load is merged into the star schema by [`build`] and committed atomically.
+//! The flow of one file, in two threads: [`scan`] (csv crate: encoding, record numbers,
+//! ragged lines, exact duplicates) hands chunks of raw text to [`cleanse`] (polars: trim,
+//! types, rules → reason codes), whose good rows are staged as Parquet chunks. Then
+//! [`build`] merges the dimensions and streams the staged chunks into the fact tables, and the
+//! whole load is committed atomically. Memory holds a few chunks, the dimensions and the
+//! duplicate-detection hashes (16 bytes per distinct record), never a whole file.
 
 pub mod build;
 pub mod cleanse;
@@ -22,7 +27,7 @@ pub mod contract;
 pub mod reasons;
 pub mod scan;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +49,9 @@ pub struct IngestOptions {
     pub inputs: Vec<(Option<String>, PathBuf)>,
     /// Rebuild the warehouse from these files alone.
     pub full_refresh: bool,
+    /// Load a file whose name an earlier load used, with other content, in place of the
+    /// earlier one (its fact rows and rejects are removed).
+    pub replace: bool,
     /// Fail the load when a file's rejected share exceeds this (0..=1).
     pub max_reject_rate: Option<f64>,
     /// Rows per polars chunk (default [`DEFAULT_CHUNK_ROWS`]).
@@ -67,6 +75,32 @@ pub struct FileSummary {
     pub duplicates: u64,
     /// Rejected rows by reason code.
     pub reasons: BTreeMap<String, u64>,
+}
+
+impl FileSummary {
+    /// A file skipped because its content was loaded before (by `previous_load`, or earlier in
+    /// this delivery when `None`).
+    fn already_loaded(
+        source: &Source,
+        path: &Path,
+        sha256: String,
+        bytes: u64,
+        previous_load: Option<i64>,
+    ) -> Self {
+        FileSummary {
+            source: source.name.clone(),
+            file: path.display().to_string(),
+            sha256,
+            bytes,
+            status: "already_loaded".into(),
+            previous_load,
+            rows_read: 0,
+            rows_loaded: 0,
+            rows_rejected: 0,
+            duplicates: 0,
+            reasons: BTreeMap::new(),
+        }
+    }
 }
 
 /// The outcome of one ingest.
@@ -93,6 +127,19 @@ pub struct FileLoad {
 }
 
 impl FileLoad {
+    /// `SOURCE/FILE_NAME`: how data files remember which input file their rows came from.
+    pub fn source_file(&self) -> String {
+        source_file(&self.source.name, Path::new(&self.summary.file))
+    }
+
+    /// The owner of the data files this file's rows go to.
+    pub fn owner(&self, load_id: i64) -> crate::warehouse::Owner {
+        crate::warehouse::Owner {
+            load_id: Some(load_id as u64),
+            source_file: Some(self.source_file()),
+        }
+    }
+
     /// All good rows in one frame (customer and product files, which are small).
     pub fn good(&self) -> Result<DataFrame> {
         let mut parts = self.staged.iter();
@@ -161,10 +208,20 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     Ok((hex::encode(hasher.finalize()), bytes))
 }
 
+/// `SOURCE/FILE_NAME` of an input file.
+fn source_file(source: &str, path: &Path) -> String {
+    format!("{source}/{}", file_name(path))
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+fn source_names(contract: &Contract) -> String {
+    let names: Vec<&str> = contract.sources.iter().map(|s| s.name.as_str()).collect();
+    names.join(", ")
 }
 
 /// Runs one ingest into the warehouse at `root`.
@@ -180,12 +237,7 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
                         message: format!(
                             "no source {n:?} in {}; sources: {}",
                             contract.file.display(),
-                            contract
-                                .sources
-                                .iter()
-                                .map(|s| s.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            source_names(contract)
                         ),
                     });
                 }
@@ -198,12 +250,7 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
                     message: format!(
                         "the contract has {} sources: write --input SOURCE=PATH (sources: {})",
                         contract.sources.len(),
-                        contract
-                            .sources
-                            .iter()
-                            .map(|s| s.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        source_names(contract)
                     ),
                 });
             }
@@ -254,49 +301,47 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
     let mut skipped = Vec::new();
     let mut todo: Vec<(Source, PathBuf, String, u64)> = Vec::new();
     let mut hashes_this_load: HashSet<String> = HashSet::new();
+    // (earlier load, SOURCE/FILE_NAME) of files a --replace removes.
+    let mut replaced: Vec<(i64, String)> = Vec::new();
     for (source, files) in &plan {
         for path in files {
             let (sha, bytes) = sha256_file(path)?;
             if let Some(&prev) = loaded_hashes.get(&sha) {
-                skipped.push(FileSummary {
-                    source: source.name.clone(),
-                    file: path.display().to_string(),
-                    sha256: sha,
+                skipped.push(FileSummary::already_loaded(
+                    source,
+                    path,
+                    sha,
                     bytes,
-                    status: "already_loaded".into(),
-                    previous_load: Some(prev),
-                    rows_read: 0,
-                    rows_loaded: 0,
-                    rows_rejected: 0,
-                    duplicates: 0,
-                    reasons: BTreeMap::new(),
-                });
+                    Some(prev),
+                ));
                 continue;
             }
             if let Some((prev, _)) = loaded_names.get(&(source.name.clone(), file_name(path))) {
-                return Err(Error::input(
-                    path,
-                    format!(
-                        "refused: a file with this name but different content was loaded by load {prev}; \
-                         a corrected re-delivery needs a new file name, or --full-refresh"
-                    ),
-                ));
+                if !opts.replace {
+                    return Err(Error::input(
+                        path,
+                        format!(
+                            "refused: a file with this name but different content was loaded by load {prev}; \
+                             to load the corrected file in its place, add --replace"
+                        ),
+                    ));
+                }
+                if matches!(source.entity, Entity::Customer | Entity::Product) {
+                    return Err(Error::input(
+                        path,
+                        format!(
+                            "--replace applies to order-line and campaign-contact files; {} rows are \
+                             dimension history: load the corrected file under a new name and its values \
+                             update the dimension",
+                            source.entity.name()
+                        ),
+                    ));
+                }
+                replaced.push((*prev, source_file(&source.name, path)));
             }
             if !hashes_this_load.insert(sha.clone()) {
                 // The same content twice in one delivery: load it once.
-                skipped.push(FileSummary {
-                    source: source.name.clone(),
-                    file: path.display().to_string(),
-                    sha256: sha,
-                    bytes,
-                    status: "already_loaded".into(),
-                    previous_load: None,
-                    rows_read: 0,
-                    rows_loaded: 0,
-                    rows_rejected: 0,
-                    duplicates: 0,
-                    reasons: BTreeMap::new(),
-                });
+                skipped.push(FileSummary::already_loaded(source, path, sha, bytes, None));
                 continue;
             }
             todo.push((source.clone(), path.clone(), sha, bytes));
@@ -345,6 +390,25 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
     // Phase 1: scan and cleanse every file, staging good rows chunk by chunk. Staged files
     // live in the transaction's staging folder and vanish with it if anything fails.
     let mut tx = wh.begin(&lock);
+    let mut previous_loads = previous_loads;
+    for (prev, file) in &replaced {
+        let removed = tx.remove_source_file(*prev as u64, file);
+        tracing::info!(load = prev, file = %file, ?removed, "replacing an earlier delivery");
+        if let Some(df) = previous_loads.take() {
+            let (source, name) = file.split_once('/').expect("SOURCE/FILE_NAME");
+            let keep = df
+                .lazy()
+                .filter(
+                    col("load_id")
+                        .eq(lit(*prev))
+                        .and(col("source").eq(lit(source)))
+                        .and(col("file_name").eq(lit(name)))
+                        .not(),
+                )
+                .collect()?;
+            previous_loads = Some(keep);
+        }
+    }
     let mut seen_keys: HashMap<String, HashMap<String, (String, u64)>> = HashMap::new();
     let mut loads: Vec<FileLoad> = Vec::new();
     for (index, (source, path, sha, bytes)) in todo.into_iter().enumerate() {
@@ -435,6 +499,61 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
             .map(|(k, v)| (k.clone(), v.rows()))
             .collect(),
     })
+}
+
+/// What a rollback removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rollback {
+    pub load_id: i64,
+    /// Rows removed per table (`loads` rows included).
+    pub removed: BTreeMap<String, u64>,
+}
+
+/// Removes one load: its fact rows, campaign contacts, rejects and `loads` rows, in one
+/// atomic commit. Dimension rows stay: members and versions are history that later loads'
+/// facts may point to, and a file loaded again later finds them.
+pub fn rollback(root: &Path, load_id: i64) -> Result<Rollback> {
+    let lock = WriterLock::acquire(root, &format!("rollback of load {load_id}"))?;
+    let wh = Warehouse::open(root)?;
+    let loads = wh.read_polars("loads")?.ok_or_else(|| Error::NotFound {
+        what: "load",
+        name: load_id.to_string(),
+        hint: " (the warehouse has no loads)".into(),
+    })?;
+    let ids: BTreeSet<i64> = loads.column("load_id")?.i64()?.iter().flatten().collect();
+    if !ids.contains(&load_id) {
+        return Err(Error::NotFound {
+            what: "load",
+            name: load_id.to_string(),
+            hint: format!(
+                " (loads: {})",
+                ids.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    let mut tx = wh.begin(&lock);
+    let mut removed = tx.remove_load(load_id as u64);
+    let mut kept = loads
+        .lazy()
+        .filter(col("load_id").neq(lit(load_id)))
+        .collect()?;
+    removed.insert(
+        "loads".into(),
+        wh.table("loads")?.rows() - kept.height() as u64,
+    );
+    let f = tx.write_polars(
+        "loads",
+        None,
+        &mut kept,
+        &crate::warehouse::Owner::default(),
+    )?;
+    tx.replace("loads", vec![f]);
+    let wh = Warehouse::commit(tx, &format!("rollback load {load_id}"))?;
+    build::write_loads_json(&wh)?;
+    Ok(Rollback { load_id, removed })
 }
 
 /// A file to scan and where it stands in the load.

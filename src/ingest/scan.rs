@@ -93,6 +93,14 @@ impl ChunkBuilder {
         self.record.len()
     }
 
+    /// Ends a record whose fields were pushed: its record number, line and byte range.
+    fn finish_record(&mut self, [record, line, start, end]: [u64; 4]) {
+        self.record.push(record);
+        self.line.push(line);
+        self.start.push(start);
+        self.end.push(end);
+    }
+
     fn take(&mut self) -> Result<DataFrame> {
         let mut cols: Vec<Column> = vec![
             Column::new("__record".into(), std::mem::take(&mut self.record)),
@@ -263,10 +271,7 @@ pub fn scan_csv(
             out.rejects.push(r);
             continue;
         }
-        chunk.record.push(out.rows_read);
-        chunk.line.push(line);
-        chunk.start.push(start);
-        chunk.end.push(end);
+        chunk.finish_record([out.rows_read, line, start, end]);
         if chunk.len() >= chunk_rows {
             on_chunk(chunk.take()?)?;
         }
@@ -362,10 +367,7 @@ pub fn scan_ndjson(
             }
             chunk.ends[c].push(chunk.text[c].len());
         }
-        chunk.record.push(out.rows_read);
-        chunk.line.push(line);
-        chunk.start.push(start);
-        chunk.end.push(end);
+        chunk.finish_record([out.rows_read, line, start, end]);
         if chunk.len() >= chunk_rows {
             on_chunk(chunk.take()?)?;
         }

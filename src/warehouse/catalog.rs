@@ -33,6 +33,10 @@ pub struct DataFile {
     /// (facts, rejects); `None` for tables rebuilt as a whole (dimensions, `loads`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_id: Option<u64>,
+    /// `SOURCE/FILE_NAME` of the input file the rows came from, for replacing one file of a
+    /// load; `None` when rows of several files share the data file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_file: Option<String>,
 }
 
 /// One table: its files.
@@ -155,6 +159,7 @@ mod tests {
                     path: "tables/t/a.parquet".into(),
                     rows: 3,
                     load_id: Some(1),
+                    source_file: Some("tx/a.csv".into()),
                 }],
             },
         );

@@ -206,6 +206,15 @@ pub fn write_arrow_parquet(
     Ok(())
 }
 
+/// Which load and input file a data file's rows came from; the default (no load) is for
+/// tables rebuilt as a whole.
+#[derive(Debug, Clone, Default)]
+pub struct Owner {
+    pub load_id: Option<u64>,
+    /// `SOURCE/FILE_NAME` (see [`DataFile::source_file`]).
+    pub source_file: Option<String>,
+}
+
 /// The settings of every warehouse Parquet file polars writes: zstd, full statistics.
 fn warehouse_parquet(file: std::fs::File) -> ParquetWriter<std::fs::File> {
     ParquetWriter::new(file)
@@ -223,7 +232,7 @@ pub fn read_polars_file(path: &Path) -> Result<DataFrame> {
 /// written with one chunk in memory.
 pub struct PartitionedWriter {
     table: String,
-    load_id: Option<u64>,
+    owner: Owner,
     open: BTreeMap<Option<String>, (String, BatchedWriter<std::fs::File>, u64)>,
 }
 
@@ -260,7 +269,8 @@ impl PartitionedWriter {
             files.push(DataFile {
                 path: rel,
                 rows,
-                load_id: self.load_id,
+                load_id: self.owner.load_id,
+                source_file: self.owner.source_file.clone(),
             });
         }
         Ok(files)
@@ -321,7 +331,7 @@ impl Transaction<'_> {
         table: &str,
         partition: Option<&str>,
         df: &mut DataFrame,
-        load_id: Option<u64>,
+        owner: &Owner,
     ) -> Result<DataFile> {
         let (rel, path) = self.new_data_path(table, partition)?;
         let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
@@ -329,15 +339,16 @@ impl Transaction<'_> {
         Ok(DataFile {
             path: rel,
             rows: df.height() as u64,
-            load_id,
+            load_id: owner.load_id,
+            source_file: owner.source_file.clone(),
         })
     }
 
     /// A writer that streams rows of one load into `table`, one file per partition.
-    pub fn partitioned_writer(&self, table: &str, load_id: Option<u64>) -> PartitionedWriter {
+    pub fn partitioned_writer(&self, table: &str, owner: Owner) -> PartitionedWriter {
         PartitionedWriter {
             table: table.to_string(),
-            load_id,
+            owner,
             open: BTreeMap::new(),
         }
     }
@@ -387,11 +398,29 @@ impl Transaction<'_> {
         self.next.tables.clear();
     }
 
-    /// Removes the files a load wrote from every table.
-    pub fn remove_load(&mut self, load_id: u64) {
-        for t in self.next.tables.values_mut() {
-            t.files.retain(|f| f.load_id != Some(load_id));
+    /// Removes the files a load wrote from every table (dimensions, rebuilt as a whole, are
+    /// not load files). Returns the rows removed per table.
+    pub fn remove_load(&mut self, load_id: u64) -> BTreeMap<String, u64> {
+        self.remove_files(|f| f.load_id == Some(load_id))
+    }
+
+    /// Removes the files one input file (`SOURCE/FILE_NAME`) of a load wrote.
+    pub fn remove_source_file(&mut self, load_id: u64, source_file: &str) -> BTreeMap<String, u64> {
+        self.remove_files(|f| {
+            f.load_id == Some(load_id) && f.source_file.as_deref() == Some(source_file)
+        })
+    }
+
+    fn remove_files(&mut self, doomed: impl Fn(&DataFile) -> bool) -> BTreeMap<String, u64> {
+        let mut removed = BTreeMap::new();
+        for (name, t) in self.next.tables.iter_mut() {
+            let rows: u64 = t.files.iter().filter(|f| doomed(f)).map(|f| f.rows).sum();
+            t.files.retain(|f| !doomed(f));
+            if rows > 0 {
+                removed.insert(name.clone(), rows);
+            }
         }
+        removed
     }
 }
 
@@ -415,7 +444,11 @@ mod tests {
             df.column("a").unwrap().n_chunks(),
             df.column("b").unwrap().n_chunks()
         );
-        let mut w = tx.partitioned_writer("t", Some(1));
+        let owner = Owner {
+            load_id: Some(1),
+            source_file: Some("s/f.csv".into()),
+        };
+        let mut w = tx.partitioned_writer("t", owner);
         w.write(&mut tx, Some("p=1"), &df).unwrap();
         w.write(&mut tx, Some("p=1"), &df).unwrap();
         let files = w.finish().unwrap();

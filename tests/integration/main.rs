@@ -5,4 +5,5 @@ mod contracts;
 mod crash;
 mod online_retail;
 mod sample;
+mod scd;
 mod support;

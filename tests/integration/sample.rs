@@ -289,7 +289,64 @@ fn reloading_is_idempotent_and_new_files_append() {
     let out = run(&days);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("different content"), "{err}");
+    assert!(
+        err.contains("different content") && err.contains("--replace"),
+        "{err}"
+    );
+
+    // With --replace it takes the earlier delivery's place: old rows and rejects out, new in.
+    let rejects_before: u64 = scalar(&wh, "SELECT COUNT(*) FROM rejects").parse().unwrap();
+    let day2 = "SELECT rows_read, rows_loaded, rows_rejected FROM loads WHERE file_name = '2024-01-02.csv'";
+    let num = |v: &Vec<Vec<String>>, i: usize| v[0][i].parse::<u64>().unwrap();
+    let old = sql(&wh, day2);
+    let mut args = vec![
+        "ingest".to_string(),
+        "--contract".into(),
+        contract.display().to_string(),
+        "--replace".into(),
+    ];
+    args.extend(others.iter().cloned());
+    args.extend([
+        "--input".to_string(),
+        format!("transactions={}", days.display()),
+    ]);
+    ecrm_ok(&wh, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let new = sql(&wh, day2);
+    assert_eq!(new.len(), 1, "one loads row for the file");
+    assert_eq!(num(&new, 0), num(&old, 0) + 1);
+    // The added line names an unknown product.
+    assert_eq!(num(&new, 2), num(&old, 2) + 1);
+    assert_eq!(count(), first + num(&new, 1));
+    assert_eq!(
+        scalar(&wh, "SELECT COUNT(*) FROM rejects")
+            .parse::<u64>()
+            .unwrap(),
+        rejects_before - num(&old, 2) + num(&new, 2)
+    );
+    let replaced_by = scalar(
+        &wh,
+        "SELECT load_id FROM loads WHERE file_name = '2024-01-02.csv'",
+    );
+    assert_eq!(replaced_by, "3");
+
+    // Rolling that load back removes its rows, contacts, rejects and loads rows, and nothing else.
+    let out = ecrm_ok(&wh, &["loads", "rollback", "3"]);
+    assert!(out.starts_with("rolled back load 3"), "{out}");
+    assert_eq!(count(), first);
+    assert_eq!(
+        scalar(&wh, "SELECT COUNT(DISTINCT load_id) FROM loads"),
+        "1"
+    );
+    assert_eq!(
+        keys_before,
+        sql(
+            &wh,
+            "SELECT customer_id, customer_key FROM dim_customer WHERE is_current ORDER BY customer_key"
+        )
+    );
+    let out = ecrm(&wh, &["loads", "rollback", "3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("load not found: 3 (loads: 1)"));
 }
 
 fn wh_of(dir: &Path) -> PathBuf {
