@@ -102,6 +102,20 @@ fn expected(path: &Path) -> Expected {
     e
 }
 
+impl Expected {
+    /// What [`fact_totals`] must read.
+    fn fact_totals(&self) -> Vec<String> {
+        vec![
+            self.loaded.to_string(),
+            money(self.revenue_milli),
+            self.invoices.to_string(),
+            self.customers.to_string(),
+            self.products.to_string(),
+            self.countries.to_string(),
+        ]
+    }
+}
+
 fn money(milli: i128) -> String {
     let sign = if milli < 0 { "-" } else { "" };
     format!("{sign}{}.{:03}", milli.abs() / 1000, milli.abs() % 1000)
@@ -173,17 +187,7 @@ fn online_retail_loads_with_exact_accounting() {
             "record {record}"
         );
     }
-    assert_eq!(
-        fact_totals(&wh),
-        vec![
-            e.loaded.to_string(),
-            money(e.revenue_milli),
-            e.invoices.to_string(),
-            e.customers.to_string(),
-            e.products.to_string(),
-            e.countries.to_string(),
-        ]
-    );
+    assert_eq!(fact_totals(&wh), e.fact_totals());
     // Guests count in revenue under the unknown member; customer counts exclude it.
     assert_eq!(
         scalar(
@@ -250,17 +254,7 @@ fn online_retail_daily_files_add_up_to_the_single_file() {
         let s = ecrm::ingest::ingest(&wh, &contract, &opts).unwrap();
         assert!(s.load_id.is_some(), "{} was not loaded", f.display());
     }
-    assert_eq!(
-        fact_totals(&wh),
-        vec![
-            e.loaded.to_string(),
-            money(e.revenue_milli),
-            e.invoices.to_string(),
-            e.customers.to_string(),
-            e.products.to_string(),
-            e.countries.to_string(),
-        ]
-    );
+    assert_eq!(fact_totals(&wh), e.fact_totals());
     assert_eq!(scalar(&wh, "SELECT COUNT(*) FROM loads"), "305");
     assert_eq!(
         scalar(&wh, "SELECT SUM(duplicates) FROM loads"),
