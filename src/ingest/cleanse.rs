@@ -41,6 +41,14 @@ fn raw(name: &str) -> String {
 }
 
 fn any_of(e: &Expr, values: &[String]) -> Expr {
+    // One or two values (the usual null tokens, boolean spellings) compare faster than is_in.
+    if values.len() <= 2 {
+        return values
+            .iter()
+            .map(|v| e.clone().eq(lit(v.as_str())))
+            .reduce(|a, b| a.or(b))
+            .unwrap_or(lit(false));
+    }
     let series = Series::new("values".into(), values);
     e.clone().is_in(lit(series).implode(false), false)
 }
