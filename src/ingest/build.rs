@@ -153,7 +153,7 @@ pub fn dedupe_chunk(
     let mask = BooleanChunked::from_slice("dup".into(), &dup);
     let bad = good.filter(&mask)?;
     let n = bad.height();
-    let rejects = df!(
+    let mut rejects = df!(
         "__record" => bad.column("__record")?.as_materialized_series().clone(),
         "__line" => bad.column("__line")?.as_materialized_series().clone(),
         "__start" => bad.column("__start")?.as_materialized_series().clone(),
@@ -161,6 +161,9 @@ pub fn dedupe_chunk(
         "__reason" => vec![Reason::DuplicateKey.code(); n],
         "__detail" => details,
     )?;
+    if let Ok(raw) = bad.column("__raw") {
+        rejects.with_column(raw.clone())?;
+    }
     Ok((good.filter(&!&mask)?, Some(rejects)))
 }
 

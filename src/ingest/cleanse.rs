@@ -64,12 +64,14 @@ pub struct Cleansed {
     /// canonical columns, and for order lines `is_return` and `is_service`.
     pub good: DataFrame,
     /// Rows that broke a rule: `__record`, `__line`, `__start`, `__end`, `__reason`
-    /// (the code) and `__detail`.
+    /// (the code) and `__detail`. Both keep `__raw` when the chunk has it.
     pub bad: DataFrame,
 }
 
 /// Cleanses one chunk.
 pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cleansed> {
+    // Sources without byte ranges (Parquet) carry each row's raw text along.
+    let has_raw = chunk.column("__raw").is_ok();
     let mut lf = chunk.lazy();
 
     // 1. Keep the raw text for details, trim, null tokens, id normalisation.
@@ -413,17 +415,18 @@ pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cl
         reason = when(this.clone()).then(lit(r.code())).otherwise(reason);
         detail = when(this).then(d).otherwise(detail);
     }
-    let bad = bad
-        .lazy()
-        .select([
-            col("__record"),
-            col("__line"),
-            col("__start"),
-            col("__end"),
-            reason.alias("__reason"),
-            detail.alias("__detail"),
-        ])
-        .collect()?;
+    let mut bad_cols = vec![
+        col("__record"),
+        col("__line"),
+        col("__start"),
+        col("__end"),
+        reason.alias("__reason"),
+        detail.alias("__detail"),
+    ];
+    if has_raw {
+        bad_cols.push(col("__raw"));
+    }
+    let bad = bad.lazy().select(bad_cols).collect()?;
 
     // Good rows: typed values under the canonical names, derived flags, no helpers.
     let mut keep: Vec<Expr> = vec![col("__record"), col("__line"), col("__start"), col("__end")];
@@ -434,6 +437,9 @@ pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cl
     }
     if source.entity == Entity::Product && source.service_code_pattern.is_some() {
         keep.push(col("__is_service"));
+    }
+    if has_raw {
+        keep.push(col("__raw"));
     }
     let mut good = good
         .lazy()

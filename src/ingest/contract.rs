@@ -9,7 +9,7 @@
 //! entity = "order_line"          # customer | product | order_line | campaign_contact
 //! path = "../sample-data/transactions.csv"   # file, folder or glob, relative to this file;
 //!                                # ${VAR} is replaced by an environment variable
-//! format = "csv"                 # csv | ndjson (one JSON object per line)
+//! format = "csv"                 # csv | ndjson (one JSON object per line) | parquet
 //! delimiter = ","                # one byte; default ","
 //! quote = '"'                    # one byte; default '"'
 //! encoding = "utf-8"             # utf-8 (default) | latin-1
@@ -181,6 +181,8 @@ pub enum Format {
     Csv,
     /// One JSON object per line; `columns.X.from` names a top-level key.
     Ndjson,
+    /// A Parquet file; values are read through their text form.
+    Parquet,
 }
 
 /// Letter case applied to an id column.
@@ -415,7 +417,7 @@ impl SourceParams {
         let entity = self.entity;
         let path = expand_env(file, &key("path"), &self.path)?;
         let path = base.join(path);
-        if self.format == Format::Ndjson {
+        if self.format != Format::Csv {
             let csv_only = [
                 ("delimiter", self.delimiter.is_some()),
                 ("quote", self.quote.is_some()),
@@ -425,7 +427,7 @@ impl SourceParams {
                 return Err(Error::config(
                     file,
                     key(k),
-                    "applies to csv sources; NDJSON is always UTF-8 with one JSON object per line",
+                    "applies to csv sources; NDJSON and Parquet carry their own encoding and layout",
                 ));
             }
         }

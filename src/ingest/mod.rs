@@ -596,6 +596,9 @@ fn load_file(
                 reject_parts.push(d);
             }
         }
+        if good.column("__raw").is_ok() {
+            good = good.drop("__raw")?;
+        }
         if source.entity == Entity::OrderLine {
             derived.add(&good, file.index)?;
         }
@@ -629,17 +632,30 @@ fn load_file(
         "__detail" => outcome.rejects.iter().map(|r| r.detail.clone()).collect::<Vec<_>>(),
     )?;
     let mut rejects = scan_rejects;
+    if source.format == contract::Format::Parquet {
+        // Parquet rows have no byte range: their raw text came along as `__raw`.
+        rejects.with_column(Column::new("__raw".into(), Vec::<String>::new()))?;
+    }
     for part in reject_parts {
         rejects.vstack_mut(&part)?;
     }
     rejects = rejects.sort(["__record"], SortMultipleOptions::default())?;
-    let ranges: Vec<(u64, u64)> = rejects
-        .column("__start")?
-        .u64()?
-        .into_no_null_iter()
-        .zip(rejects.column("__end")?.u64()?.into_no_null_iter())
-        .collect();
-    let raw = scan::read_raw(path, source.encoding, &ranges)?;
+    let raw: Vec<String> = if source.format == contract::Format::Parquet {
+        rejects
+            .column("__raw")?
+            .str()?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect()
+    } else {
+        let ranges: Vec<(u64, u64)> = rejects
+            .column("__start")?
+            .u64()?
+            .into_no_null_iter()
+            .zip(rejects.column("__end")?.u64()?.into_no_null_iter())
+            .collect();
+        scan::read_raw(path, source.encoding, &ranges)?
+    };
     let rejects = df!(
         "record" => rejects.column("__record")?.as_materialized_series().clone(),
         "line" => rejects.column("__line")?.as_materialized_series().clone(),
@@ -704,6 +720,7 @@ fn scan_pipelined(
             match source.format {
                 contract::Format::Csv => scan::scan_csv(source, path, chunk_rows, send),
                 contract::Format::Ndjson => scan::scan_ndjson(source, path, chunk_rows, send),
+                contract::Format::Parquet => scan::scan_parquet(source, path, chunk_rows, send),
             }
         });
         let mut consumed = Ok(());

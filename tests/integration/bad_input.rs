@@ -323,3 +323,79 @@ fn an_ndjson_source_loads_and_rejects_malformed_lines() {
         .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_parquet_source_loads_through_the_text_of_its_values() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let contract = CONTRACT
+        .replace(
+            "path = \"tx.csv\"",
+            "path = \"tx.parquet\"\nformat = \"parquet\"",
+        )
+        .replace(
+            "%Y-%m-%d %H:%M\"",
+            "%Y-%m-%d %H:%M\", \"%Y-%m-%d %H:%M:%S%.f\"",
+        )
+        .replace(
+            "not_null = [",
+            "range = { unit_price = { min = 0 } }\nnot_null = [",
+        );
+    std::fs::write(root.join("contract.toml"), contract).unwrap();
+    let mut df = df!(
+        "InvoiceNo" => ["100001", "100001", "100001", "100002", "100003"],
+        "StockCode" => ["85123a", "71053", "85123a", "22423", "22424"],
+        "Quantity" => [6i64, 6, 6, 1, 2],
+        "InvoiceDate" => ["2011-01-02 08:26", "2011-01-02 08:26", "2011-01-02 08:26", "2011-01-03 09:00", "2011-01-03 09:00"],
+        "UnitPrice" => [2.55f64, 3.39, 2.55, -1.0, 1.25],
+        "CustomerID" => [Some(17850.0f64), Some(17850.0), Some(17850.0), None, None],
+    )
+    .unwrap();
+    let file = std::fs::File::create(root.join("tx.parquet")).unwrap();
+    ParquetWriter::new(file).finish(&mut df).unwrap();
+    let wh = root.join("wh");
+    ecrm_ok(
+        &wh,
+        &[
+            "ingest",
+            "--contract",
+            root.join("contract.toml").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        sql(
+            &wh,
+            "SELECT rows_read, rows_loaded, rows_rejected, duplicates FROM loads"
+        ),
+        vec![
+            vec!["5", "3", "1", "1"]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        ]
+    );
+    assert_eq!(
+        sql(&wh, "SELECT record, reason, raw FROM rejects"),
+        vec![
+            vec!["4", "out_of_range", "100002,22423,1,2011-01-03 09:00,-1.0,"]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        ]
+    );
+    assert_eq!(
+        sql(
+            &wh,
+            "SELECT product_id, customer_id, CAST(unit_price AS VARCHAR), CAST(revenue AS VARCHAR) FROM fact_sales ORDER BY record"
+        ),
+        vec![
+            vec!["85123A", "17850", "2.550", "15.300"],
+            vec!["71053", "17850", "3.390", "20.340"],
+            vec!["22424", "NULL", "1.250", "2.500"]
+        ]
+        .into_iter()
+        .map(|r| r.into_iter().map(String::from).collect::<Vec<_>>())
+        .collect::<Vec<_>>()
+    );
+}
