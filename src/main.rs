@@ -7,13 +7,17 @@ use ecrm::cli::{Cli, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.global.quiet, cli.global.log_format);
+    let log_format = cli.global.log_format;
+    init_logging(cli.global.quiet, log_format);
     match ecrm::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // `ecrm query ... | head` closing the pipe early is success, as in ripgrep.
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            // JSON logs get the error as a log record too, for log collectors.
+            if log_format == LogFormat::Json {
+                tracing::error!(exit_code = e.exit_code(), "{e}");
+            }
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }

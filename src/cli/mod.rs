@@ -175,6 +175,7 @@ pub struct QueryArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let wh_root = cli.global.warehouse.clone();
+    let quiet = cli.global.quiet;
     match cli.command {
         Command::Synth(a) => {
             let params = SynthParams {
@@ -223,6 +224,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 replace: a.replace,
                 max_reject_rate: a.max_reject_rate,
                 chunk_rows: None,
+                progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
             let summary = ingest::ingest(&wh_root, &contract, &opts)?;
             let format = Format::resolve(a.format.format);

@@ -56,6 +56,9 @@ pub struct IngestOptions {
     pub max_reject_rate: Option<f64>,
     /// Rows per polars chunk (default [`DEFAULT_CHUNK_ROWS`]).
     pub chunk_rows: Option<usize>,
+    /// Show a progress bar per file on stderr (the CLI sets it when stderr is a terminal and
+    /// `--quiet` is off).
+    pub progress: bool,
 }
 
 /// The outcome for one input file.
@@ -418,6 +421,7 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
             path: &path,
             index,
             chunk_rows,
+            progress: opts.progress,
         };
         let fl = load_file(&mut tx, &file, sha, bytes, &known, keys)?;
         let add = |set: &mut Option<Series>, c: &str| -> Result<()> {
@@ -563,6 +567,7 @@ struct StagedFile<'a> {
     /// Position in the load, to order rows across files.
     index: usize,
     chunk_rows: usize,
+    progress: bool,
 }
 
 /// Scans and cleanses one file, staging its good rows.
@@ -611,7 +616,7 @@ fn load_file(
         }
         Ok(())
     };
-    let outcome = scan_pipelined(source, path, file.chunk_rows, on_chunk)?;
+    let outcome = scan_pipelined(file, bytes, on_chunk)?;
 
     let total = started.elapsed();
     tracing::debug!(
@@ -703,11 +708,12 @@ fn load_file(
 /// Runs the scan on its own thread while `on_chunk` cleanses and stages on this one, so the
 /// two halves of a load overlap (a bounded channel of two chunks keeps memory flat).
 fn scan_pipelined(
-    source: &Source,
-    path: &Path,
-    chunk_rows: usize,
+    file: &StagedFile<'_>,
+    bytes: u64,
     mut on_chunk: impl FnMut(DataFrame) -> Result<()>,
 ) -> Result<scan::ScanOutcome> {
+    let (source, path, chunk_rows) = (file.source, file.path, file.chunk_rows);
+    let bar = progress_bar(file.progress, path, bytes);
     let (sender, receiver) = std::sync::mpsc::sync_channel::<DataFrame>(2);
     std::thread::scope(|scope| {
         let scanner = scope.spawn(move || {
@@ -725,11 +731,19 @@ fn scan_pipelined(
         });
         let mut consumed = Ok(());
         for chunk in receiver {
+            if let Some(bar) = &bar {
+                // The byte offset after the chunk's last record (0 for Parquet: no progress).
+                let done = chunk.column("__end").ok().and_then(|c| c.u64().ok()?.max());
+                bar.set_position(done.unwrap_or(0));
+            }
             consumed = on_chunk(chunk);
             if consumed.is_err() {
                 // Dropping the receiver (end of this loop) makes the scanner's next send fail.
                 break;
             }
+        }
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
         }
         let scanned = scanner
             .join()
@@ -737,6 +751,20 @@ fn scan_pipelined(
         consumed?;
         scanned
     })
+}
+
+/// A progress bar over a file's bytes on stderr, only when asked (a terminal, not quiet).
+fn progress_bar(show: bool, path: &Path, bytes: u64) -> Option<indicatif::ProgressBar> {
+    if !show {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(bytes);
+    let style =
+        indicatif::ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(file_name(path));
+    Some(bar)
 }
 
 /// The typed frame of a file with no good rows: cleanse an empty chunk.
