@@ -308,7 +308,9 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
     let mut replaced: Vec<(i64, String)> = Vec::new();
     for (source, files) in &plan {
         for path in files {
+            let t = std::time::Instant::now();
             let (sha, bytes) = sha256_file(path)?;
+            tracing::debug!(file = %path.display(), hash_ms = t.elapsed().as_millis() as u64, "hashed");
             if let Some(&prev) = loaded_hashes.get(&sha) {
                 skipped.push(FileSummary::already_loaded(
                     source,
