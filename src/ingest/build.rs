@@ -1,6 +1,7 @@
 //! The star-schema build: one load's cleansed rows merged into the warehouse's tables.
 //!
-//! Tables (written through [`Transaction::write_polars`], committed together by the caller):
+//! Tables (dimensions through [`Transaction::write_polars`], facts streamed from the staged
+//! chunks through [`crate::warehouse::PartitionedWriter`]; committed together by the caller):
 //! - `dim_customer` (rebuilt): `customer_key` (0 = the unknown member, for guest sales),
 //!   `customer_id` and the canonical customer attributes, SCD type 2 on `country`,
 //!   `email_opt_in`, `phone_opt_in` (`valid_from`, `valid_to` (null while current),
@@ -11,9 +12,11 @@
 //!   order lines, with one canonical description per code: the most frequent, ties to the
 //!   smallest text; a derived product keeps its first description across loads.
 //! - `dim_date` (rebuilt): every day from the first to the last sale or contact.
-//! - `fact_sales` (appended, one file per month per load under `month=YYYY-MM/`): the order
-//!   line grain; `revenue = quantity × unit_price` in decimal(18,3), exact.
-//! - `fact_campaign_contact`, `rejects` (appended per load), `loads` (rebuilt; one row per file).
+//! - `fact_sales` (appended, one file per month per input file under `month=YYYY-MM/`): the
+//!   order line grain; `revenue = quantity × unit_price` in decimal(18,3), exact.
+//! - `fact_campaign_contact`, `rejects` (appended, one file per input file), `loads` (rebuilt;
+//!   one row per file). Appended files remember their load and input file, for `--replace`
+//!   and rollback.
 //!
 //! Keys are stable: existing rows keep their keys; new members get the next keys in id order,
 //! so the same loads give the same keys.

@@ -14,6 +14,9 @@
 //!   files that neither the new nor the previous snapshot references (orphans of killed writers
 //!   and files of replaced tables), keeping the previous snapshot readable for readers that
 //!   opened it just before the commit.
+//! - Intermediate files a writer needs (ingest's staged chunks) live in
+//!   `_ecrm/staging/<run token>/`, removed when the transaction ends and, for killed writers,
+//!   by the next commit.
 
 pub mod catalog;
 mod lock;
