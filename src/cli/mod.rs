@@ -199,6 +199,13 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Ingest(a) => {
+            // Checked before loading: a load must not succeed and then exit 2 on its summary.
+            if a.format.format == Some(Format::Parquet) {
+                return Err(Error::Usage {
+                    arg: "--format".into(),
+                    message: "ingest prints its summary as table, csv, json or ndjson".into(),
+                });
+            }
             if let Some(r) = a.max_reject_rate
                 && !(0.0..=1.0).contains(&r)
             {

@@ -445,3 +445,23 @@ fn the_readme_main_command_loads_the_sample_data() {
         loaded.to_string()
     );
 }
+
+#[test]
+fn ingest_refuses_a_summary_format_it_cannot_print_before_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let contract = repo().join("pipelines/sources.toml");
+    let out = ecrm(
+        &wh,
+        &[
+            "ingest",
+            "--contract",
+            contract.to_str().unwrap(),
+            "--format",
+            "parquet",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format: ingest prints its summary"));
+    assert!(!wh.join("_ecrm/CURRENT").exists(), "nothing may be loaded");
+}
