@@ -424,6 +424,10 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
             index,
             chunk_rows,
             progress: opts.progress,
+            derive: build::Derive {
+                customers: !has_customer_source,
+                products: !has_product_source,
+            },
         };
         let fl = load_file(&mut tx, &file, sha, bytes, &known, keys)?;
         let add = |set: &mut Option<Series>, c: &str| -> Result<()> {
@@ -570,6 +574,8 @@ struct StagedFile<'a> {
     index: usize,
     chunk_rows: usize,
     progress: bool,
+    /// Which dimensions are derived from order lines (no customer / product source).
+    derive: build::Derive,
 }
 
 /// Scans and cleanses one file, staging its good rows.
@@ -607,7 +613,7 @@ fn load_file(
             good = good.drop("__raw")?;
         }
         if source.entity == Entity::OrderLine {
-            derived.add(&good, file.index)?;
+            derived.add(&good, file.index, file.derive)?;
         }
         cleanse_time += t.elapsed();
         if good.height() > 0 {

@@ -231,12 +231,54 @@ pub fn read_polars_file(path: &Path) -> Result<DataFrame> {
     Ok(ParquetReader::new(file).finish()?)
 }
 
+/// Rows per Parquet row group written by [`PartitionedWriter`]: big enough for good
+/// compression and few per-group costs, small enough to buffer a few of.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Rows buffered over all partitions before every buffer is flushed, which bounds memory
+/// when rows spread over many partitions.
+const MAX_BUFFERED_ROWS: usize = 4 * ROW_GROUP_ROWS;
+
+/// One open partition file: its catalog path, writer, rows written, and rows waiting to be
+/// written as one row group.
+struct OpenPartition {
+    rel: String,
+    writer: BatchedWriter<std::fs::File>,
+    rows: u64,
+    pending: Vec<DataFrame>,
+    pending_rows: usize,
+}
+
+impl OpenPartition {
+    fn flush(&mut self) -> Result<()> {
+        if self.pending_rows == 0 {
+            return Ok(());
+        }
+        let mut parts = std::mem::take(&mut self.pending).into_iter();
+        let mut df = parts.next().expect("pending rows");
+        for p in parts {
+            df.vstack_mut_owned(p)?;
+        }
+        // The batched writer cuts record batches across all columns at once, so every column
+        // must have the same chunk boundaries (a partition of a joined frame may not);
+        // rechunking also makes the whole buffer one row group.
+        df.rechunk_mut_par();
+        self.writer.write_batch(&df)?;
+        self.rows += df.height() as u64;
+        self.pending_rows = 0;
+        Ok(())
+    }
+}
+
 /// Streams one load's rows into a table, one file per partition, so a load of any size is
-/// written with one chunk in memory.
+/// written with a few row groups in memory: rows are buffered per partition and written in
+/// row groups of [`ROW_GROUP_ROWS`] (a load's chunk spreads over many partitions, and one
+/// small row group per chunk and partition would compress poorly and write slowly).
 pub struct PartitionedWriter {
     table: String,
     owner: Owner,
-    open: BTreeMap<Option<String>, (String, BatchedWriter<std::fs::File>, u64)>,
+    open: BTreeMap<Option<String>, OpenPartition>,
+    buffered: usize,
 }
 
 impl PartitionedWriter {
@@ -252,26 +294,43 @@ impl PartitionedWriter {
             let (rel, path) = tx.new_data_path(&self.table, partition)?;
             let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
             let writer = warehouse_parquet(file).batched(df.schema())?;
-            self.open.insert(key.clone(), (rel, writer, 0));
+            self.open.insert(
+                key.clone(),
+                OpenPartition {
+                    rel,
+                    writer,
+                    rows: 0,
+                    pending: Vec::new(),
+                    pending_rows: 0,
+                },
+            );
         }
-        let (_, writer, rows) = self.open.get_mut(&key).expect("opened above");
-        // The batched writer cuts record batches across all columns at once, so every column
-        // must have the same chunk boundaries (a partition of a joined frame may not).
-        let mut df = df.clone();
-        df.align_chunks_par();
-        writer.write_batch(&df)?;
-        *rows += df.height() as u64;
+        let open = self.open.get_mut(&key).expect("opened above");
+        open.pending.push(df.clone());
+        open.pending_rows += df.height();
+        self.buffered += df.height();
+        if open.pending_rows >= ROW_GROUP_ROWS {
+            self.buffered -= open.pending_rows;
+            open.flush()?;
+        }
+        if self.buffered > MAX_BUFFERED_ROWS {
+            for open in self.open.values_mut() {
+                open.flush()?;
+            }
+            self.buffered = 0;
+        }
         Ok(())
     }
 
     /// Closes every file and returns their catalog entries.
     pub fn finish(self) -> Result<Vec<DataFile>> {
         let mut files = Vec::with_capacity(self.open.len());
-        for (_, (rel, writer, rows)) in self.open {
-            writer.finish()?;
+        for (_, mut open) in self.open {
+            open.flush()?;
+            open.writer.finish()?;
             files.push(DataFile {
-                path: rel,
-                rows,
+                path: open.rel,
+                rows: open.rows,
                 load_id: self.owner.load_id,
                 source_file: self.owner.source_file.clone(),
             });
@@ -353,6 +412,7 @@ impl Transaction<'_> {
             table: table.to_string(),
             owner,
             open: BTreeMap::new(),
+            buffered: 0,
         }
     }
 
