@@ -57,6 +57,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A SQL statement failed to parse, plan or run; `pointer` quotes the line at fault with
+    /// a caret under the position when DataFusion gives one.
+    #[error("{message}{}", match (line, column) {
+        (Some(l), Some(c)) => format!(" (line {l}, column {c}){pointer}"),
+        _ => String::new(),
+    })]
+    Sql {
+        message: String,
+        line: Option<u64>,
+        column: Option<u64>,
+        pointer: String,
+    },
+
     #[error("polars: {0}")]
     Polars(#[from] polars::error::PolarsError),
 
@@ -102,6 +115,16 @@ impl Error {
             key: key.into(),
             message: message.into(),
         }
+    }
+
+    /// A TOML file (contract, cube model, pipeline) that does not parse or has a value of the
+    /// wrong shape: the line, and serde's message (which names the key or field).
+    pub fn toml(file: impl Into<PathBuf>, text: &str, e: &toml::de::Error) -> Self {
+        let key = e
+            .span()
+            .map(|s| format!("line {}", text[..s.start].matches('\n').count() + 1))
+            .unwrap_or_else(|| "file".to_string());
+        Error::config(file, key, e.message().to_string())
     }
 
     /// An input-file error.

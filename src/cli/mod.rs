@@ -5,6 +5,7 @@
 //! [`output`]; logs go to stderr through `tracing`.
 
 pub mod output;
+mod sql;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -52,6 +53,27 @@ pub struct GlobalArgs {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Threads (and partitions) per SQL query. Default: every core.
+    #[arg(long, global = true, env = "ECRM_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Memory for sorts, aggregations and joins in SQL, e.g. 2GiB or 500MB; beyond it they
+    /// spill to disk. Default: no limit.
+    #[arg(long, global = true, env = "ECRM_MEMORY_LIMIT", value_name = "SIZE")]
+    pub memory_limit: Option<bytesize::ByteSize>,
+    /// Folder for SQL spill files. Default: the OS temporary folder.
+    #[arg(long, global = true, env = "ECRM_SPILL_DIR", value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// The SQL engine's bounds from the command line.
+    pub fn engine(&self) -> olap::EngineOptions {
+        olap::EngineOptions {
+            threads: self.threads.map(usize::from),
+            memory_limit: self.memory_limit.map(|b| b.as_u64()),
+            spill_dir: self.spill_dir.clone(),
+        }
+    }
 }
 
 /// Log formats.
@@ -84,8 +106,12 @@ pub enum Command {
         #[command(flatten)]
         format: FormatArgs,
     },
-    /// Answer SQL over the warehouse tables (DataFusion SQL).
+    /// Answer SQL over the warehouse tables (DataFusion SQL); without -e or -f, read SQL
+    /// from stdin, or open a prompt when stdin is a terminal.
     Query(QueryArgs),
+    /// Answer OLAP questions from a cube model without writing SQL; without --rows, list the
+    /// model's levels and measures.
+    Cube(CubeArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -172,10 +198,64 @@ pub struct QueryArgs {
     pub format: FormatArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct CubeArgs {
+    /// The cube: a model file, or NAME for CUBES_DIR/NAME.toml.
+    #[arg(long)]
+    pub cube: String,
+    /// Where models named by NAME live.
+    #[arg(long, env = "ECRM_CUBES", default_value = "pipelines/cubes")]
+    pub cubes_dir: PathBuf,
+    /// Row levels, coarse to fine (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "LEVEL[,LEVEL]")]
+    pub rows: Vec<String>,
+    /// A column level: one more grouping column, or with --pivot one column per member.
+    #[arg(long, value_name = "LEVEL")]
+    pub cols: Option<String>,
+    /// Measures (comma-separated). Default: the model's `revenue`.
+    #[arg(long, value_delimiter = ',', value_name = "M[,M]")]
+    pub measures: Vec<String>,
+    /// Keep one member of a level: LEVEL=VALUE. Repeatable.
+    #[arg(long, value_name = "LEVEL=VALUE")]
+    pub slice: Vec<String>,
+    /// Keep some members of a level: LEVEL=V1,V2,... Repeatable.
+    #[arg(long, value_name = "LEVEL=V1,V2")]
+    pub dice: Vec<String>,
+    /// Subtotals and a grand total; subtotal members read `All`.
+    #[arg(long, value_enum)]
+    pub subtotals: Option<olap::cube::Subtotals>,
+    /// Go one level down this row level's hierarchy (year → year, quarter).
+    #[arg(long, value_name = "LEVEL")]
+    pub drill: Option<String>,
+    /// Only the top N members of the last row level within each member of the levels before
+    /// it, ranked by --by.
+    #[arg(long, value_name = "N", requires = "by")]
+    pub top: Option<usize>,
+    /// The measure --top ranks by.
+    #[arg(long, value_name = "MEASURE", requires = "top")]
+    pub by: Option<String>,
+    /// One column per member of the --cols level (`<member>`, or `<member>_<measure>` with
+    /// several measures).
+    #[arg(long)]
+    pub pivot: bool,
+    /// Period-over-period growth over the time level in --rows: `<m>_prev`, `<m>_growth`.
+    #[arg(long, value_enum)]
+    pub compare: Option<olap::cube::Compare>,
+    /// Print the SQL on stderr before running it.
+    #[arg(long)]
+    pub show_sql: bool,
+    /// Write the result to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let wh_root = cli.global.warehouse.clone();
     let quiet = cli.global.quiet;
+    let engine = cli.global.engine();
     match cli.command {
         Command::Synth(a) => {
             let params = SynthParams {
@@ -286,9 +366,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Describe { table, format } => {
             let wh = Warehouse::open(&wh_root)?;
             wh.table(&table)?;
-            let rt = runtime()?;
+            let rt = runtime(engine.threads)?;
             let schema = rt.block_on(async {
-                let ctx = olap::session(&wh).await?;
+                let ctx = olap::session(&wh, &engine).await?;
                 let df = ctx.table(table.as_str()).await?;
                 Ok::<_, Error>(df.schema().as_arrow().clone())
             })?;
@@ -344,9 +424,9 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             let wh = Warehouse::open(&wh_root)?;
             wh.table("loads")?;
-            let rt = runtime()?;
+            let rt = runtime(engine.threads)?;
             let (schema, batches) = rt.block_on(async {
-                let ctx = olap::session(&wh).await?;
+                let ctx = olap::session(&wh, &engine).await?;
                 olap::sql(
                     &ctx,
                     "SELECT load_id, source, file_name, rows_read, rows_loaded, rows_rejected, duplicates, \
@@ -356,73 +436,8 @@ pub fn run(cli: Cli) -> Result<()> {
             })?;
             print(&f, &schema, &batches)
         }
-        Command::Query(a) => {
-            let script = match (&a.sql, &a.file) {
-                (Some(s), _) => s.clone(),
-                (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?,
-                (None, None) => {
-                    return Err(Error::Usage {
-                        arg: "query".into(),
-                        message: "give SQL with -e \"SQL\" or a file with -f FILE.sql".into(),
-                    });
-                }
-            };
-            let statements = olap::split_statements(&script);
-            if statements.is_empty() {
-                return Err(Error::Usage {
-                    arg: "query".into(),
-                    message: "no SQL statement given".into(),
-                });
-            }
-            let mut extra = Vec::new();
-            for t in &a.table {
-                let Some((name, path)) = t.split_once('=') else {
-                    return Err(Error::Usage {
-                        arg: "--table".into(),
-                        message: format!("{t:?} is not NAME=PATH"),
-                    });
-                };
-                extra.push((name.to_string(), PathBuf::from(path)));
-            }
-            let wh = Warehouse::open(&wh_root)?;
-            if wh.table_names().is_empty() && extra.is_empty() {
-                return Err(Error::Warehouse {
-                    dir: wh_root,
-                    message: "no tables: run `ecrm ingest` first, or register files with --table NAME=PATH".into(),
-                });
-            }
-            let rt = runtime()?;
-            rt.block_on(async {
-                let ctx = olap::session(&wh).await?;
-                for (name, path) in &extra {
-                    olap::register_path(&ctx, name, path).await?;
-                }
-                let format = Format::resolve(a.format.format);
-                let last = statements.len() - 1;
-                for (i, stmt) in statements.iter().enumerate() {
-                    let (schema, batches) = olap::sql(&ctx, stmt).await?;
-                    if let (Some(path), true) = (&a.out, i == last) {
-                        output::write_file(path, format, &schema, &batches)?;
-                        continue;
-                    }
-                    if a.out.is_some() {
-                        continue;
-                    }
-                    let mut out = std::io::stdout().lock();
-                    if i > 0 && format == Format::Csv {
-                        writeln!(out).map_err(|e| Error::io("<stdout>", e))?;
-                    }
-                    output::write_batches(
-                        &mut out,
-                        format,
-                        &schema,
-                        &batches,
-                        Some(a.format.max_rows),
-                    )?;
-                }
-                Ok::<_, Error>(())
-            })
-        }
+        Command::Query(a) => sql::query(&a, &wh_root, &engine),
+        Command::Cube(a) => sql::cube(&a, &wh_root, &engine),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ecrm", &mut std::io::stdout());
@@ -442,10 +457,13 @@ fn print(f: &FormatArgs, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<
     )
 }
 
-/// The async runtime for DataFusion.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
+/// The async runtime for DataFusion, with `threads` workers (default: every core).
+pub fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        b.worker_threads(n.max(1));
+    }
+    b.enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
 }

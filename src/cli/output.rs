@@ -25,6 +25,21 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format of a file the user named without `--format`: from its extension (csv when
+    /// the extension says nothing).
+    pub fn for_file(path: &Path) -> Format {
+        match path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("parquet") => Format::Parquet,
+            Some("json") => Format::Json,
+            Some("ndjson") | Some("jsonl") => Format::Ndjson,
+            _ => Format::Csv,
+        }
+    }
+
     /// The format to use when the user gave none: table on a terminal, csv otherwise.
     pub fn resolve(given: Option<Format>) -> Format {
         given.unwrap_or_else(|| {

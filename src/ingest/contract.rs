@@ -320,16 +320,8 @@ impl Contract {
 
     /// Checks contract text; `file` names it in messages and anchors relative paths.
     pub fn parse(file: &Path, text: &str) -> Result<Contract> {
-        let params: ContractParams = toml::from_str(text).map_err(|e| {
-            let key = e
-                .span()
-                .map(|s| {
-                    let line = text[..s.start].matches('\n').count() + 1;
-                    format!("line {line}")
-                })
-                .unwrap_or_else(|| "contract".to_string());
-            Error::config(file, key, e.message().to_string())
-        })?;
+        let params: ContractParams =
+            toml::from_str(text).map_err(|e| Error::toml(file, text, &e))?;
         params.check(file)
     }
 }

@@ -1,25 +1,73 @@
-//! OLAP: the DataFusion session over the warehouse, and SQL questions.
+//! OLAP: the DataFusion session over the warehouse, SQL questions, and cubes.
 //!
-//! - Input: every table of the warehouse snapshot, registered by name; extra tables from files.
+//! - Input: every table of the warehouse snapshot, registered by name; extra tables from files
+//!   (`--table NAME=PATH`); cube models ([`cube`]).
 //! - Output: Arrow record batches (printed by [`crate::cli::output`]).
+//! - Parameters ([`EngineOptions`]): threads (default: every core), a memory limit for sorts,
+//!   aggregations and joins, beyond which they spill (default: none), and the spill folder
+//!   (default: the OS temporary folder).
 //!
 //! The session is created here and only here ([`session`]), so a distributed engine can
 //! replace it later without the rest of the code knowing.
 
-use std::path::Path;
+pub mod cube;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
 use crate::warehouse::Warehouse;
 
+/// Bounds on DataFusion's parallelism and memory; the same wherever ecrm runs SQL.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Threads and partitions per query (default: the machine's cores).
+    pub threads: Option<usize>,
+    /// Bytes that sorts, aggregations and joins may hold before they spill to disk (default:
+    /// no limit). Operators that cannot spill fail with a "resources exhausted" error naming
+    /// the biggest consumers.
+    pub memory_limit: Option<u64>,
+    /// Folder for spill files (default: the OS temporary folder).
+    pub spill_dir: Option<PathBuf>,
+}
+
+/// A session with no tables, under `opts`.
+pub fn empty_session(opts: &EngineOptions) -> Result<SessionContext> {
+    let mut config = SessionConfig::new().with_information_schema(true);
+    if let Some(n) = opts.threads {
+        config = config.with_target_partitions(n.max(1));
+    }
+    // Spans let planning errors point at the offending SQL text.
+    config.options_mut().sql_parser.collect_spans = true;
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = opts.memory_limit {
+        // A fair pool shares the limit among the spilling operators of a query, so one big
+        // sort cannot starve an aggregation; the tracker names the top consumers on failure.
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(limit as usize),
+            std::num::NonZeroUsize::new(5).expect("non-zero"),
+        );
+        runtime = runtime.with_memory_pool(Arc::new(pool));
+    }
+    if let Some(dir) = &opts.spill_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        runtime = runtime.with_temp_file_path(dir);
+    }
+    Ok(SessionContext::new_with_config_rt(
+        config,
+        runtime.build_arc()?,
+    ))
+}
+
 /// Creates the session and registers every warehouse table that has files.
-pub async fn session(wh: &Warehouse) -> Result<SessionContext> {
-    let config = SessionConfig::new().with_information_schema(true);
-    let ctx = SessionContext::new_with_config(config);
+pub async fn session(wh: &Warehouse, opts: &EngineOptions) -> Result<SessionContext> {
+    let ctx = empty_session(opts)?;
     for name in wh.table_names() {
         let paths: Vec<String> = wh
             .table_paths(&name)?
@@ -65,12 +113,57 @@ pub async fn register_path(ctx: &SessionContext, name: &str, path: &Path) -> Res
     Ok(())
 }
 
-/// Runs one SQL statement and collects its result.
+/// Runs one SQL statement and collects its result; an error says where in the statement it
+/// is when DataFusion knows.
 pub async fn sql(ctx: &SessionContext, statement: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let df = ctx.sql(statement).await?;
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await?;
-    Ok((schema, batches))
+    let run = async {
+        let df = ctx.sql(statement).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        Ok::<_, datafusion::error::DataFusionError>((schema, batches))
+    };
+    run.await.map_err(|e| sql_error(statement, &e))
+}
+
+/// A DataFusion error as [`Error::Sql`], with the line and column it points at: from the
+/// planner's diagnostic span, or from the parser's "at Line: L, Column: C".
+pub fn sql_error(statement: &str, e: &datafusion::error::DataFusionError) -> Error {
+    let message = e.strip_backtrace();
+    let from_span = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .filter(|s| s.start.line > 0)
+        .map(|s| {
+            let width = if s.end.line == s.start.line {
+                (s.end.column.saturating_sub(s.start.column)).max(1)
+            } else {
+                1
+            };
+            (s.start.line, s.start.column, width)
+        });
+    let position = from_span.or_else(|| {
+        let re = regex::Regex::new(r"at Line: (\d+), Column: (\d+)").expect("valid regex");
+        let c = re.captures(&message)?;
+        Some((c[1].parse().ok()?, c[2].parse().ok()?, 1))
+    });
+    let (line, column, pointer) = match position {
+        Some((line, column, width)) => {
+            let text = statement.lines().nth(line as usize - 1).unwrap_or("");
+            let pointer = format!(
+                "\n  {text}\n  {}{}",
+                " ".repeat(column.saturating_sub(1) as usize),
+                "^".repeat(width as usize)
+            );
+            (Some(line), Some(column), pointer)
+        }
+        None => (None, None, String::new()),
+    };
+    Error::Sql {
+        message,
+        line,
+        column,
+        pointer,
+    }
 }
 
 /// Splits a SQL script into statements on `;` outside quotes and comments.
@@ -117,9 +210,51 @@ pub fn split_statements(script: &str) -> Vec<String> {
     out
 }
 
+/// True when `text` ends with a `;` outside quotes and comments (a complete statement, for
+/// the prompt).
+pub fn ends_statement(text: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut last = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                if c == q {
+                    quote = None;
+                }
+                last = Some(c);
+            }
+            None => match c {
+                '\'' | '"' => {
+                    quote = Some(c);
+                    last = Some(c);
+                }
+                '-' if chars.peek() == Some(&'-') => {
+                    for c2 in chars.by_ref() {
+                        if c2 == '\n' {
+                            break;
+                        }
+                    }
+                }
+                c if c.is_whitespace() => {}
+                c => last = Some(c),
+            },
+        }
+    }
+    quote.is_none() && last == Some(';')
+}
+
 #[cfg(test)]
 mod tests {
-    use super::split_statements;
+    use super::{ends_statement, split_statements};
+
+    #[test]
+    fn a_statement_ends_with_a_semicolon_outside_quotes() {
+        assert!(ends_statement("SELECT 1;\n"));
+        assert!(ends_statement("SELECT ';'; -- done\n"));
+        assert!(!ends_statement("SELECT ';"));
+        assert!(!ends_statement("SELECT 1 -- ;\n"));
+    }
 
     #[test]
     fn splits_on_semicolons_outside_quotes_and_comments() {

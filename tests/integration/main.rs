@@ -4,6 +4,8 @@ mod bad_input;
 mod contracts;
 mod crash;
 mod online_retail;
+mod query_cli;
 mod sample;
 mod scd;
+mod sql_golden;
 mod support;

@@ -1,7 +1,7 @@
 //! UCI Online Retail through pipelines/online-retail.toml, checked against figures computed
 //! here from the raw file, independently of the ETL code.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use crate::support::{dataset, ecrm_ok, repo, scalar, sql};
@@ -21,6 +21,9 @@ struct Expected {
     customers: usize,
     products: usize,
     countries: usize,
+    /// Revenue in thousandths by country and by month (YYYY-MM of the invoice date).
+    revenue_by_country: BTreeMap<String, i128>,
+    revenue_by_month: BTreeMap<String, i128>,
     /// Raw text by record number, for the rejected rows.
     rejected_raw: HashMap<u64, String>,
 }
@@ -48,6 +51,8 @@ fn expected(path: &Path) -> Expected {
         customers: 0,
         products: 0,
         countries: 0,
+        revenue_by_country: BTreeMap::new(),
+        revenue_by_month: BTreeMap::new(),
         rejected_raw: HashMap::new(),
     };
     let (mut inv, mut cust, mut prod, mut country) = (
@@ -88,6 +93,12 @@ fn expected(path: &Path) -> Expected {
         }
         e.loaded += 1;
         e.revenue_milli += q * p;
+        *e.revenue_by_country
+            .entry(ctry.trim().to_string())
+            .or_default() += q * p;
+        *e.revenue_by_month
+            .entry(fields[4][..7].to_string())
+            .or_default() += q * p;
         inv.insert(invoice.clone());
         if !customer.is_empty() {
             cust.insert(customer.trim_end_matches(".0").to_string());
@@ -228,6 +239,49 @@ fn online_retail_loads_with_exact_accounting() {
         before,
         std::fs::read_to_string(wh.join("_ecrm/CURRENT")).unwrap()
     );
+
+    // The cube model answers revenue by country and by month, with the grand total, as the
+    // raw rows say.
+    for (level, by) in [
+        ("country", &e.revenue_by_country),
+        ("month", &e.revenue_by_month),
+    ] {
+        let mut want: Vec<(String, String)> =
+            by.iter().map(|(k, v)| (k.clone(), money(*v))).collect();
+        want.push(("All".to_string(), money(e.revenue_milli)));
+        assert_eq!(cube_revenue(&wh, level), want, "revenue by {level}");
+    }
+}
+
+/// `ecrm cube --cube online-retail --rows LEVEL --subtotals rollup` as (member, revenue).
+fn cube_revenue(wh: &Path, level: &str) -> Vec<(String, String)> {
+    let cubes = repo().join("pipelines/cubes");
+    let out = ecrm_ok(
+        wh,
+        &[
+            "cube",
+            "--cube",
+            "online-retail",
+            "--cubes-dir",
+            cubes.to_str().unwrap(),
+            "--rows",
+            level,
+            "--measures",
+            "revenue",
+            "--subtotals",
+            "rollup",
+            "--format",
+            "csv",
+        ],
+    );
+    let mut rdr = csv::Reader::from_reader(out.as_bytes());
+    assert_eq!(rdr.headers().unwrap(), vec![level, "revenue"]);
+    rdr.records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), r[1].to_string())
+        })
+        .collect()
 }
 
 #[test]

@@ -61,10 +61,10 @@ pub fn ecrm_ok(warehouse: &Path, args: &[&str]) -> String {
 /// Runs SQL over a warehouse in-process and renders every cell as text.
 pub fn sql(warehouse: &Path, statement: &str) -> Vec<Vec<String>> {
     let wh = ecrm::warehouse::Warehouse::open(warehouse).expect("warehouse opens");
-    let rt = ecrm::cli::runtime().expect("runtime");
+    let rt = ecrm::cli::runtime(None).expect("runtime");
     let (_, batches) = rt
         .block_on(async {
-            let ctx = ecrm::olap::session(&wh).await?;
+            let ctx = ecrm::olap::session(&wh, &Default::default()).await?;
             ecrm::olap::sql(&ctx, statement).await
         })
         .unwrap_or_else(|e| panic!("{statement}: {e}"));
@@ -93,4 +93,18 @@ pub fn scalar(warehouse: &Path, statement: &str) -> String {
     let r = sql(warehouse, statement);
     assert_eq!(r.len(), 1, "{statement}: expected one row, got {r:?}");
     r[0][0].clone()
+}
+
+/// A warehouse loaded from the committed sample data (README's main job), built once per
+/// test run (under target/tmp, replacing the previous run's) and shared read-only by the
+/// tests that only query it.
+pub fn sample_warehouse() -> &'static Path {
+    static WH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    WH.get_or_init(|| {
+        let wh = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sample-warehouse");
+        let _ = std::fs::remove_dir_all(&wh);
+        let contract = repo().join("pipelines/sources.toml");
+        ecrm_ok(&wh, &["ingest", "--contract", contract.to_str().unwrap()]);
+        wh
+    })
 }
