@@ -12,14 +12,15 @@
 //! warehouse/  tables/<name>/*.parquet (zstd), published atomically by one pointer file
 //!    │          dim_customer · dim_product · dim_date · fact_sales · fact_campaign_contact
 //!    │          rejects · loads
-//!    │  olap     DataFusion session with every table registered by name
+//!    │  olap     DataFusion session with every table registered by name;
+//!    │           cube models (TOML) → GROUP BY ROLLUP / CUBE, pivots, top-N, period windows
 //!    ▼
-//! query results (table, csv, json, ndjson, parquet)
+//! query and cube results (table, csv, json, ndjson, parquet)
 //! ```
 //!
 //! Modules: [`error`] (the one error type and exit codes), [`cli`] (clap commands and output
 //! formats), [`ingest`] (contracts, scan, cleanse, build), [`warehouse`] (the table catalog and
-//! atomic commits), [`olap`] (the DataFusion session), [`synth`] (the sample-data generator).
+//! atomic commits), [`olap`] (the DataFusion session, SQL, cube models), [`synth`] (the sample-data generator).
 
 pub mod cli;
 pub mod error;

@@ -53,7 +53,7 @@ pub struct GlobalArgs {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Threads (and partitions) per SQL query. Default: every core.
+    /// Threads per SQL query (each runs two partitions). Default: every core.
     #[arg(long, global = true, env = "ECRM_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
     /// Memory for sorts, aggregations and joins in SQL, e.g. 2GiB or 500MB; beyond it they
@@ -183,7 +183,13 @@ pub struct IngestArgs {
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     /// SQL to run; several statements separated by `;` print one result each.
-    #[arg(short = 'e', long = "execute", conflicts_with = "file")]
+    // SQL may start with a `--` comment.
+    #[arg(
+        short = 'e',
+        long = "execute",
+        conflicts_with = "file",
+        allow_hyphen_values = true
+    )]
     pub sql: Option<String>,
     /// A file of `;`-separated SQL statements.
     #[arg(short, long)]

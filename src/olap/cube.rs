@@ -119,6 +119,9 @@ struct LevelParams {
     expr: String,
     #[serde(default)]
     description: Option<String>,
+    /// Orders the members when their text does not (e.g. weekday names by day number).
+    #[serde(default)]
+    sort: Option<String>,
     /// Time levels: an integer numbering the periods consecutively (e.g. year * 12 + month).
     #[serde(default)]
     period: Option<String>,
@@ -163,6 +166,8 @@ pub struct Level {
     pub dimension: String,
     pub expr: String,
     pub description: Option<String>,
+    /// Orders the members (default: `expr`).
+    pub sort: Option<String>,
     /// (period number expression, periods per year) for time levels.
     pub period: Option<(String, u32)>,
     /// Position in its dimension's hierarchy, when it is in one.
@@ -553,6 +558,9 @@ impl Cube {
                     ));
                 }
                 check_aliases(&lkey, &l.expr)?;
+                if let Some(sort) = &l.sort {
+                    check_aliases(&lkey, sort)?;
+                }
                 let period = match (&l.period, l.periods_per_year) {
                     (Some(e), Some(n)) if n > 0 => {
                         if !d.time {
@@ -580,6 +588,7 @@ impl Cube {
                         dimension: dname.clone(),
                         expr: l.expr.clone(),
                         description: l.description.clone(),
+                        sort: l.sort.clone(),
                         period,
                         depth: None,
                     },
@@ -754,6 +763,9 @@ impl Cube {
         for l in self.levels.values() {
             let key = format!("dimensions.{}.levels.{}", l.dimension, l.name);
             out.push((format!("{key}.expr"), l.expr.clone()));
+            if let Some(sort) = &l.sort {
+                out.push((format!("{key}.sort"), sort.clone()));
+            }
             if let Some((p, _)) = &l.period {
                 out.push((format!("{key}.period"), p.clone()));
             }
@@ -1087,7 +1099,13 @@ impl Cube {
 
     /// The joins a question needs.
     fn question_joins(&self, q: &CubeQuery, levels: &[String]) -> BTreeSet<String> {
-        let mut exprs: Vec<String> = levels.iter().map(|l| self.levels[l].expr.clone()).collect();
+        let mut exprs: Vec<String> = levels
+            .iter()
+            .flat_map(|l| {
+                let l = &self.levels[l];
+                std::iter::once(l.expr.clone()).chain(l.sort.clone())
+            })
+            .collect();
         exprs.extend(q.slices.iter().map(|(l, _)| self.levels[l].expr.clone()));
         exprs.extend(q.dices.iter().map(|(l, _)| self.levels[l].expr.clone()));
         for m in q.measures.iter().chain(q.top.iter().map(|(_, m)| m)) {
@@ -1296,16 +1314,24 @@ impl Cube {
         let mut order = Vec::new();
         for (i, (l, e)) in levels.iter().zip(&exprs).enumerate() {
             inner.push(format!("{e} AS __l{i}"));
+            // A sort key is the same for every row of a member; MIN keeps it under ROLLUP.
+            let sort = match &self.levels[l].sort {
+                Some(key) => {
+                    inner.push(format!("MIN({key}) AS __s{i}"));
+                    format!("__s{i}, __l{i}")
+                }
+                None => format!("__l{i}"),
+            };
             if subtotals.is_some() {
                 inner.push(format!("GROUPING({e}) AS __g{i}"));
                 outer.push(format!(
                     "CASE WHEN __g{i} = 1 THEN 'All' ELSE CAST(__l{i} AS VARCHAR) END AS {}",
                     ident(l)
                 ));
-                order.push(format!("__g{i}, __l{i}"));
+                order.push(format!("__g{i}, {sort}"));
             } else {
                 outer.push(format!("__l{i} AS {}", ident(l)));
-                order.push(format!("__l{i}"));
+                order.push(sort);
             }
         }
         for (sql, name) in cells {

@@ -27,7 +27,8 @@ use crate::warehouse::Warehouse;
 /// Bounds on DataFusion's parallelism and memory; the same wherever ecrm runs SQL.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
-    /// Threads and partitions per query (default: the machine's cores).
+    /// Threads per query (default: the machine's cores); queries run in two partitions per
+    /// thread.
     pub threads: Option<usize>,
     /// Bytes that sorts, aggregations and joins may hold before they spill to disk (default:
     /// no limit). Operators that cannot spill fail with a "resources exhausted" error naming
@@ -39,10 +40,15 @@ pub struct EngineOptions {
 
 /// A session with no tables, under `opts`.
 pub fn empty_session(opts: &EngineOptions) -> Result<SessionContext> {
-    let mut config = SessionConfig::new().with_information_schema(true);
-    if let Some(n) = opts.threads {
-        config = config.with_target_partitions(n.max(1));
-    }
+    let threads = opts.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    // Two partitions per thread: while one partition waits on Parquet decoding or a skewed
+    // hash bucket, the other keeps the thread busy. Measured on the five peer OLAP questions
+    // with 2 threads: 0.30 s with 2 partitions, 0.24 s with 4, no better with 8.
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(2 * threads.max(1));
     // Spans let planning errors point at the offending SQL text.
     config.options_mut().sql_parser.collect_spans = true;
     let mut runtime = RuntimeEnvBuilder::new();
