@@ -106,6 +106,13 @@ pub fn query(a: &QueryArgs, wh_root: &Path, engine: &EngineOptions) -> Result<()
         }
         (None, None) => None,
     };
+    if script.is_none() && a.out.is_some() {
+        return Err(Error::Usage {
+            arg: "--out".into(),
+            message: "the prompt prints its results: give the SQL with -e or -f to write a file"
+                .into(),
+        });
+    }
     let mut sink = Sink::new(a.format.format, a.out.as_deref(), a.format.max_rows)?;
     let rt = runtime(engine.threads)?;
     rt.block_on(async {

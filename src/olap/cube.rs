@@ -324,6 +324,18 @@ fn replace_words(formula: &str, mut f: impl FnMut(&str) -> Option<String>) -> St
     out
 }
 
+/// The measures a formula names.
+fn measures_in(formula: &str, measures: &BTreeMap<String, Measure>) -> Vec<String> {
+    let mut used = Vec::new();
+    replace_words(formula, |w| {
+        if measures.contains_key(w) {
+            used.push(w.to_string());
+        }
+        None
+    });
+    used
+}
+
 /// A SQL string literal.
 fn literal(v: &str) -> String {
     format!("'{}'", v.replace('\'', "''"))
@@ -484,17 +496,11 @@ impl Cube {
             );
         }
         // Formulas use measures that exist, without loops.
-        for (name, m) in &measures {
+        for name in measures.keys() {
             let mut stack = vec![(name.clone(), vec![name.clone()])];
             while let Some((at, path)) = stack.pop() {
                 if let MeasureDef::Formula(f) = &measures[&at].def {
-                    let mut used = Vec::new();
-                    replace_words(f, |w| {
-                        if measures.contains_key(w) {
-                            used.push(w.to_string());
-                        }
-                        None
-                    });
+                    let used = measures_in(f, &measures);
                     if used.is_empty() && at == *name {
                         return Err(err(
                             format!("measures.{name}.formula"),
@@ -517,7 +523,6 @@ impl Cube {
                     }
                 }
             }
-            let _ = m;
         }
 
         // Dimensions and levels: level names are unique across the model.
@@ -882,16 +887,10 @@ impl Cube {
             MeasureDef::Aggregate { expr, filter, .. } => {
                 expr.iter().chain(filter.iter()).cloned().collect()
             }
-            MeasureDef::Formula(f) => {
-                let mut used = Vec::new();
-                replace_words(f, |w| {
-                    if self.measures.contains_key(w) {
-                        used.push(w.to_string());
-                    }
-                    None
-                });
-                used.iter().flat_map(|u| self.measure_exprs(u)).collect()
-            }
+            MeasureDef::Formula(f) => measures_in(f, &self.measures)
+                .iter()
+                .flat_map(|u| self.measure_exprs(u))
+                .collect(),
         }
     }
 
