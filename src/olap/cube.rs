@@ -1190,20 +1190,15 @@ impl Cube {
             .iter()
             .map(|l| self.levels[l].expr.as_str())
             .collect();
-        let measures: Vec<String> = q
+        let cells: Vec<(String, String)> = q
             .measures
             .iter()
-            .map(|m| format!("{} AS {}", self.measure_sql(m, None), ident(m)))
+            .map(|m| (self.measure_sql(m, None), m.clone()))
             .collect();
-
-        if q.top.is_none() && q.compare.is_none() {
-            let cells: Vec<(String, String)> = q
-                .measures
-                .iter()
-                .map(|m| (self.measure_sql(m, None), m.clone()))
-                .collect();
-            return self.grouped(&levels, &cells, &from, &filter, q.subtotals);
-        }
+        let measures: Vec<String> = cells
+            .iter()
+            .map(|(sql, name)| format!("{sql} AS {}", ident(name)))
+            .collect();
         let select: Vec<String> = levels
             .iter()
             .zip(&exprs)
@@ -1267,11 +1262,11 @@ impl Cube {
                 }
             );
             let mut outer: Vec<String> = names.clone();
-            for m in &q.measures {
-                let m = ident(m);
+            for name in &q.measures {
+                let m = ident(name);
                 let prev = format!("FIRST_VALUE({m}) OVER {over}");
-                let pm = ident(&format!("{}_prev", m.trim_matches('"')));
-                let gm = ident(&format!("{}_growth", m.trim_matches('"')));
+                let pm = ident(&format!("{name}_prev"));
+                let gm = ident(&format!("{name}_growth"));
                 outer.push(m.clone());
                 outer.push(format!("{prev} AS {pm}"));
                 outer.push(format!(
@@ -1290,7 +1285,7 @@ impl Cube {
             );
         }
 
-        unreachable!("top and compare return above")
+        self.grouped(&levels, &cells, &from, &filter, q.subtotals)
     }
 
     /// A grouped question: the levels (under internal names inside, so an output name never

@@ -277,27 +277,7 @@ fn an_ndjson_source_loads_and_rejects_malformed_lines() {
         ),
     )
     .unwrap();
-    let wh = root.join("wh");
-    ecrm_ok(
-        &wh,
-        &[
-            "ingest",
-            "--contract",
-            root.join("contract.toml").to_str().unwrap(),
-        ],
-    );
-    assert_eq!(
-        sql(
-            &wh,
-            "SELECT rows_read, rows_loaded, rows_rejected, duplicates FROM loads"
-        ),
-        vec![
-            vec!["6", "2", "3", "1"]
-                .into_iter()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        ]
-    );
+    let wh = ingest_counts(root, [6, 2, 3, 1]);
     assert_eq!(
         sql(&wh, "SELECT record, line, reason, raw FROM rejects ORDER BY record"),
         vec![
@@ -354,27 +334,7 @@ fn a_parquet_source_loads_through_the_text_of_its_values() {
     .unwrap();
     let file = std::fs::File::create(root.join("tx.parquet")).unwrap();
     ParquetWriter::new(file).finish(&mut df).unwrap();
-    let wh = root.join("wh");
-    ecrm_ok(
-        &wh,
-        &[
-            "ingest",
-            "--contract",
-            root.join("contract.toml").to_str().unwrap(),
-        ],
-    );
-    assert_eq!(
-        sql(
-            &wh,
-            "SELECT rows_read, rows_loaded, rows_rejected, duplicates FROM loads"
-        ),
-        vec![
-            vec!["5", "3", "1", "1"]
-                .into_iter()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        ]
-    );
+    let wh = ingest_counts(root, [5, 3, 1, 1]);
     assert_eq!(
         sql(&wh, "SELECT record, reason, raw FROM rejects"),
         vec![
@@ -398,4 +358,20 @@ fn a_parquet_source_loads_through_the_text_of_its_values() {
         .map(|r| r.into_iter().map(String::from).collect::<Vec<_>>())
         .collect::<Vec<_>>()
     );
+}
+
+/// Ingests `root/contract.toml` into `root/wh`, checks the load's rows read, loaded, rejected
+/// and duplicates, and returns the warehouse.
+fn ingest_counts(root: &Path, counts: [u64; 4]) -> std::path::PathBuf {
+    let wh = root.join("wh");
+    let contract = root.join("contract.toml");
+    ecrm_ok(&wh, &["ingest", "--contract", contract.to_str().unwrap()]);
+    assert_eq!(
+        sql(
+            &wh,
+            "SELECT rows_read, rows_loaded, rows_rejected, duplicates FROM loads"
+        ),
+        vec![counts.iter().map(u64::to_string).collect::<Vec<_>>()]
+    );
+    wh
 }

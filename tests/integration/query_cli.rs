@@ -151,27 +151,49 @@ fn sql_errors_point_at_the_position_and_exit_2() {
 }
 
 #[test]
-fn a_memory_limit_spills_a_large_sort_instead_of_failing() {
+fn a_memory_limit_spills_a_large_sort_and_stops_a_join_that_cannot() {
+    let wh = sample_warehouse();
     let dir = tempfile::tempdir().unwrap();
     let spill = dir.path().join("spill");
-    let out = ecrm_ok(
-        sample_warehouse(),
-        &[
-            "--memory-limit",
-            "2MiB",
-            "--spill-dir",
-            spill.to_str().unwrap(),
-            "--threads",
-            "2",
-            "query",
-            "-e",
-            "SELECT count(*) AS n FROM (SELECT invoice_no, product_id, record FROM fact_sales ORDER BY product_id, invoice_no, record)",
-            "--format",
-            "csv",
-        ],
+    let limited = |sql: &str| {
+        ecrm(
+            wh,
+            &[
+                "--memory-limit",
+                "256KiB",
+                "--spill-dir",
+                spill.to_str().unwrap(),
+                "--threads",
+                "2",
+                "query",
+                "-e",
+                sql,
+                "--format",
+                "csv",
+            ],
+        )
+    };
+    // The sorted rows are megabytes: under 256 KiB the sort can only finish by spilling.
+    let sort = limited(
+        "SELECT count(*) AS n FROM (SELECT invoice_no, product_id, record FROM fact_sales ORDER BY product_id, invoice_no, record)",
     );
-    let n = crate::support::scalar(sample_warehouse(), "SELECT count(*) FROM fact_sales");
-    assert_eq!(out, format!("n\n{n}\n"));
+    assert!(
+        sort.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sort.stderr)
+    );
+    let n = crate::support::scalar(wh, "SELECT count(*) FROM fact_sales");
+    assert_eq!(String::from_utf8_lossy(&sort.stdout), format!("n\n{n}\n"));
+    // A hash join's build side cannot spill: the limit is real, and its error says so.
+    let join = limited(
+        "SELECT count(*) FROM fact_sales a JOIN fact_sales b ON a.invoice_no = b.invoice_no AND a.record = b.record",
+    );
+    assert_eq!(join.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&join.stderr).contains("Resources exhausted"),
+        "{}",
+        String::from_utf8_lossy(&join.stderr)
+    );
 }
 
 fn cube_args(extra: &[&str]) -> Vec<String> {
