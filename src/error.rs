@@ -70,6 +70,13 @@ pub enum Error {
         pointer: String,
     },
 
+    /// A mining algorithm could not fit the data (e.g. too few distinct rows for k clusters).
+    #[error("{algorithm}: {message}")]
+    Mining {
+        algorithm: &'static str,
+        message: String,
+    },
+
     #[error("polars: {0}")]
     Polars(#[from] polars::error::PolarsError),
 
@@ -85,6 +92,16 @@ pub enum Error {
     /// A bug in ecrm, not in the user's input.
     #[error("internal error (please report): {0}")]
     Internal(String),
+}
+
+/// linfa's own errors (from `Fit` implementations and checked params).
+impl From<linfa::error::Error> for Error {
+    fn from(e: linfa::error::Error) -> Self {
+        Error::Mining {
+            algorithm: "linfa",
+            message: e.to_string(),
+        }
+    }
 }
 
 impl Error {

@@ -24,8 +24,11 @@
 
 pub mod cli;
 pub mod error;
+pub mod export;
+pub mod features;
 pub mod ingest;
 pub mod olap;
+pub mod segment;
 pub mod synth;
 pub mod warehouse;
 

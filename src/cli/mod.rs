@@ -16,8 +16,11 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray,
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{Error, Result};
+use crate::export;
+use crate::features;
 use crate::ingest::{self, IngestOptions, contract::Contract};
 use crate::olap;
+use crate::segment;
 use crate::synth::{self, SynthParams};
 use crate::warehouse::Warehouse;
 use output::Format;
@@ -112,6 +115,17 @@ pub enum Command {
     /// Answer OLAP questions from a cube model without writing SQL; without --rows, list the
     /// model's levels and measures.
     Cube(CubeArgs),
+    /// Build the point-in-time customer feature mart (table customer_features) from the
+    /// order lines before the as-of date.
+    Features(FeaturesArgs),
+    /// Segment customers (RFM, k-means, DBSCAN, Gaussian mixture) into tables segments and
+    /// segment_profiles; or, with --input, cluster the rows of any Parquet or CSV file.
+    Segment(SegmentArgs),
+    /// Export customers for marketing tools.
+    Export {
+        #[command(subcommand)]
+        what: ExportWhat,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -202,6 +216,89 @@ pub struct QueryArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// Use only order lines before this date (YYYY-MM-DD). Default: the day after the last
+    /// order line.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SegmentArgs {
+    /// Rebuild the feature mart as of this date first (YYYY-MM-DD). Default: use the
+    /// customer_features table (built as of the day after the last order line if missing).
+    #[arg(long, value_name = "DATE", conflicts_with = "input")]
+    pub as_of: Option<String>,
+    /// The segmentation method.
+    #[arg(long, value_enum, default_value_t = segment::Method::Kmeans)]
+    pub method: segment::Method,
+    /// Clusters: a number, `auto` (the best sampled silhouette over 2..=10) or auto:MIN-MAX.
+    /// Default: auto for kmeans and gmm.
+    #[arg(long, value_name = "N|auto")]
+    pub k: Option<segment::K>,
+    /// Columns to cluster (comma-separated). Default: recency_days, frequency, monetary,
+    /// avg_order_value, distinct_products; with --input, every numeric column.
+    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
+    pub features: Option<Vec<String>>,
+    /// Scaling before clustering: log-standard (signed log of skewed columns, then
+    /// standardise), standard, or none.
+    #[arg(long, value_enum, default_value_t = segment::Scale::LogStandard)]
+    pub scale: segment::Scale,
+    /// k-means++ runs; the run with the lowest inertia is kept.
+    #[arg(long, default_value_t = 10)]
+    pub n_init: usize,
+    /// Seed for initialisation and the silhouette sample.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// DBSCAN: neighbourhood radius in the scaled space.
+    #[arg(long, default_value_t = 0.5)]
+    pub eps: f64,
+    /// DBSCAN: neighbours that make a core point.
+    #[arg(long, default_value_t = 10)]
+    pub min_points: usize,
+    /// Cluster this Parquet or CSV file instead of the warehouse's customers.
+    #[arg(long, requires = "out")]
+    pub input: Option<PathBuf>,
+    /// With --input: write one `segment` label per input row, in input order, here
+    /// (Parquet, CSV, JSON or NDJSON by extension).
+    #[arg(long, requires = "input")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportWhat {
+    /// Export one segment's customers, filtered by consent and a suppression list; a summary
+    /// goes to stderr.
+    Segment(ExportSegmentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportSegmentArgs {
+    /// The segment: a segment_name (case-insensitive) or segment_id from table segments.
+    pub segment: String,
+    /// File format. Default: from the --out extension (csv when it says nothing).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// The file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only customers who opted in to this channel.
+    #[arg(long, value_enum)]
+    pub require_consent: Option<export::Channel>,
+    /// Never export anyone listed here: one customer id or e-mail per line, no header.
+    #[arg(long, value_name = "FILE")]
+    pub suppress: Option<PathBuf>,
+    /// Columns, in order (comma-separated). Default: customer_id, email, name, country,
+    /// segment_id, segment_name.
+    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
+    pub columns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Args)]
@@ -444,12 +541,166 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Query(a) => sql::query(&a, &wh_root, &engine),
         Command::Cube(a) => sql::cube(&a, &wh_root, &engine),
+        Command::Features(a) => {
+            let as_of = a
+                .as_of
+                .as_deref()
+                .map(|d| features::parse_date("--as-of", d))
+                .transpose()?;
+            let mart = features::build(&wh_root, as_of, &engine)?;
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("table", DataType::Utf8, false),
+                Field::new("as_of", DataType::Utf8, false),
+                Field::new("customers", DataType::UInt64, false),
+                Field::new("returns_only_customers_left_out", DataType::UInt64, false),
+                Field::new("guest_lines_left_out", DataType::UInt64, false),
+            ]));
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(vec![features::TABLE])),
+                    Arc::new(StringArray::from(vec![mart.as_of.to_string()])),
+                    Arc::new(UInt64Array::from(vec![mart.customers])),
+                    Arc::new(UInt64Array::from(vec![mart.returns_only])),
+                    Arc::new(UInt64Array::from(vec![mart.guest_lines])),
+                ],
+            )?;
+            print(&a.format, &schema, &[batch])
+        }
+        Command::Segment(a) => segment_command(a, &wh_root, quiet, &engine),
+        Command::Export {
+            what: ExportWhat::Segment(a),
+        } => {
+            let params = export::ExportParams {
+                segment: a.segment,
+                format: a.format.unwrap_or_else(|| Format::for_file(&a.out)),
+                out: a.out,
+                require_consent: a.require_consent,
+                suppress: a.suppress,
+                columns: a.columns,
+            };
+            if params.format == Format::Table {
+                return Err(Error::Usage {
+                    arg: "--format".into(),
+                    message: "an export is csv, parquet, json or ndjson".into(),
+                });
+            }
+            let s = export::export_segment(&wh_root, &params, &engine)?;
+            let consent = match params.require_consent {
+                Some(export::Channel::Email) => "no e-mail consent",
+                Some(export::Channel::Phone) => "no phone consent",
+                None => "no consent (not required)",
+            };
+            eprintln!(
+                "segment {} {:?} ({}): {} customers in the segment, {} dropped for {consent}, \
+                 {} dropped as suppressed, {} written to {}",
+                s.segment_id,
+                s.segment_name,
+                s.method,
+                s.in_segment,
+                s.no_consent,
+                s.suppressed,
+                s.written,
+                params.out.display()
+            );
+            Ok(())
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ecrm", &mut std::io::stdout());
             Ok(())
         }
     }
+}
+
+/// `ecrm segment`: over the warehouse, or over a file with --input.
+fn segment_command(
+    a: SegmentArgs,
+    wh_root: &std::path::Path,
+    quiet: bool,
+    engine: &olap::EngineOptions,
+) -> Result<()> {
+    let params = segment::SegmentParams {
+        method: a.method,
+        k: a.k,
+        features: a.features,
+        scale: a.scale,
+        n_init: a.n_init,
+        seed: a.seed,
+        eps: a.eps,
+        min_points: a.min_points,
+    }
+    .check()?;
+    let as_of = a
+        .as_of
+        .as_deref()
+        .map(|d| features::parse_date("--as-of", d))
+        .transpose()?;
+    let report_k = |fit: &segment::Fit| {
+        if quiet || fit.k_scores.is_empty() {
+            return;
+        }
+        eprintln!("k  inertia  silhouette (sampled)");
+        for s in &fit.k_scores {
+            eprintln!("{:<2} {:.6e}  {:.4}", s.k, s.inertia, s.silhouette);
+        }
+        if let Some(why) = &fit.k_reason {
+            eprintln!("{why}");
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let io = |e| Error::io("<stdout>", e);
+    if let (Some(input), Some(file)) = (&a.input, &a.out) {
+        let run = segment::cluster_file(input, file, &params, engine)?;
+        report_k(&run.fit);
+        let c = &run.fit.clustering;
+        let logged: Vec<&str> = run
+            .features
+            .iter()
+            .zip(&run.fit.scaler.logged)
+            .filter(|(_, l)| **l)
+            .map(|(f, _)| f.as_str())
+            .collect();
+        if !logged.is_empty() {
+            tracing::info!("log-transformed (skewed): {}", logged.join(", "));
+        }
+        write!(
+            out,
+            "{} rows, {} features, {} clusters written to {}",
+            run.rows,
+            run.features.len(),
+            c.k,
+            file.display()
+        )
+        .map_err(io)?;
+        if let Some(inertia) = c.inertia {
+            let space = if a.scale == segment::Scale::None {
+                "in the original units (= the scaled space, --scale none)"
+            } else {
+                "in the scaled space"
+            };
+            write!(out, "; inertia {inertia:.6e} {space}").map_err(io)?;
+        }
+        writeln!(out).map_err(io)?;
+        return Ok(());
+    }
+    let run = segment::segment_warehouse(wh_root, as_of, &params, engine)?;
+    if let Some(fit) = &run.fit {
+        report_k(fit);
+        if let Some(inertia) = fit.clustering.inertia
+            && !quiet
+        {
+            eprintln!(
+                "{} on {}: k={}, inertia {inertia:.6e} in the scaled space",
+                run.method.name(),
+                run.features.join(", "),
+                fit.clustering.k
+            );
+        }
+    }
+    drop(out);
+    let (schema, batches) = &run.profiles;
+    print(&a.format, schema, batches)
 }
 
 fn print(f: &FormatArgs, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {

@@ -145,15 +145,32 @@ pub fn write_file(
     schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<()> {
-    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    if format == Format::Parquet {
-        return crate::warehouse::write_arrow_parquet(file, schema, batches);
-    }
-    let mut buf = std::io::BufWriter::new(file);
-    let format = if format == Format::Table {
-        Format::Csv
-    } else {
-        format
+    // Written beside the target and renamed into place, so a killed run leaves either the
+    // previous file or the complete new one, never half a file.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     };
-    write_batches(&mut buf, format, schema, batches, None)
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    let file = tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?;
+    if format == Format::Parquet {
+        crate::warehouse::write_arrow_parquet(file, schema, batches)?;
+    } else {
+        let mut buf = std::io::BufWriter::new(file);
+        let format = if format == Format::Table {
+            Format::Csv
+        } else {
+            format
+        };
+        write_batches(&mut buf, format, schema, batches, None)?;
+    }
+    // Temporary files are private (0600); a result file gets the usual 0644.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let perms = std::fs::Permissions::from_mode(0o644);
+        std::fs::set_permissions(tmp.path(), perms).map_err(|e| Error::io(tmp.path(), e))?;
+    }
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
 }

@@ -110,6 +110,8 @@ impl FileDefects {
 
 const START: (i32, u32, u32) = (2023, 1, 1);
 const DAYS: i64 = 731; // 2023-01-01 ..= 2024-12-31
+/// Days before the end of the period by which every lapsing customer has stopped buying.
+const LAPSE_QUIET: i64 = 150;
 
 const CATEGORIES: [(&str, [&str; 3]); 8] = [
     ("Home", ["Candles", "Cushions", "Clocks"]),
@@ -336,13 +338,16 @@ pub fn generate(params: &ValidSynthParams, out_dir: &Path) -> Result<SynthReport
         } else {
             Group::Lapsing
         };
-        let signup = if group == Group::Loyal || group == Group::Wholesale {
-            rng.gen_range(0..DAYS / 3)
-        } else {
-            cal.day(&mut rng, 0, DAYS - 30)
+        // Repeat buyers join in the first part of the period so they have a history; lapsing
+        // customers stop at least LAPSE_QUIET days before its end, so "lapsed" is visible in
+        // their recency (a customer who stopped last week is not yet lapsed).
+        let signup = match group {
+            Group::Loyal | Group::Wholesale => rng.gen_range(0..DAYS / 3),
+            Group::Lapsing => rng.gen_range(0..DAYS / 2),
+            Group::OneTime => cal.day(&mut rng, 0, DAYS - 30),
         };
-        let lapse =
-            (group == Group::Lapsing).then(|| rng.gen_range((signup + 60).min(DAYS - 2)..DAYS - 1));
+        let lapse = (group == Group::Lapsing)
+            .then(|| rng.gen_range(signup + 90..(DAYS - LAPSE_QUIET).max(signup + 91)));
         let cr: f64 = rng.r#gen();
         let mut acc = 0.0;
         let mut country = 0;

@@ -406,6 +406,25 @@ impl Transaction<'_> {
         })
     }
 
+    /// Writes Arrow batches as a new zstd Parquet file of `table` (a mart or scores table,
+    /// rebuilt as a whole) and returns its catalog entry, as [`Transaction::write_polars`].
+    pub fn write_arrow(
+        &mut self,
+        table: &str,
+        schema: &datafusion::arrow::datatypes::SchemaRef,
+        batches: &[datafusion::arrow::array::RecordBatch],
+    ) -> Result<DataFile> {
+        let (rel, path) = self.new_data_path(table, None)?;
+        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        write_arrow_parquet(file, schema, batches)?;
+        Ok(DataFile {
+            path: rel,
+            rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+            load_id: None,
+            source_file: None,
+        })
+    }
+
     /// A writer that streams rows of one load into `table`, one file per partition.
     pub fn partitioned_writer(&self, table: &str, owner: Owner) -> PartitionedWriter {
         PartitionedWriter {

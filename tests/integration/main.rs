@@ -7,5 +7,6 @@ mod online_retail;
 mod query_cli;
 mod sample;
 mod scd;
+mod segments;
 mod sql_golden;
 mod support;

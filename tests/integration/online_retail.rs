@@ -331,3 +331,169 @@ fn online_retail_daily_files_add_up_to_the_single_file() {
         std::fs::read_to_string(wh.join("_ecrm/CURRENT")).unwrap()
     );
 }
+
+/// Recency, frequency and monetary of one customer, computed from the raw CSV.
+#[derive(Debug, Default, Clone)]
+struct Rfm {
+    last_purchase: Option<chrono::NaiveDate>,
+    invoices: HashSet<String>,
+    monetary_milli: i128,
+    /// Has a purchase line with quantity > 0 and unit price > 0 (the literature's subset).
+    clean: bool,
+}
+
+/// The RFM grid of README's "RFM segments" table, written out again here as data, so the
+/// test does not share the code under test: rows R = 5 down to 1, columns F = 1 to 5.
+const GRID: [[&str; 5]; 5] = [
+    [
+        "New",
+        "Potential loyalist",
+        "Potential loyalist",
+        "Champions",
+        "Champions",
+    ],
+    [
+        "Promising",
+        "Potential loyalist",
+        "Potential loyalist",
+        "Loyal",
+        "Loyal",
+    ],
+    [
+        "About to sleep",
+        "About to sleep",
+        "Need attention",
+        "Loyal",
+        "Loyal",
+    ],
+    [
+        "Hibernating",
+        "Hibernating",
+        "At risk",
+        "At risk",
+        "Can't lose them",
+    ],
+    [
+        "Lost",
+        "Hibernating",
+        "At risk",
+        "At risk",
+        "Can't lose them",
+    ],
+];
+
+/// Quintile score: 1 + floor(5 × (customers strictly worse) / n); `better` says whether a
+/// larger value is better.
+fn scores(values: &[i128], better_larger: bool) -> Vec<i64> {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let n = values.len() as i128;
+    values
+        .iter()
+        .map(|v| {
+            let worse = if better_larger {
+                sorted.partition_point(|x| x < v)
+            } else {
+                sorted.len() - sorted.partition_point(|x| x <= v)
+            } as i128;
+            (1 + 5 * worse / n) as i64
+        })
+        .collect()
+}
+
+#[test]
+fn online_retail_rfm_matches_an_independent_computation() {
+    let Some(csv) = dataset("online-retail/online_retail.csv") else {
+        return;
+    };
+    // The raw file with the contract's rules written out by hand (as in `expected`).
+    let mut seen = HashSet::new();
+    let mut by_customer: BTreeMap<String, Rfm> = BTreeMap::new();
+    let mut rdr = csv::Reader::from_path(&csv).unwrap();
+    for rec in rdr.records() {
+        let f: Vec<String> = rec.unwrap().iter().map(String::from).collect();
+        if !seen.insert(f.clone()) {
+            continue; // exact duplicate
+        }
+        let (invoice, qty, ts, price, customer) = (&f[0], &f[3], &f[4], &f[5], &f[6]);
+        let q: i128 = qty.parse().unwrap();
+        let p = milli(price);
+        let is_return = invoice.starts_with('C');
+        if (q < 0 && !is_return) || p < 0 || customer.is_empty() {
+            continue; // rejected, or a guest line
+        }
+        let c = by_customer
+            .entry(customer.trim_end_matches(".0").to_string())
+            .or_default();
+        c.monetary_milli += q * p;
+        if !is_return {
+            let day = chrono::NaiveDate::parse_from_str(&ts[..10], "%Y-%m-%d").unwrap();
+            c.last_purchase = c.last_purchase.max(Some(day));
+            c.invoices.insert(invoice.clone());
+            c.clean |= q > 0 && p > 0;
+        }
+    }
+    let all_customers = by_customer.len();
+    by_customer.retain(|_, c| c.last_purchase.is_some());
+    let returns_only = all_customers - by_customer.len();
+    let clean = by_customer.values().filter(|c| c.clean).count();
+    assert_eq!(clean, 4_338, "the literature's clean subset");
+    let as_of = chrono::NaiveDate::from_ymd_opt(2011, 12, 10).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let contract = repo().join("pipelines/online-retail.toml");
+    ecrm_ok(&wh, &["ingest", "--contract", contract.to_str().unwrap()]);
+    let summary = ecrm_ok(&wh, &["features", "--format", "csv"]);
+    assert_eq!(
+        summary.lines().nth(1).unwrap(),
+        format!(
+            "customer_features,2011-12-10,{},{returns_only},133699",
+            by_customer.len()
+        )
+    );
+    // The mart's population is the clean subset plus customers whose purchases all have a
+    // unit price of 0 (README, "Feature mart").
+    assert_eq!(by_customer.len(), clean + 1);
+
+    let mart = sql(
+        &wh,
+        "SELECT customer_id, recency_days, frequency, monetary FROM customer_features ORDER BY customer_id",
+    );
+    let expected: Vec<Vec<String>> = by_customer
+        .iter()
+        .map(|(id, c)| {
+            vec![
+                id.clone(),
+                (as_of - c.last_purchase.unwrap()).num_days().to_string(),
+                c.invoices.len().to_string(),
+                money(c.monetary_milli),
+            ]
+        })
+        .collect();
+    assert_eq!(mart.len(), expected.len());
+    for (m, e) in mart.iter().zip(&expected) {
+        assert_eq!(m, e, "customer {}", e[0]);
+    }
+
+    // RFM segments, counted independently.
+    let recency: Vec<i128> = expected.iter().map(|e| e[1].parse().unwrap()).collect();
+    let frequency: Vec<i128> = expected.iter().map(|e| e[2].parse().unwrap()).collect();
+    let (r, f) = (scores(&recency, false), scores(&frequency, true));
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (r, f) in r.iter().zip(&f) {
+        *counts
+            .entry(GRID[(5 - r) as usize][(f - 1) as usize].to_string())
+            .or_default() += 1;
+    }
+    ecrm_ok(&wh, &["segment", "--method", "rfm"]);
+    let got: BTreeMap<String, usize> = sql(
+        &wh,
+        "SELECT segment_name, count(*) FROM segments GROUP BY segment_name",
+    )
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].parse().unwrap()))
+    .collect();
+    assert_eq!(got, counts);
+    assert_eq!(counts.len(), 11, "every named segment is used: {counts:?}");
+}

@@ -70,7 +70,7 @@ fn several_statements_print_in_turn_and_out_takes_the_last() {
             "csv",
         ],
     );
-    assert_eq!(back, "n,first\n3,20230104\n");
+    assert_eq!(back, "n,first\n3,20230103\n");
     assert!(!none.exists(), "a query must not create a warehouse");
 }
 
@@ -115,7 +115,7 @@ fn sql_comes_from_stdin_when_not_a_terminal() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "days\n2\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "days\n3\n");
 }
 
 /// stderr of a failing run, which must exit with code 2.

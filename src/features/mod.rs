@@ -1,0 +1,256 @@
+//! The point-in-time customer feature mart, and the one bridge from Arrow to ndarray.
+//!
+//! - Input tables: `fact_sales`, `dim_product`, `dim_customer` (its current rows).
+//! - Output table: `customer_features`, one row per customer, built with DataFusion SQL
+//!   ([`mart_sql`]) and replaced as a whole by [`build`].
+//! - Parameter: the as-of date. Only order lines stamped strictly before its midnight are
+//!   read, so a mart built "as of" a past date sees exactly what was known then (churn
+//!   labels depend on it). Default: the day after the last order line, i.e. all the data.
+//!
+//! Population: every customer with at least one purchase invoice (an invoice that is not a
+//! return) before the as-of date. Guest lines (no customer id; the warehouse's unknown member)
+//! and customers whose only lines are returns are left out, with counts in the log.
+//!
+//! Columns ("purchase" lines are those of non-return invoices; "goods" excludes service lines
+//! such as postage and fees; days are calendar days between dates):
+//!
+//! | column | definition |
+//! |---|---|
+//! | `customer_id` | the natural customer id |
+//! | `as_of` | the as-of date |
+//! | `recency_days` | as-of date − date of the last purchase invoice |
+//! | `frequency` | distinct purchase invoices |
+//! | `monetary` | net revenue: the sum of `revenue` over all lines, returns (negative) and services included |
+//! | `tenure_days` | as-of date − date of the first purchase invoice |
+//! | `avg_order_value` | purchase revenue (returns not deducted) / `frequency` |
+//! | `distinct_products` | distinct goods products bought |
+//! | `distinct_categories` | distinct categories of the goods bought (0 when products have none) |
+//! | `return_rate` | returned revenue / purchase revenue (NULL when purchase revenue is 0); may exceed 1 when goods bought before the data starts are returned |
+//! | `mean_days_between_orders`, `std_days_between_orders` | mean and population standard deviation of the gaps, in fractional days, between consecutive purchase invoices (NULL with one invoice) |
+//! | `top_category`, `top_category_share` | the category with most goods revenue (ties: the first by name) and its share of the customer's goods revenue (NULL without categories) |
+//! | `r_score`, `f_score`, `m_score`, `rfm_segment` | RFM quintile scores and named segment ([`crate::segment::rfm`]) |
+//! | `age_band` | age at the as-of date from `birth_date`: `<25`, `25-34`, `35-44`, `45-54`, `55-64`, `65+` (NULL when unknown) |
+//! | `country`, `acquisition_channel`, `email_opt_in`, `phone_opt_in` | from the customer's current `dim_customer` row (NULL when the source has none) |
+//!
+//! Demographics are the customer's current attributes, not those valid at the as-of date:
+//! `dim_customer` versions are stamped with load times, not business dates.
+
+pub mod bridge;
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::prelude::SessionContext;
+
+use crate::error::{Error, Result};
+use crate::olap::{self, EngineOptions};
+use crate::segment::rfm;
+use crate::warehouse::{Warehouse, WriterLock};
+
+/// The mart's table name.
+pub const TABLE: &str = "customer_features";
+
+/// The feature mart as computed, with the population counts the log reports.
+#[derive(Debug)]
+pub struct Mart {
+    pub as_of: NaiveDate,
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// Customers in the mart.
+    pub customers: u64,
+    /// Customers left out because all their lines before the as-of date are returns.
+    pub returns_only: u64,
+    /// Order lines without a customer (guests) before the as-of date, left out.
+    pub guest_lines: u64,
+}
+
+/// The SQL that builds the mart as of `as_of` (see the module doc for each column).
+pub fn mart_sql(as_of: NaiveDate) -> String {
+    let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
+    let days_since = |ts: &str| {
+        format!(
+            "CAST((date_part('epoch', DATE '{as_of}') - date_part('epoch', date_trunc('day', {ts}))) / 86400 AS BIGINT)"
+        )
+    };
+    let age = format!(
+        "(date_part('epoch', DATE '{as_of}') - date_part('epoch', c.birth_date)) / (365.2425 * 86400)"
+    );
+    format!(
+        "WITH lines AS (
+  SELECT f.customer_id, f.invoice_no, f.invoice_ts, f.product_id, f.revenue, f.is_return,
+         f.is_service, p.category
+  FROM fact_sales f LEFT JOIN dim_product p ON p.product_key = f.product_key
+  WHERE f.customer_id IS NOT NULL AND f.invoice_ts < {cut}
+),
+invoices AS (
+  SELECT customer_id, invoice_no, min(invoice_ts) AS ts
+  FROM lines WHERE NOT is_return GROUP BY customer_id, invoice_no
+),
+gaps AS (
+  SELECT customer_id,
+         (date_part('epoch', ts) - date_part('epoch', lag(ts) OVER (PARTITION BY customer_id ORDER BY ts, invoice_no))) / 86400.0 AS gap
+  FROM invoices
+),
+gap_stats AS (
+  SELECT customer_id, avg(gap) AS mean_gap, stddev_pop(gap) AS std_gap FROM gaps GROUP BY customer_id
+),
+cat AS (
+  SELECT customer_id, category, CAST(sum(revenue) AS DOUBLE) AS rev
+  FROM lines WHERE NOT is_return AND NOT is_service AND category IS NOT NULL
+  GROUP BY customer_id, category
+),
+top_cat AS (
+  SELECT customer_id, category,
+         CASE WHEN sum(rev) OVER (PARTITION BY customer_id) > 0
+              THEN rev / sum(rev) OVER (PARTITION BY customer_id) END AS share,
+         row_number() OVER (PARTITION BY customer_id ORDER BY rev DESC, category) AS rn
+  FROM cat
+),
+agg AS (
+  SELECT customer_id,
+    max(CASE WHEN NOT is_return THEN invoice_ts END) AS last_ts,
+    min(CASE WHEN NOT is_return THEN invoice_ts END) AS first_ts,
+    count(DISTINCT CASE WHEN NOT is_return THEN invoice_no END) AS frequency,
+    sum(revenue) AS monetary,
+    sum(CASE WHEN NOT is_return THEN revenue END) AS gross,
+    -sum(CASE WHEN is_return THEN revenue END) AS returned,
+    count(DISTINCT CASE WHEN NOT is_return AND NOT is_service THEN product_id END) AS distinct_products,
+    count(DISTINCT CASE WHEN NOT is_return AND NOT is_service THEN category END) AS distinct_categories
+  FROM lines GROUP BY customer_id
+),
+base AS (
+  SELECT a.customer_id, DATE '{as_of}' AS as_of,
+    {recency} AS recency_days,
+    a.frequency, a.monetary,
+    {tenure} AS tenure_days,
+    CAST(a.gross AS DOUBLE) / a.frequency AS avg_order_value,
+    a.distinct_products, a.distinct_categories,
+    CASE WHEN a.gross > 0 THEN CAST(coalesce(a.returned, 0) AS DOUBLE) / CAST(a.gross AS DOUBLE) END AS return_rate,
+    g.mean_gap AS mean_days_between_orders, g.std_gap AS std_days_between_orders,
+    t.category AS top_category, t.share AS top_category_share
+  FROM agg a
+  LEFT JOIN gap_stats g ON g.customer_id = a.customer_id
+  LEFT JOIN top_cat t ON t.customer_id = a.customer_id AND t.rn = 1
+  WHERE a.frequency > 0
+),
+scored AS (
+  SELECT base.*, {scores} FROM base
+)
+SELECT s.*, {segment} AS rfm_segment,
+  CASE WHEN c.birth_date IS NULL THEN NULL
+       WHEN {age} < 25 THEN '<25' WHEN {age} < 35 THEN '25-34' WHEN {age} < 45 THEN '35-44'
+       WHEN {age} < 55 THEN '45-54' WHEN {age} < 65 THEN '55-64' ELSE '65+' END AS age_band,
+  c.country, c.acquisition_channel, c.email_opt_in, c.phone_opt_in
+FROM scored s
+LEFT JOIN (SELECT * FROM dim_customer WHERE is_current AND customer_id IS NOT NULL) c
+  ON c.customer_id = s.customer_id
+ORDER BY s.customer_id",
+        recency = days_since("a.last_ts"),
+        tenure = days_since("a.first_ts"),
+        scores = rfm::score_sql(),
+        segment = rfm::segment_case_sql(),
+    )
+}
+
+/// The default as-of date: the day after the last order line, so the mart sees all the data.
+pub async fn default_as_of(ctx: &SessionContext) -> Result<NaiveDate> {
+    let (_, batches) = olap::sql(
+        ctx,
+        "SELECT CAST(max(invoice_ts) AS DATE) + INTERVAL '1 day' FROM fact_sales",
+    )
+    .await?;
+    let day = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+        datafusion::arrow::array::cast::as_primitive_array::<
+                datafusion::arrow::datatypes::Date32Type,
+            >(b.column(0))
+            .value_as_date(0)
+    });
+    day.ok_or_else(|| Error::NotFound {
+        what: "order lines",
+        name: "fact_sales".into(),
+        hint: ": the table is empty; load order lines with `ecrm ingest` first".into(),
+    })
+}
+
+/// Computes the mart as of `as_of` (default: [`default_as_of`]) in `ctx`, which must have the
+/// warehouse tables registered.
+pub async fn compute(ctx: &SessionContext, as_of: Option<NaiveDate>) -> Result<Mart> {
+    let as_of = match as_of {
+        Some(d) => d,
+        None => default_as_of(ctx).await?,
+    };
+    let (schema, batches) = olap::sql(ctx, &mart_sql(as_of)).await?;
+    let customers: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
+    let (_, counts) = olap::sql(
+        ctx,
+        &format!(
+            "SELECT
+               (SELECT count(*) FROM (SELECT customer_id FROM fact_sales
+                  WHERE customer_id IS NOT NULL AND invoice_ts < {cut}
+                  GROUP BY customer_id HAVING bool_and(is_return))) AS returns_only,
+               (SELECT count(*) FROM fact_sales WHERE customer_id IS NULL AND invoice_ts < {cut}) AS guest_lines"
+        ),
+    )
+    .await?;
+    let count = |i: usize| {
+        counts
+            .first()
+            .map(|b| {
+                datafusion::arrow::array::cast::as_primitive_array::<
+                    datafusion::arrow::datatypes::Int64Type,
+                >(b.column(i))
+                .value(0) as u64
+            })
+            .unwrap_or(0)
+    };
+    if customers == 0 {
+        return Err(Error::NotFound {
+            what: "customers with purchases before",
+            name: as_of.to_string(),
+            hint: ": choose a later --as-of date".into(),
+        });
+    }
+    Ok(Mart {
+        as_of,
+        schema,
+        batches,
+        customers,
+        returns_only: count(0),
+        guest_lines: count(1),
+    })
+}
+
+/// Builds `customer_features` as of `as_of` and publishes it in one commit.
+pub fn build(wh_root: &Path, as_of: Option<NaiveDate>, engine: &EngineOptions) -> Result<Mart> {
+    let lock = WriterLock::acquire(wh_root, "features")?;
+    let wh = Warehouse::open(wh_root)?;
+    wh.table("fact_sales")?;
+    let rt = crate::cli::runtime(engine.threads)?;
+    let mart = rt.block_on(async {
+        let ctx = olap::session(&wh, engine).await?;
+        compute(&ctx, as_of).await
+    })?;
+    let mut tx = wh.begin(&lock);
+    let file = tx.write_arrow(TABLE, &mart.schema, &mart.batches)?;
+    tx.replace(TABLE, vec![file]);
+    Warehouse::commit(tx, &format!("features as of {}", mart.as_of))?;
+    tracing::info!(
+        as_of = %mart.as_of,
+        customers = mart.customers,
+        returns_only_customers_left_out = mart.returns_only,
+        guest_lines_left_out = mart.guest_lines,
+        "built {TABLE}"
+    );
+    Ok(mart)
+}
+
+/// Parses a `--as-of` date (`YYYY-MM-DD`).
+pub fn parse_date(arg: &str, text: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| Error::Usage {
+        arg: arg.into(),
+        message: format!("{text:?} is not a date; expected YYYY-MM-DD"),
+    })
+}
