@@ -1,8 +1,8 @@
 //! # ecrm — an analytical e-CRM warehouse and data-mining toolkit
 //!
 //! One crate, one binary. Raw customer and order extracts become a Parquet star schema; SQL
-//! and cube questions run over it with DataFusion; mining (segmentation, churn, baskets,
-//! sequences) follows in later modules.
+//! and cube questions run over it with DataFusion; customers are profiled, segmented and
+//! exported; churn, baskets and sequences follow in later modules.
 //!
 //! ```text
 //! raw extracts (CSV; one file, a folder of daily files, or a glob)
@@ -16,11 +16,20 @@
 //!    │           cube models (TOML) → GROUP BY ROLLUP / CUBE, pivots, top-N, period windows
 //!    ▼
 //! query and cube results (table, csv, json, ndjson, parquet)
+//!
+//! warehouse tables
+//!    │  features  point-in-time customer feature mart (DataFusion SQL) → customer_features
+//!    │  segment   RFM scores, k-means / DBSCAN / mixtures over the mart (Arrow → ndarray
+//!    │            through features::bridge) → segments, segment_profiles
+//!    ▼
+//! export segment  consent and suppression applied → csv / parquet / json / ndjson
 //! ```
 //!
 //! Modules: [`error`] (the one error type and exit codes), [`cli`] (clap commands and output
 //! formats), [`ingest`] (contracts, scan, cleanse, build), [`warehouse`] (the table catalog and
-//! atomic commits), [`olap`] (the DataFusion session, SQL, cube models), [`synth`] (the sample-data generator).
+//! atomic commits), [`olap`] (the DataFusion session, SQL, cube models), [`features`] (the
+//! customer feature mart and the one Arrow→ndarray bridge), [`segment`] (RFM, clustering,
+//! profiles), [`export`] (segment exports), [`synth`] (the sample-data generator).
 
 pub mod cli;
 pub mod error;

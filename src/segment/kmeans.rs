@@ -425,9 +425,12 @@ impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array1<usize>> for F
     fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array1<usize>) {
         let d = self.centroids.ncols();
         let cen: Vec<f64> = self.centroids.iter().copied().collect();
+        let x = x.as_standard_layout();
         for (row, l) in x.rows().into_iter().zip(y.iter_mut()) {
-            let row: Vec<f64> = row.iter().copied().collect();
-            *l = nearest::<0>(&row, &cen, d).0;
+            let row = row
+                .to_slice()
+                .expect("rows of a standard-layout matrix are contiguous");
+            *l = nearest::<0>(row, &cen, d).0;
         }
     }
 

@@ -272,7 +272,7 @@ impl OpenPartition {
 
 /// Streams one load's rows into a table, one file per partition, so a load of any size is
 /// written with a few row groups in memory: rows are buffered per partition and written in
-/// row groups of [`ROW_GROUP_ROWS`] (a load's chunk spreads over many partitions, and one
+/// row groups of `ROW_GROUP_ROWS` (a load's chunk spreads over many partitions, and one
 /// small row group per chunk and partition would compress poorly and write slowly).
 pub struct PartitionedWriter {
     table: String,
