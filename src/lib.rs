@@ -31,6 +31,7 @@
 //! customer feature mart and the one Arrow→ndarray bridge), [`segment`] (RFM, clustering,
 //! profiles), [`export`] (segment exports), [`synth`] (the sample-data generator).
 
+pub mod churn;
 pub mod cli;
 pub mod error;
 pub mod export;

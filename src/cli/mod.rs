@@ -15,6 +15,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
+use crate::churn;
 use crate::error::{Error, Result};
 use crate::export;
 use crate::features;
@@ -126,6 +127,12 @@ pub enum Command {
         #[command(subcommand)]
         what: ExportWhat,
     },
+    /// Churn forecasting with decision trees: train a model with honest evaluation, score
+    /// customers with it.
+    Churn {
+        #[command(subcommand)]
+        action: ChurnAction,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -152,6 +159,20 @@ pub struct FormatArgs {
     /// Rows shown by the table format.
     #[arg(long, default_value_t = 40)]
     pub max_rows: usize,
+}
+
+impl FormatArgs {
+    /// Refuses `--format parquet` for a command that prints a summary to stdout, before it
+    /// does any work (a job must not succeed and then fail on printing).
+    fn check_printable(&self, command: &str) -> Result<()> {
+        if self.format == Some(Format::Parquet) {
+            return Err(Error::Usage {
+                arg: "--format".into(),
+                message: format!("{command} prints its summary as table, csv, json or ndjson"),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -273,6 +294,90 @@ pub struct SegmentArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ChurnAction {
+    /// Train a churn tree: on the warehouse (labels at a cutoff, trained one horizon earlier
+    /// and measured at the cutoff), or on a customer-level table with --input (measured on a
+    /// seeded stratified 20% hold-out or --test FILE); --cv K adds stratified K-fold
+    /// cross-validation. Writes the model file and prints the evaluation.
+    Train(ChurnTrainArgs),
+    /// Score with a model: the warehouse's active customers into table churn_scores, or with
+    /// --input/--out a table, one row per input row in input order. Rows carry the id,
+    /// churn_probability, risk_band and reasons.
+    Score(ChurnScoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChurnTrainArgs {
+    /// Warehouse: the cutoff whose labels measure the model (YYYY-MM-DD). Default: the
+    /// latest whose whole horizon lies inside the data.
+    #[arg(long, value_name = "DATE", conflicts_with = "input")]
+    pub cutoff: Option<String>,
+    /// Warehouse: a customer counts when they bought in this many days before the cutoff.
+    #[arg(long, default_value_t = 365)]
+    pub lookback_days: i64,
+    /// Warehouse: a customer churns when they buy nothing in this many days from the cutoff.
+    #[arg(long, default_value_t = 90)]
+    pub horizon_days: i64,
+    /// Train on this customer-level table (Parquet or CSV) instead of the warehouse.
+    #[arg(long, requires_all = ["label", "id"])]
+    pub input: Option<PathBuf>,
+    /// With --input: the label column (Yes/No, true/false or 1/0).
+    #[arg(long, requires = "input")]
+    pub label: Option<String>,
+    /// With --input: the id column (not a feature; carried into scores).
+    #[arg(long, requires = "input")]
+    pub id: Option<String>,
+    /// Deepest split level.
+    #[arg(long, default_value_t = 6)]
+    pub max_depth: usize,
+    /// Fewest rows in a leaf.
+    #[arg(long, default_value_t = 1)]
+    pub min_samples_leaf: usize,
+    /// Fewest rows in a node to split it.
+    #[arg(long, default_value_t = 2)]
+    pub min_samples_split: usize,
+    /// Smallest weighted impurity decrease a split must bring (scikit-learn's definition).
+    #[arg(long, default_value_t = 0.0)]
+    pub min_impurity_decrease: f64,
+    /// Impurity measure.
+    #[arg(long, value_enum, default_value_t = crate::churn::tree::Criterion::Gini)]
+    pub criterion: crate::churn::tree::Criterion,
+    /// Class weights: balanced weighs each class the same in total.
+    #[arg(long, value_enum, default_value_t = crate::churn::tree::ClassWeight::None)]
+    pub class_weight: crate::churn::tree::ClassWeight,
+    /// Stratified cross-validation folds (2 or more).
+    #[arg(long, value_name = "K")]
+    pub cv: Option<usize>,
+    /// Seed of the hold-out split and the folds.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// With --input: measure the model on this labelled table (same columns) instead of a
+    /// 20% hold-out; the model then trains on every input row.
+    #[arg(long, value_name = "FILE", requires = "input")]
+    pub test: Option<PathBuf>,
+    /// The model file to write (JSON).
+    #[arg(long)]
+    pub model: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ChurnScoreArgs {
+    /// The model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Warehouse: score the customers active as of this date (YYYY-MM-DD). Default: the day
+    /// after the last order line.
+    #[arg(long, value_name = "DATE", conflicts_with = "input")]
+    pub as_of: Option<String>,
+    /// Score this table instead (it must have the model's columns).
+    #[arg(long, requires = "out")]
+    pub input: Option<PathBuf>,
+    /// With --input: where to write the scores (Parquet, CSV, JSON or NDJSON by extension).
+    #[arg(long, requires = "input")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ExportWhat {
     /// Export one segment's customers, filtered by consent and a suppression list; a summary
     /// goes to stderr.
@@ -383,12 +488,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Ingest(a) => {
             // Checked before loading: a load must not succeed and then exit 2 on its summary.
-            if a.format.format == Some(Format::Parquet) {
-                return Err(Error::Usage {
-                    arg: "--format".into(),
-                    message: "ingest prints its summary as table, csv, json or ndjson".into(),
-                });
-            }
+            a.format.check_printable("ingest")?;
             if let Some(r) = a.max_reject_rate
                 && !(0.0..=1.0).contains(&r)
             {
@@ -542,6 +642,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Query(a) => sql::query(&a, &wh_root, &engine),
         Command::Cube(a) => sql::cube(&a, &wh_root, &engine),
         Command::Features(a) => {
+            a.format.check_printable("features")?;
             let as_of = a
                 .as_of
                 .as_deref()
@@ -605,12 +706,204 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Churn {
+            action: ChurnAction::Train(a),
+        } => churn_train(a, &wh_root, quiet, &engine),
+        Command::Churn {
+            action: ChurnAction::Score(a),
+        } => {
+            let as_of = a
+                .as_of
+                .as_deref()
+                .map(|d| features::parse_date("--as-of", d))
+                .transpose()?;
+            let model = churn::ModelFile::read(&a.model)?;
+            let (batch, notes, target) = match (&a.input, &a.out) {
+                (Some(input), Some(out)) => {
+                    let (schema, batch, notes) = churn::score_file(&model, input, &engine)?;
+                    output::write_file(
+                        out,
+                        Format::for_file(out),
+                        &schema,
+                        std::slice::from_ref(&batch),
+                    )?;
+                    (batch, notes, out.display().to_string())
+                }
+                _ => {
+                    let (as_of, batch, notes) =
+                        churn::warehouse::score(&wh_root, &model, as_of, &engine)?;
+                    let target = format!("table {} as of {as_of}", churn::warehouse::SCORES_TABLE);
+                    (batch, notes, target)
+                }
+            };
+            for n in &notes {
+                tracing::warn!("{n}");
+            }
+            let bands = batch.column(2).as_any().downcast_ref::<StringArray>();
+            let count =
+                |band: &str| bands.map_or(0, |b| b.iter().filter(|v| *v == Some(band)).count());
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "scored {} rows ({} high, {} medium, {} low risk) to {target}",
+                batch.num_rows(),
+                count("high"),
+                count("medium"),
+                count("low")
+            )
+            .map_err(|e| Error::io("<stdout>", e))
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ecrm", &mut std::io::stdout());
             Ok(())
         }
     }
+}
+
+/// `ecrm churn train`: parameters checked first, then train, write the model, print the
+/// evaluation.
+fn churn_train(
+    a: ChurnTrainArgs,
+    wh_root: &std::path::Path,
+    quiet: bool,
+    engine: &olap::EngineOptions,
+) -> Result<()> {
+    use crate::churn::tree::{TreeParams, ValidTreeParams};
+    use linfa::ParamGuard;
+    let params = TreeParams(ValidTreeParams {
+        max_depth: a.max_depth,
+        min_samples_split: a.min_samples_split,
+        min_samples_leaf: a.min_samples_leaf,
+        min_impurity_decrease: a.min_impurity_decrease,
+        criterion: a.criterion,
+        class_weight: a.class_weight,
+        max_bins: 255,
+    })
+    .check()?;
+    if let Some(k) = a.cv
+        && !(2..=100).contains(&k)
+    {
+        return Err(Error::Usage {
+            arg: "--cv".into(),
+            message: format!("{k} is out of range; 2 to 100 folds"),
+        });
+    }
+    for (arg, days) in [
+        ("--lookback-days", a.lookback_days),
+        ("--horizon-days", a.horizon_days),
+    ] {
+        if !(1..=3650).contains(&days) {
+            return Err(Error::Usage {
+                arg: arg.into(),
+                message: format!("{days} is out of range; 1 to 3650 days"),
+            });
+        }
+    }
+    let cutoff = a
+        .cutoff
+        .as_deref()
+        .map(|d| features::parse_date("--cutoff", d))
+        .transpose()?;
+    let (model, notes) = match (&a.input, &a.label, &a.id) {
+        (Some(input), Some(label), Some(id)) => {
+            let t = churn::TrainFile {
+                input,
+                label,
+                id,
+                params,
+                cv: a.cv,
+                seed: a.seed,
+                test: a.test.as_deref(),
+            };
+            churn::train_file(&t, engine)?
+        }
+        _ => {
+            let t = churn::warehouse::TrainWarehouse {
+                cutoff,
+                window: churn::warehouse::Window {
+                    lookback_days: a.lookback_days,
+                    horizon_days: a.horizon_days,
+                },
+                params,
+                cv: a.cv,
+                seed: a.seed,
+            };
+            churn::warehouse::train(wh_root, &t, engine)?
+        }
+    };
+    for n in &notes {
+        tracing::warn!("{n}");
+    }
+    let json = serde_json::to_string_pretty(&model).map_err(|e| Error::Internal(e.to_string()))?;
+    output::write_atomic(&a.model, |mut f| {
+        f.write_all(json.as_bytes())
+            .and_then(|_| f.write_all(b"\n"))
+            .map_err(|e| Error::io(&a.model, e))
+    })?;
+    let mut out = std::io::stdout().lock();
+    let io = |e| Error::io("<stdout>", e);
+    let m = &model.metrics;
+    let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    let c = &m.confusion;
+    writeln!(
+        out,
+        "model written to {} ({} rows, {} features, {} leaves, depth {})",
+        a.model.display(),
+        model.source.rows,
+        model.feature_names.len(),
+        model.tree.leaves(),
+        model.tree.depth()
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "held out {} rows (churn rate {:.3}): ROC AUC {}  PR AUC {}  KS {:.4}",
+        m.held_out_rows,
+        m.base_rate,
+        opt(m.roc_auc),
+        opt(m.pr_auc),
+        m.ks
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "at threshold {}: accuracy {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}  (TP {} FP {} TN {} FN {})",
+        c.threshold, c.accuracy, c.precision, c.recall, c.f1,
+        c.true_positives, c.false_positives, c.true_negatives, c.false_negatives
+    )
+    .map_err(io)?;
+    if let (Some(k), Some(mean), Some(std)) = (m.cv_folds, m.cv_roc_auc_mean, m.cv_roc_auc_std) {
+        writeln!(
+            out,
+            "{k}-fold stratified cross-validation: ROC AUC {mean:.4} ± {std:.4}"
+        )
+        .map_err(io)?;
+    }
+    writeln!(
+        out,
+        "decile  rows  churners  cumulative gain  lift  cumulative lift"
+    )
+    .map_err(io)?;
+    for d in &m.gains {
+        writeln!(
+            out,
+            "{:>6}  {:>4}  {:>8}  {:>15.3}  {:>4.2}  {:>15.2}",
+            d.decile, d.rows, d.positives, d.cumulative_gain, d.lift, d.cumulative_lift
+        )
+        .map_err(io)?;
+    }
+    if !quiet {
+        writeln!(out, "feature importance:").map_err(io)?;
+        for (f, v) in model.feature_importance.iter().take(10) {
+            writeln!(out, "  {v:.3}  {f}").map_err(io)?;
+        }
+        writeln!(out, "rules (highest churn first):").map_err(io)?;
+        for r in model.rules.iter().take(10) {
+            writeln!(out, "  {r}").map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// `ecrm segment`: over the warehouse, or over a file with --input.
@@ -620,6 +913,9 @@ fn segment_command(
     quiet: bool,
     engine: &olap::EngineOptions,
 ) -> Result<()> {
+    if a.input.is_none() {
+        a.format.check_printable("segment")?;
+    }
     let params = segment::SegmentParams {
         method: a.method,
         k: a.k,

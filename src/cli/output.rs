@@ -138,32 +138,36 @@ pub fn write_batches(
     out.flush().map_err(io)
 }
 
-/// Writes batches to `path` in `format` (Parquet through arrow-rs, zstd).
+/// Writes batches to `path` in `format` (Parquet through arrow-rs, zstd), atomically.
 pub fn write_file(
     path: &Path,
     format: Format,
     schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<()> {
-    // Written beside the target and renamed into place, so a killed run leaves either the
-    // previous file or the complete new one, never half a file.
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    let file = tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?;
-    if format == Format::Parquet {
-        crate::warehouse::write_arrow_parquet(file, schema, batches)?;
-    } else {
+    write_atomic(path, |file| {
+        if format == Format::Parquet {
+            return crate::warehouse::write_arrow_parquet(file, schema, batches);
+        }
         let mut buf = std::io::BufWriter::new(file);
         let format = if format == Format::Table {
             Format::Csv
         } else {
             format
         };
-        write_batches(&mut buf, format, schema, batches, None)?;
-    }
+        write_batches(&mut buf, format, schema, batches, None)
+    })
+}
+
+/// Writes a result file through `write`: beside the target, then renamed into place, so a
+/// killed run leaves either the previous file or the complete new one, never half a file.
+pub fn write_atomic(path: &Path, write: impl FnOnce(std::fs::File) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    write(tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?)?;
     // Temporary files are private (0600); a result file gets the usual 0644.
     #[cfg(unix)]
     {

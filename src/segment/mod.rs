@@ -443,7 +443,13 @@ pub fn segment_warehouse(
             register_batches(&ctx, features::TABLE, m.schema.clone(), m.batches.clone())?;
             (m.schema, m.batches, m.as_of)
         } else {
-            let (s, b) = olap::sql(&ctx, &format!("SELECT * FROM {}", features::TABLE)).await?;
+            // In customer order: the clustering's random choices pick rows by position, so
+            // the same mart must always come in the same order.
+            let (s, b) = olap::sql(
+                &ctx,
+                &format!("SELECT * FROM {} ORDER BY customer_id", features::TABLE),
+            )
+            .await?;
             let (_, d) = olap::sql(&ctx, &format!("SELECT max(as_of) FROM {}", features::TABLE)).await?;
             let day = d.iter().find(|b| b.num_rows() > 0).and_then(|b| {
                 datafusion::arrow::array::cast::as_primitive_array::<

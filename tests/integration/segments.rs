@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use crate::support::{ecrm, ecrm_ok, repo, sample_warehouse, scalar, sql};
 
 /// A private copy of the sample warehouse, for tests that write to it.
-fn sample_copy(dir: &Path) -> PathBuf {
+pub fn sample_copy(dir: &Path) -> PathBuf {
     fn copy(src: &Path, dst: &Path) {
         std::fs::create_dir_all(dst).unwrap();
         for e in std::fs::read_dir(src).unwrap() {

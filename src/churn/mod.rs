@@ -1,0 +1,613 @@
+//! Churn forecasting with decision trees: training with honest evaluation, versioned model
+//! files, and scoring.
+//!
+//! - Input: the warehouse (labels at a cutoff from the point-in-time feature mart, see
+//!   [`warehouse`]), or any customer-level Parquet or CSV table with a label column (Yes/No,
+//!   true/false or 1/0) and an id column (`--input FILE --label COL --id COL`); the other
+//!   columns are features, encoded by [`crate::features::bridge::Encoder`] (numbers,
+//!   booleans, numbers stored as text, categories one-hot).
+//! - Output: a model file (versioned JSON, [`ModelFile`]) and a printed report; scoring writes
+//!   the table `churn_scores` (warehouse) or one row per input row, in input order (file):
+//!   the id, `churn_probability`, `risk_band`, `reasons`.
+//! - Parameters: the tree's ([`tree::TreeParams`]; defaults depth 6, leaves of 1 row, Gini,
+//!   no class weights), the seed (default 42), cross-validation folds (default none).
+//!
+//! Evaluation: a seeded stratified 80/20 hold-out (each class split 80/20 on its own, so both
+//! parts keep the churn rate); the model in the file is the one trained on the 80%, and its
+//! metrics are measured on the 20% it never saw. With `--test FILE` (e.g. a later period),
+//! the model trains on every input row and is measured on that file. `--cv K` adds stratified K-fold
+//! cross-validation over all rows (`cv_roc_auc_mean`, `cv_roc_auc_std`, population standard
+//! deviation as scikit-learn's `scores.std()`).
+//!
+//! Risk bands (documented cut-offs on the churn probability): `high` ≥ 0.6, `medium` ≥ 0.3,
+//! `low` below. Reasons are the three conditions on the row's decision path with the largest
+//! impurity decrease, e.g. `Contract = Month-to-month; tenure <= 16.5`.
+
+pub mod metrics;
+pub mod tree;
+pub mod warehouse;
+
+use std::path::Path;
+
+use datafusion::arrow::array::{Array, Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use linfa::dataset::DatasetBase;
+use linfa::prelude::*;
+use ndarray::{Array1, Array2, Axis};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_xoshiro::Xoshiro256Plus;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::features::bridge::{Column, Encoder};
+use crate::olap::{self, EngineOptions};
+use tree::{FittedTree, ValidTreeParams};
+
+/// The model file format's name and version; a file with another version is refused.
+pub const MODEL_FORMAT: &str = "ecrm-churn-model";
+pub const MODEL_VERSION: u32 = 1;
+
+/// Probability cut-offs of the risk bands.
+pub const HIGH_RISK: f64 = 0.6;
+pub const MEDIUM_RISK: f64 = 0.3;
+
+/// The risk band of a churn probability.
+pub fn risk_band(p: f64) -> &'static str {
+    if p >= HIGH_RISK {
+        "high"
+    } else if p >= MEDIUM_RISK {
+        "medium"
+    } else {
+        "low"
+    }
+}
+
+/// Held-out (and cross-validated) quality of a model. Scripts read `roc_auc`,
+/// `cv_roc_auc_mean`, `cv_roc_auc_std`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub held_out_rows: u64,
+    pub base_rate: f64,
+    pub roc_auc: Option<f64>,
+    pub pr_auc: Option<f64>,
+    pub ks: f64,
+    pub confusion: metrics::Confusion,
+    pub gains: Vec<metrics::Decile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cv_folds: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cv_roc_auc_mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cv_roc_auc_std: Option<f64>,
+}
+
+/// Where the training data came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub input: String,
+    pub id_column: String,
+    pub label_column: String,
+    pub rows: u64,
+    /// SHA-256 of the encoded training matrix and labels.
+    pub training_data_sha256: String,
+    /// Warehouse models: the training cutoff and the label windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutoff: Option<chrono::NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback_days: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon_days: Option<i64>,
+}
+
+/// The model file (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub format: String,
+    pub version: u32,
+    pub ecrm_version: String,
+    pub created_at: String,
+    pub source: Source,
+    pub encoder: Encoder,
+    pub feature_names: Vec<String>,
+    pub params: ValidTreeParams,
+    pub seed: u64,
+    pub threshold: f64,
+    pub metrics: Metrics,
+    /// (feature, share of the total impurity decrease), largest first.
+    pub feature_importance: Vec<(String, f64)>,
+    /// The tree as if-then rules, one per leaf, highest churn probability first.
+    pub rules: Vec<String>,
+    pub tree: FittedTree,
+}
+
+impl ModelFile {
+    /// Reads and checks a model file.
+    pub fn read(path: &Path) -> Result<ModelFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let m: ModelFile = serde_json::from_str(&text).map_err(|e| Error::Input {
+            file: path.into(),
+            message: format!("not an ecrm churn model file: {e}"),
+        })?;
+        if m.format != MODEL_FORMAT || m.version != MODEL_VERSION {
+            return Err(Error::Input {
+                file: path.into(),
+                message: format!(
+                    "model format {} version {}; this ecrm reads {MODEL_FORMAT} version {MODEL_VERSION}",
+                    m.format, m.version
+                ),
+            });
+        }
+        Ok(m)
+    }
+}
+
+/// Reads a label column: Yes/No, true/false, 1/0 (any case, trimmed).
+fn labels(batches: &[RecordBatch], idx: usize, name: &str, source: &str) -> Result<Vec<bool>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let t = cast(b.column(idx), &DataType::Utf8)?;
+        let t = t
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| Error::Internal("label cast to text".into()))?;
+        for i in 0..t.len() {
+            let v = if t.is_null(i) { "" } else { t.value(i).trim() };
+            let l = match v.to_ascii_lowercase().as_str() {
+                "yes" | "true" | "1" | "1.0" => true,
+                "no" | "false" | "0" | "0.0" => false,
+                _ => {
+                    return Err(Error::Input {
+                        file: source.into(),
+                        message: format!(
+                            "row {}: label column {name:?} is {v:?}; expected Yes/No, true/false or 1/0",
+                            out.len() + 1
+                        ),
+                    });
+                }
+            };
+            out.push(l);
+        }
+    }
+    Ok(out)
+}
+
+/// Stratified assignment of rows to `k` folds: each class shuffled (seeded) and dealt out in
+/// turn, so every fold keeps the class balance.
+pub fn stratified_folds(y: &[bool], k: usize, seed: u64) -> Vec<usize> {
+    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+    let mut fold = vec![0; y.len()];
+    for class in [false, true] {
+        let mut idx: Vec<usize> = (0..y.len()).filter(|&i| y[i] == class).collect();
+        idx.shuffle(&mut rng);
+        for (n, i) in idx.into_iter().enumerate() {
+            fold[i] = n % k;
+        }
+    }
+    fold
+}
+
+/// A seeded stratified hold-out: true for the rows held out (`share` of each class, rounded).
+pub fn stratified_holdout(y: &[bool], share: f64, seed: u64) -> Vec<bool> {
+    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+    let mut out = vec![false; y.len()];
+    for class in [false, true] {
+        let mut idx: Vec<usize> = (0..y.len()).filter(|&i| y[i] == class).collect();
+        idx.shuffle(&mut rng);
+        let take = (idx.len() as f64 * share).round() as usize;
+        for &i in &idx[..take] {
+            out[i] = true;
+        }
+    }
+    out
+}
+
+fn select_rows(x: &Array2<f64>, rows: &[usize]) -> Array2<f64> {
+    x.select(Axis(0), rows)
+}
+
+fn fit_tree(params: &ValidTreeParams, x: Array2<f64>, y: &[bool]) -> Result<FittedTree> {
+    let targets = Array1::from(y.iter().map(|&b| usize::from(b)).collect::<Vec<_>>());
+    params.fit(&DatasetBase::new(x, targets))
+}
+
+/// Churn probabilities (class 1) of `x`; a tree that saw only one class gives that class's.
+pub fn churn_probability(tree: &FittedTree, x: &Array2<f64>) -> Vec<f64> {
+    let p = tree.predict_proba(x);
+    if p.ncols() < 2 {
+        return vec![0.0; x.nrows()];
+    }
+    p.column(1).to_vec()
+}
+
+/// Everything a model is judged by, on labelled scores.
+pub fn evaluate(scores: &[f64], y: &[bool], threshold: f64) -> Metrics {
+    let pos = y.iter().filter(|&&l| l).count();
+    Metrics {
+        held_out_rows: y.len() as u64,
+        base_rate: if y.is_empty() {
+            0.0
+        } else {
+            pos as f64 / y.len() as f64
+        },
+        roc_auc: metrics::roc_auc(scores, y),
+        pr_auc: metrics::pr_auc(scores, y),
+        ks: metrics::ks(scores, y),
+        confusion: metrics::confusion(scores, y, threshold),
+        gains: metrics::gains(scores, y),
+        cv_folds: None,
+        cv_roc_auc_mean: None,
+        cv_roc_auc_std: None,
+    }
+}
+
+/// One condition of a split as text: `name <= t` / `name > t`, `col = level` / `col ≠ level`
+/// for categories, `name is true/false` for booleans.
+fn condition(
+    encoder: &Encoder,
+    names: &[String],
+    feature: usize,
+    threshold: f64,
+    right: bool,
+) -> String {
+    let name = &names[feature];
+    // Which encoded column the feature belongs to.
+    let mut at = 0;
+    for c in &encoder.columns {
+        let width = match c {
+            Column::Category { levels, .. } => levels.len(),
+            _ => 1,
+        };
+        if feature < at + width {
+            return match c {
+                Column::Category { name: col, levels } => {
+                    let level = &levels[feature - at];
+                    if right {
+                        format!("{col} = {level}")
+                    } else {
+                        format!("{col} ≠ {level}")
+                    }
+                }
+                Column::Boolean { name } => format!("{name} is {right}"),
+                _ => {
+                    if right {
+                        format!("{name} > {threshold}")
+                    } else {
+                        format!("{name} <= {threshold}")
+                    }
+                }
+            };
+        }
+        at += width;
+    }
+    format!("{name} {} {threshold}", if right { ">" } else { "<=" })
+}
+
+/// The top three conditions (by impurity decrease) on the decision path of `row`.
+fn reasons(m: &ModelFile, row: &[f64]) -> String {
+    let path = m.tree.path(row);
+    let mut steps: Vec<(f64, String)> = path
+        .windows(2)
+        .map(|w| {
+            let n = &m.tree.nodes[w[0]];
+            let f = n.feature.expect("inner node");
+            (
+                n.decrease,
+                condition(
+                    &m.encoder,
+                    &m.feature_names,
+                    f,
+                    n.threshold,
+                    w[1] == n.right,
+                ),
+            )
+        })
+        .collect();
+    steps.sort_by(|a, b| b.0.total_cmp(&a.0));
+    steps
+        .into_iter()
+        .take(3)
+        .map(|s| s.1)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The tree as if-then rules, one per leaf, highest churn probability first.
+fn rules(tree: &FittedTree, encoder: &Encoder, names: &[String]) -> Vec<String> {
+    let mut out: Vec<(f64, String)> = Vec::new();
+    let mut stack: Vec<(usize, Vec<String>)> = vec![(0, Vec::new())];
+    while let Some((at, conds)) = stack.pop() {
+        let n = &tree.nodes[at];
+        match n.feature {
+            Some(f) => {
+                let mut l = conds.clone();
+                l.push(condition(encoder, names, f, n.threshold, false));
+                let mut r = conds;
+                r.push(condition(encoder, names, f, n.threshold, true));
+                stack.push((n.right, r));
+                stack.push((n.left, l));
+            }
+            None => {
+                let total: f64 = n.weights.iter().sum();
+                let p = if n.weights.len() > 1 && total > 0.0 {
+                    n.weights[1] / total
+                } else {
+                    0.0
+                };
+                let rows: u64 = n.counts.iter().sum();
+                let when = if conds.is_empty() {
+                    "always".to_string()
+                } else {
+                    conds.join(" AND ")
+                };
+                out.push((
+                    p,
+                    format!("IF {when} THEN churn probability {p:.3} ({rows} rows)"),
+                ));
+            }
+        }
+    }
+    out.sort_by(|a, b| b.0.total_cmp(&a.0));
+    out.into_iter().map(|r| r.1).collect()
+}
+
+fn sha256_of(x: &Array2<f64>, y: &[bool]) -> String {
+    let mut h = Sha256::new();
+    for v in x.iter() {
+        h.update(v.to_le_bytes());
+    }
+    for &l in y {
+        h.update([u8::from(l)]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// What training a model on a file needs.
+#[derive(Debug, Clone)]
+pub struct TrainFile<'a> {
+    pub input: &'a Path,
+    pub label: &'a str,
+    pub id: &'a str,
+    pub params: ValidTreeParams,
+    pub cv: Option<usize>,
+    pub seed: u64,
+    /// Evaluate on this labelled file instead of a hold-out of the input.
+    pub test: Option<&'a Path>,
+}
+
+/// Trains on a file (see the module doc): hold-out evaluation, optional cross-validation, the
+/// model file contents. Returns the model and notes on the encoding.
+pub fn train_file(t: &TrainFile<'_>, engine: &EngineOptions) -> Result<(ModelFile, Vec<String>)> {
+    let source = t.input.display().to_string();
+    let (schema, batches) = olap::read_in_order(t.input, None, engine)?;
+    for (flag, col) in [("--label", t.label), ("--id", t.id)] {
+        if schema.index_of(col).is_err() {
+            return Err(Error::Usage {
+                arg: flag.into(),
+                message: format!(
+                    "{source} has no column {col:?}; its columns are: {}",
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    let y = labels(&batches, schema.index_of(t.label)?, t.label, &source)?;
+    let (encoder, mut notes) = Encoder::fit(&schema, &batches, &[t.id, t.label])?;
+    let (x, more) = encoder.transform(&schema, &batches, &source)?;
+    notes.extend(more);
+    let names = encoder.feature_names();
+    if names.is_empty() {
+        return Err(Error::input(
+            t.input,
+            "no feature columns besides the id and the label",
+        ));
+    }
+
+    let test = match t.test {
+        // A separate test file (e.g. a later period): train on every input row.
+        Some(test) => {
+            let test_source = test.display().to_string();
+            let (ts, tb) = olap::read_in_order(test, None, engine)?;
+            let label_idx = ts.index_of(t.label).map_err(|_| Error::Input {
+                file: test.into(),
+                message: format!("has no label column {:?}", t.label),
+            })?;
+            let y_test = labels(&tb, label_idx, t.label, &test_source)?;
+            let (x_test, more) = encoder.transform(&ts, &tb, &test_source)?;
+            notes.extend(more.into_iter().map(|n| format!("{test_source}: {n}")));
+            Some((x_test, y_test))
+        }
+        None => None,
+    };
+    let (model, metrics) = train_and_measure(&t.params, &x, &y, test, t.cv, t.seed)?;
+    let source = Source {
+        input: source,
+        id_column: t.id.into(),
+        label_column: t.label.into(),
+        rows: y.len() as u64,
+        training_data_sha256: sha256_of(&x, &y),
+        cutoff: None,
+        lookback_days: None,
+        horizon_days: None,
+    };
+    Ok((
+        model_file(source, encoder, model, &t.params, t.seed, metrics),
+        notes,
+    ))
+}
+
+/// The probability threshold of the confusion matrix and its rates.
+const THRESHOLD: f64 = 0.5;
+
+/// Trains on (x, y) and measures the model on `test`, or, without one, trains on a seeded
+/// stratified 80% and measures on the other 20%; `cv` adds stratified K-fold
+/// cross-validation over (x, y).
+fn train_and_measure(
+    params: &ValidTreeParams,
+    x: &Array2<f64>,
+    y: &[bool],
+    test: Option<(Array2<f64>, Vec<bool>)>,
+    cv: Option<usize>,
+    seed: u64,
+) -> Result<(FittedTree, Metrics)> {
+    let (model, mut m) = match test {
+        Some((x_test, y_test)) => {
+            let model = fit_tree(params, x.clone(), y)?;
+            let m = evaluate(&churn_probability(&model, &x_test), &y_test, THRESHOLD);
+            (model, m)
+        }
+        None => {
+            let held = stratified_holdout(y, 0.2, seed);
+            let train_rows: Vec<usize> = (0..y.len()).filter(|&i| !held[i]).collect();
+            let test_rows: Vec<usize> = (0..y.len()).filter(|&i| held[i]).collect();
+            let y_train: Vec<bool> = train_rows.iter().map(|&i| y[i]).collect();
+            let y_test: Vec<bool> = test_rows.iter().map(|&i| y[i]).collect();
+            let model = fit_tree(params, select_rows(x, &train_rows), &y_train)?;
+            let p = churn_probability(&model, &select_rows(x, &test_rows));
+            (model, evaluate(&p, &y_test, THRESHOLD))
+        }
+    };
+    if let Some(k) = cv {
+        let folds = stratified_folds(y, k, seed);
+        let mut aucs = Vec::with_capacity(k);
+        for f in 0..k {
+            let tr: Vec<usize> = (0..y.len()).filter(|&i| folds[i] != f).collect();
+            let te: Vec<usize> = (0..y.len()).filter(|&i| folds[i] == f).collect();
+            let ytr: Vec<bool> = tr.iter().map(|&i| y[i]).collect();
+            let yte: Vec<bool> = te.iter().map(|&i| y[i]).collect();
+            let fold_model = fit_tree(params, select_rows(x, &tr), &ytr)?;
+            let auc = metrics::roc_auc(&churn_probability(&fold_model, &select_rows(x, &te)), &yte)
+                .ok_or_else(|| Error::Mining {
+                    algorithm: "cross-validation",
+                    message: format!("fold {} has only one class; use fewer folds", f + 1),
+                })?;
+            aucs.push(auc);
+        }
+        let mean = aucs.iter().sum::<f64>() / k as f64;
+        let std = (aucs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / k as f64).sqrt();
+        m.cv_folds = Some(k);
+        m.cv_roc_auc_mean = Some(mean);
+        m.cv_roc_auc_std = Some(std);
+    }
+    Ok((model, m))
+}
+
+/// Assembles a model file.
+fn model_file(
+    source: Source,
+    encoder: Encoder,
+    model: FittedTree,
+    params: &ValidTreeParams,
+    seed: u64,
+    metrics: Metrics,
+) -> ModelFile {
+    let names = encoder.feature_names();
+    let mut importance: Vec<(String, f64)> = names
+        .iter()
+        .cloned()
+        .zip(model.feature_importance())
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    importance.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ModelFile {
+        format: MODEL_FORMAT.into(),
+        version: MODEL_VERSION,
+        ecrm_version: env!("CARGO_PKG_VERSION").into(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        source,
+        rules: rules(&model, &encoder, &names),
+        encoder,
+        feature_names: names,
+        params: params.clone(),
+        seed,
+        threshold: THRESHOLD,
+        metrics,
+        feature_importance: importance,
+        tree: model,
+    }
+}
+
+/// Scores a file with a model: one output row per input row, in input order. Returns the
+/// schema, the batch, and notes on the encoding (blanks, unseen categories).
+pub fn score_file(
+    model: &ModelFile,
+    input: &Path,
+    engine: &EngineOptions,
+) -> Result<(SchemaRef, RecordBatch, Vec<String>)> {
+    let source = input.display().to_string();
+    // All columns: a missing one is then reported by the encoder, with every one missing.
+    let (schema, batches) = olap::read_in_order(input, None, engine)?;
+    if schema.index_of(&model.source.id_column).is_err() {
+        return Err(Error::Input {
+            file: input.into(),
+            message: format!(
+                "has no id column {:?} (the model's)",
+                model.source.id_column
+            ),
+        });
+    }
+    let (x, notes) = model.encoder.transform(&schema, &batches, &source)?;
+    let p = churn_probability(&model.tree, &x);
+    let x = x.as_standard_layout();
+    let reasons: Vec<String> = x
+        .outer_iter()
+        .map(|r| reasons(model, r.as_slice().expect("standard layout")))
+        .collect();
+    let id_idx = schema.index_of(&model.source.id_column)?;
+    let ids: Vec<std::sync::Arc<dyn Array>> =
+        batches.iter().map(|b| b.column(id_idx).clone()).collect();
+    let ids =
+        datafusion::arrow::compute::concat(&ids.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?;
+    let out_schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new(&model.source.id_column, ids.data_type().clone(), true),
+        Field::new("churn_probability", DataType::Float64, false),
+        Field::new("risk_band", DataType::Utf8, false),
+        Field::new("reasons", DataType::Utf8, false),
+    ]));
+    let bands: Vec<&str> = p.iter().map(|&v| risk_band(v)).collect();
+    let batch = RecordBatch::try_new(
+        out_schema.clone(),
+        vec![
+            ids,
+            std::sync::Arc::new(Float64Array::from(p)),
+            std::sync::Arc::new(StringArray::from(bands)),
+            std::sync::Arc::new(StringArray::from(reasons)),
+        ],
+    )?;
+    Ok((out_schema, batch, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_and_holdout_keep_the_class_balance() {
+        let y: Vec<bool> = (0..100).map(|i| i % 4 == 0).collect(); // 25 positives
+        let folds = stratified_folds(&y, 5, 1);
+        for f in 0..5 {
+            let pos = (0..100).filter(|&i| folds[i] == f && y[i]).count();
+            let all = (0..100).filter(|&i| folds[i] == f).count();
+            assert_eq!((pos, all), (5, 20));
+        }
+        let held = stratified_holdout(&y, 0.2, 1);
+        assert_eq!(held.iter().filter(|&&h| h).count(), 20);
+        assert_eq!((0..100).filter(|&i| held[i] && y[i]).count(), 5);
+        assert_eq!(held, stratified_holdout(&y, 0.2, 1), "seeded");
+    }
+
+    #[test]
+    fn risk_bands_follow_the_documented_cut_offs() {
+        assert_eq!(risk_band(0.6), "high");
+        assert_eq!(risk_band(0.59), "medium");
+        assert_eq!(risk_band(0.3), "medium");
+        assert_eq!(risk_band(0.29), "low");
+    }
+}

@@ -1,0 +1,260 @@
+//! Churn labels from the warehouse, training at a cutoff, and the nightly scoring into
+//! `churn_scores`.
+//!
+//! Labels without leakage: at a cutoff date C, the customers are those of the feature mart as
+//! of C (built only from order lines before C) whose last purchase lies in the look-back
+//! window [C − lookback, C) (`recency_days ≤ lookback`); a customer churns when they make no
+//! purchase in [C, C + horizon). Features see only data before C, labels only data from C on.
+//!
+//! The default cutoff is the latest whose whole horizon lies inside the data: the day after the
+//! last order line minus the horizon. Validation is time-based: the model trains at C − horizon
+//! (its labels end where C's window starts) and is measured at C.
+//!
+//! Features: the mart's numeric columns, `top_category`, `age_band`, `country` and
+//! `acquisition_channel` as categories, the opt-in flags as booleans. Left out: the ids and
+//! dates, and the RFM scores and segment (ranks within one date's population, which shift
+//! from one cutoff to the next). NULL gaps between orders (one order only) read as 0, reported.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate};
+use datafusion::arrow::array::{Array, BooleanArray, Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::prelude::SessionContext;
+
+use super::{
+    ModelFile, Source, churn_probability, model_file, reasons, risk_band, sha256_of,
+    train_and_measure, tree::ValidTreeParams,
+};
+use crate::error::{Error, Result};
+use crate::features::{self, bridge::Encoder};
+use crate::olap::{self, EngineOptions};
+use crate::warehouse::{Warehouse, WriterLock};
+
+/// The scores table.
+pub const SCORES_TABLE: &str = "churn_scores";
+
+/// Mart columns that are not features.
+const NOT_FEATURES: [&str; 7] = [
+    "customer_id",
+    "as_of",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_segment",
+    "churned",
+];
+
+/// The label windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub lookback_days: i64,
+    pub horizon_days: i64,
+}
+
+/// The latest cutoff whose whole horizon lies inside the data.
+pub async fn default_cutoff(ctx: &SessionContext, w: Window) -> Result<NaiveDate> {
+    let end = features::default_as_of(ctx).await?;
+    Ok(end - Duration::days(w.horizon_days))
+}
+
+/// The mart as of `cutoff` restricted to customers active in the look-back window, with
+/// `churned` (no purchase in the horizon) when `label` is set; rows by customer id.
+pub async fn labelled_mart(
+    ctx: &SessionContext,
+    cutoff: NaiveDate,
+    w: Window,
+    label: bool,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let mart = features::compute(ctx, Some(cutoff)).await?;
+    let view = format!("mart_{}", cutoff.format("%Y%m%d"));
+    ctx.deregister_table(view.as_str())?;
+    ctx.register_table(
+        view.as_str(),
+        Arc::new(datafusion::datasource::MemTable::try_new(
+            mart.schema.clone(),
+            vec![mart.batches],
+        )?),
+    )?;
+    let end = cutoff + Duration::days(w.horizon_days);
+    let sql = if label {
+        format!(
+            "SELECT m.*, b.customer_id IS NULL AS churned FROM {view} m
+             LEFT JOIN (SELECT DISTINCT customer_id FROM fact_sales
+                        WHERE NOT is_return AND customer_id IS NOT NULL
+                          AND invoice_ts >= TIMESTAMP '{cutoff} 00:00:00'
+                          AND invoice_ts < TIMESTAMP '{end} 00:00:00') b
+               ON b.customer_id = m.customer_id
+             WHERE m.recency_days <= {lb} ORDER BY m.customer_id",
+            lb = w.lookback_days
+        )
+    } else {
+        format!(
+            "SELECT * FROM {view} WHERE recency_days <= {} ORDER BY customer_id",
+            w.lookback_days
+        )
+    };
+    olap::sql(ctx, &sql).await
+}
+
+fn churned(batches: &[RecordBatch], schema: &Schema) -> Result<Vec<bool>> {
+    let idx = schema.index_of("churned")?;
+    let mut y = Vec::new();
+    for b in batches {
+        let c = b
+            .column(idx)
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| Error::Internal("churned is not boolean".into()))?;
+        y.extend((0..c.len()).map(|i| c.value(i)));
+    }
+    Ok(y)
+}
+
+/// What training on the warehouse needs.
+#[derive(Debug, Clone)]
+pub struct TrainWarehouse {
+    /// The test cutoff (default: [`default_cutoff`]); training happens at cutoff − horizon.
+    pub cutoff: Option<NaiveDate>,
+    pub window: Window,
+    pub params: ValidTreeParams,
+    pub cv: Option<usize>,
+    pub seed: u64,
+}
+
+/// Trains at cutoff − horizon and measures at the cutoff (see the module doc).
+pub fn train(
+    wh_root: &Path,
+    t: &TrainWarehouse,
+    engine: &EngineOptions,
+) -> Result<(ModelFile, Vec<String>)> {
+    let wh = Warehouse::open(wh_root)?;
+    wh.table("fact_sales")?;
+    let rt = crate::cli::runtime(engine.threads)?;
+    rt.block_on(async {
+        let ctx = olap::session(&wh, engine).await?;
+        let cutoff = match t.cutoff {
+            Some(c) => c,
+            None => default_cutoff(&ctx, t.window).await?,
+        };
+        let train_cutoff = cutoff - Duration::days(t.window.horizon_days);
+        let (schema, batches) = labelled_mart(&ctx, train_cutoff, t.window, true).await?;
+        let (test_schema, test_batches) = labelled_mart(&ctx, cutoff, t.window, true).await?;
+        let y = churned(&batches, &schema)?;
+        let y_test = churned(&test_batches, &test_schema)?;
+        if y.is_empty() || y_test.is_empty() {
+            return Err(Error::NotFound {
+                what: "active customers at cutoff",
+                name: (if y.is_empty() { train_cutoff } else { cutoff }).to_string(),
+                hint: ": choose a later --cutoff or a longer --lookback-days".into(),
+            });
+        }
+        let (encoder, mut notes) = Encoder::fit(&schema, &batches, &NOT_FEATURES)?;
+        let source = format!("warehouse {} at {train_cutoff}", wh_root.display());
+        let (x, more) = encoder.transform(&schema, &batches, &source)?;
+        notes.extend(more);
+        let test_source = format!("warehouse {} at {cutoff}", wh_root.display());
+        let (x_test, more) = encoder.transform(&test_schema, &test_batches, &test_source)?;
+        notes.extend(more.into_iter().map(|n| format!("test at {cutoff}: {n}")));
+        let (model, metrics) =
+            train_and_measure(&t.params, &x, &y, Some((x_test, y_test)), t.cv, t.seed)?;
+        let src = Source {
+            input: source,
+            id_column: "customer_id".into(),
+            label_column: "churned".into(),
+            rows: y.len() as u64,
+            training_data_sha256: sha256_of(&x, &y),
+            cutoff: Some(train_cutoff),
+            lookback_days: Some(t.window.lookback_days),
+            horizon_days: Some(t.window.horizon_days),
+        };
+        Ok((
+            model_file(src, encoder, model, &t.params, t.seed, metrics),
+            notes,
+        ))
+    })
+}
+
+/// The scores of the customers active as of `as_of` (default: all the data), written as
+/// `churn_scores` in one commit. Returns the rows written and notes on the encoding.
+pub fn score(
+    wh_root: &Path,
+    model: &ModelFile,
+    as_of: Option<NaiveDate>,
+    engine: &EngineOptions,
+) -> Result<(NaiveDate, RecordBatch, Vec<String>)> {
+    let (Some(lookback), Some(horizon)) = (model.source.lookback_days, model.source.horizon_days)
+    else {
+        return Err(Error::Usage {
+            arg: "--model".into(),
+            message: "this model was trained on a file; score a file with --input and --out".into(),
+        });
+    };
+    let window = Window {
+        lookback_days: lookback,
+        horizon_days: horizon,
+    };
+    let lock = WriterLock::acquire(wh_root, "churn score")?;
+    let wh = Warehouse::open(wh_root)?;
+    wh.table("fact_sales")?;
+    let rt = crate::cli::runtime(engine.threads)?;
+    let (as_of, schema, batches) = rt.block_on(async {
+        let ctx = olap::session(&wh, engine).await?;
+        let as_of = match as_of {
+            Some(d) => d,
+            None => features::default_as_of(&ctx).await?,
+        };
+        let (s, b) = labelled_mart(&ctx, as_of, window, false).await?;
+        Ok::<_, Error>((as_of, s, b))
+    })?;
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        return Err(Error::NotFound {
+            what: "customers active in the look-back window as of",
+            name: as_of.to_string(),
+            hint: format!(" (the model's look-back is {lookback} days)"),
+        });
+    }
+    let source = format!("warehouse {} as of {as_of}", wh_root.display());
+    let (x, notes) = model.encoder.transform(&schema, &batches, &source)?;
+    let p = churn_probability(&model.tree, &x);
+    let x = x.as_standard_layout();
+    let why: Vec<String> = x
+        .outer_iter()
+        .map(|r| reasons(model, r.as_slice().expect("standard layout")))
+        .collect();
+    let ids: Vec<&dyn Array> = batches
+        .iter()
+        .map(|b| {
+            b.column(
+                schema
+                    .index_of("customer_id")
+                    .expect("mart has customer_id"),
+            )
+            .as_ref()
+        })
+        .collect();
+    let ids = datafusion::arrow::compute::concat(&ids)?;
+    let ids = datafusion::arrow::compute::cast(&ids, &DataType::Utf8)?;
+    let out_schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("churn_probability", DataType::Float64, false),
+        Field::new("risk_band", DataType::Utf8, false),
+        Field::new("reasons", DataType::Utf8, false),
+    ]));
+    let bands: Vec<&str> = p.iter().map(|&v| risk_band(v)).collect();
+    let batch = RecordBatch::try_new(
+        out_schema.clone(),
+        vec![
+            ids,
+            Arc::new(Float64Array::from(p)),
+            Arc::new(StringArray::from(bands)),
+            Arc::new(StringArray::from(why)),
+        ],
+    )?;
+    let mut tx = wh.begin(&lock);
+    let f = tx.write_arrow(SCORES_TABLE, &out_schema, std::slice::from_ref(&batch))?;
+    tx.replace(SCORES_TABLE, vec![f]);
+    Warehouse::commit(tx, &format!("churn scores as of {as_of}"))?;
+    Ok((as_of, batch, notes))
+}
