@@ -285,33 +285,60 @@ fn condition(
     format!("{name} {} {threshold}", if right { ">" } else { "<=" })
 }
 
-/// The top three conditions (by impurity decrease) on the decision path of `row`.
-fn reasons(m: &ModelFile, row: &[f64]) -> String {
-    let path = m.tree.path(row);
-    let mut steps: Vec<(f64, String)> = path
-        .windows(2)
-        .map(|w| {
-            let n = &m.tree.nodes[w[0]];
-            let f = n.feature.expect("inner node");
-            (
-                n.decrease,
-                condition(
-                    &m.encoder,
-                    &m.feature_names,
-                    f,
-                    n.threshold,
-                    w[1] == n.right,
-                ),
-            )
-        })
+/// For every leaf (by node index; empty for inner nodes), the top three conditions (by
+/// impurity decrease) on the path from the root: the reasons of every row that lands there.
+fn leaf_reasons(m: &ModelFile) -> Vec<String> {
+    let mut out = vec![String::new(); m.tree.nodes.len()];
+    let mut stack: Vec<(usize, Vec<(f64, String)>)> = vec![(0, Vec::new())];
+    while let Some((at, steps)) = stack.pop() {
+        let n = &m.tree.nodes[at];
+        match n.feature {
+            Some(f) => {
+                for (child, right) in [(n.left, false), (n.right, true)] {
+                    let mut s = steps.clone();
+                    let text = condition(&m.encoder, &m.feature_names, f, n.threshold, right);
+                    s.push((n.decrease, text));
+                    stack.push((child, s));
+                }
+            }
+            None => {
+                let mut steps = steps;
+                steps.sort_by(|a, b| b.0.total_cmp(&a.0));
+                out[at] = steps
+                    .into_iter()
+                    .take(3)
+                    .map(|s| s.1)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+            }
+        }
+    }
+    out
+}
+
+/// Churn probability and reasons for every row of `x`: one leaf lookup per row (in
+/// parallel), the texts computed once per leaf.
+fn predict_rows(m: &ModelFile, x: &Array2<f64>) -> (Vec<f64>, Vec<String>) {
+    use rayon::prelude::*;
+    let texts = leaf_reasons(m);
+    let x = x.as_standard_layout();
+    let leaves: Vec<usize> = (0..x.nrows())
+        .into_par_iter()
+        .map(|i| m.tree.leaf(x.row(i).as_slice().expect("standard layout")))
         .collect();
-    steps.sort_by(|a, b| b.0.total_cmp(&a.0));
-    steps
-        .into_iter()
-        .take(3)
-        .map(|s| s.1)
-        .collect::<Vec<_>>()
-        .join("; ")
+    let proba = |leaf: usize| {
+        let w = &m.tree.nodes[leaf].weights;
+        let total: f64 = w.iter().sum();
+        if w.len() > 1 && total > 0.0 {
+            w[1] / total
+        } else {
+            0.0
+        }
+    };
+    (
+        leaves.iter().map(|&l| proba(l)).collect(),
+        leaves.iter().map(|&l| texts[l].clone()).collect(),
+    )
 }
 
 /// The tree as if-then rules, one per leaf, highest churn probability first.
@@ -554,12 +581,7 @@ pub fn score_file(
         });
     }
     let (x, notes) = model.encoder.transform(&schema, &batches, &source)?;
-    let p = churn_probability(&model.tree, &x);
-    let x = x.as_standard_layout();
-    let reasons: Vec<String> = x
-        .outer_iter()
-        .map(|r| reasons(model, r.as_slice().expect("standard layout")))
-        .collect();
+    let (p, reasons) = predict_rows(model, &x);
     let id_idx = schema.index_of(&model.source.id_column)?;
     let ids: Vec<std::sync::Arc<dyn Array>> =
         batches.iter().map(|b| b.column(id_idx).clone()).collect();

@@ -24,8 +24,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 
 use super::{
-    ModelFile, Source, churn_probability, model_file, reasons, risk_band, sha256_of,
-    train_and_measure, tree::ValidTreeParams,
+    ModelFile, Source, model_file, predict_rows, risk_band, sha256_of, train_and_measure,
+    tree::ValidTreeParams,
 };
 use crate::error::{Error, Result};
 use crate::features::{self, bridge::Encoder};
@@ -217,12 +217,7 @@ pub fn score(
     }
     let source = format!("warehouse {} as of {as_of}", wh_root.display());
     let (x, notes) = model.encoder.transform(&schema, &batches, &source)?;
-    let p = churn_probability(&model.tree, &x);
-    let x = x.as_standard_layout();
-    let why: Vec<String> = x
-        .outer_iter()
-        .map(|r| reasons(model, r.as_slice().expect("standard layout")))
-        .collect();
+    let (p, why) = predict_rows(model, &x);
     let ids: Vec<&dyn Array> = batches
         .iter()
         .map(|b| {
