@@ -1,5 +1,5 @@
-//! Scaling, clustering (k-means, DBSCAN, Gaussian mixtures through linfa-clustering), the
-//! choice of k, and the sampled silhouette.
+//! Scaling, clustering (k-means of our own; DBSCAN and Gaussian mixtures through
+//! linfa-clustering), the choice of k, and the sampled silhouette.
 //!
 //! - k-means: ours, in linfa's shape ([`super::kmeans`]: greedy k-means++, parallel Lloyd
 //!   iterations), `n_init` seeded runs, the run with the lowest inertia kept.

@@ -81,7 +81,7 @@ pub const PROFILE_FEATURES: [&str; 9] = [
 pub enum Method {
     /// RFM quintile scores and the named segments (see `rfm`).
     Rfm,
-    /// k-means (linfa-clustering), k-means++ initialisation.
+    /// k-means (ours, in linfa's shape: greedy k-means++ seeding, parallel Lloyd iterations).
     Kmeans,
     /// DBSCAN (linfa-clustering): density clusters plus outliers.
     Dbscan,

@@ -10,6 +10,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// Attempts 10 ms apart before a held lock is reported (see [`WriterLock::acquire`]).
+const RETRIES: u32 = 25;
+
 /// Held while a writer runs; released on drop or process exit.
 #[derive(Debug)]
 pub struct WriterLock {
@@ -18,7 +21,8 @@ pub struct WriterLock {
 
 impl WriterLock {
     /// Takes the lock of the warehouse at `root` for `operation`, creating the warehouse
-    /// folder when needed. Fails at once, naming the holder, when another writer has it.
+    /// folder when needed. Fails within a quarter of a second, naming the holder, when
+    /// another writer has it.
     pub fn acquire(root: &Path, operation: &str) -> Result<Self> {
         let meta = root.join(super::catalog::META_DIR);
         std::fs::create_dir_all(&meta).map_err(|e| Error::io(&meta, e))?;
@@ -30,7 +34,21 @@ impl WriterLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
+        // A process that forks (to run any program) while we hold the lock shares our lock
+        // until its child has exec'd, so a lock just released can still look held for a few
+        // milliseconds: retry briefly before calling it another writer's. Measured: the
+        // in-process ingest of 305 files failed once in CI while other tests spawned processes.
+        let mut attempt = 0;
+        let locked = loop {
+            match file.try_lock() {
+                Err(TryLockError::WouldBlock) if attempt < RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other,
+            }
+        };
+        match locked {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();

@@ -5,7 +5,7 @@
 //!   `fact_campaign_contact`, `rejects`, `loads` and, later, marts and scores.
 //!
 //! Contract of a write (a load, a mart rebuild):
-//! - A writer takes the writer lock ([`WriterLock`]); a second writer fails at once with a
+//! - A writer takes the writer lock ([`WriterLock`]); a second writer fails within 0.25 s with a
 //!   message naming the holder.
 //! - It starts a [`Transaction`] from the published snapshot, writes new files under new names
 //!   (never overwriting a published file), and replaces or appends table file lists.
