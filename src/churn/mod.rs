@@ -415,12 +415,7 @@ pub fn train_file(t: &TrainFile<'_>, engine: &EngineOptions) -> Result<(ModelFil
                 arg: flag.into(),
                 message: format!(
                     "{source} has no column {col:?}; its columns are: {}",
-                    schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    olap::column_list(&schema)
                 ),
             });
         }
@@ -581,21 +576,31 @@ pub fn score_file(
         });
     }
     let (x, notes) = model.encoder.transform(&schema, &batches, &source)?;
-    let (p, reasons) = predict_rows(model, &x);
     let id_idx = schema.index_of(&model.source.id_column)?;
-    let ids: Vec<std::sync::Arc<dyn Array>> =
-        batches.iter().map(|b| b.column(id_idx).clone()).collect();
-    let ids =
-        datafusion::arrow::compute::concat(&ids.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?;
-    let out_schema = std::sync::Arc::new(Schema::new(vec![
-        Field::new(&model.source.id_column, ids.data_type().clone(), true),
+    let ids: Vec<&dyn Array> = batches.iter().map(|b| b.column(id_idx).as_ref()).collect();
+    let ids = datafusion::arrow::compute::concat(&ids)?;
+    let (schema, batch) = scores_batch(model, &model.source.id_column, ids, &x)?;
+    Ok((schema, batch, notes))
+}
+
+/// The scores of encoded rows `x` as one batch: the id column `id_name` (`ids`, one per row),
+/// `churn_probability`, `risk_band` and `reasons`.
+fn scores_batch(
+    model: &ModelFile,
+    id_name: &str,
+    ids: std::sync::Arc<dyn Array>,
+    x: &Array2<f64>,
+) -> Result<(SchemaRef, RecordBatch)> {
+    let (p, reasons) = predict_rows(model, x);
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new(id_name, ids.data_type().clone(), true),
         Field::new("churn_probability", DataType::Float64, false),
         Field::new("risk_band", DataType::Utf8, false),
         Field::new("reasons", DataType::Utf8, false),
     ]));
     let bands: Vec<&str> = p.iter().map(|&v| risk_band(v)).collect();
     let batch = RecordBatch::try_new(
-        out_schema.clone(),
+        schema.clone(),
         vec![
             ids,
             std::sync::Arc::new(Float64Array::from(p)),
@@ -603,7 +608,7 @@ pub fn score_file(
             std::sync::Arc::new(StringArray::from(reasons)),
         ],
     )?;
-    Ok((out_schema, batch, notes))
+    Ok((schema, batch))
 }
 
 #[cfg(test)]

@@ -419,21 +419,6 @@ impl FittedTree {
         at
     }
 
-    /// The nodes from the root to a row's leaf.
-    pub fn path(&self, row: &[f64]) -> Vec<usize> {
-        let mut at = 0;
-        let mut path = vec![0];
-        while let Some(f) = self.nodes[at].feature {
-            at = if row[f] <= self.nodes[at].threshold {
-                self.nodes[at].left
-            } else {
-                self.nodes[at].right
-            };
-            path.push(at);
-        }
-        path
-    }
-
     /// Class probabilities per row: the weighted class shares of its leaf.
     pub fn predict_proba<D: Data<Elem = f64>>(&self, x: &ArrayBase<D, Ix2>) -> Array2<f64> {
         let x = x.as_standard_layout();

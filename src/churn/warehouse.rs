@@ -19,12 +19,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
-use datafusion::arrow::array::{Array, BooleanArray, Float64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 
 use super::{
-    ModelFile, Source, model_file, predict_rows, risk_band, sha256_of, train_and_measure,
+    ModelFile, Source, model_file, scores_batch, sha256_of, train_and_measure,
     tree::ValidTreeParams,
 };
 use crate::error::{Error, Result};
@@ -217,36 +217,13 @@ pub fn score(
     }
     let source = format!("warehouse {} as of {as_of}", wh_root.display());
     let (x, notes) = model.encoder.transform(&schema, &batches, &source)?;
-    let (p, why) = predict_rows(model, &x);
-    let ids: Vec<&dyn Array> = batches
-        .iter()
-        .map(|b| {
-            b.column(
-                schema
-                    .index_of("customer_id")
-                    .expect("mart has customer_id"),
-            )
-            .as_ref()
-        })
-        .collect();
-    let ids = datafusion::arrow::compute::concat(&ids)?;
-    let ids = datafusion::arrow::compute::cast(&ids, &DataType::Utf8)?;
-    let out_schema = Arc::new(Schema::new(vec![
-        Field::new("customer_id", DataType::Utf8, false),
-        Field::new("churn_probability", DataType::Float64, false),
-        Field::new("risk_band", DataType::Utf8, false),
-        Field::new("reasons", DataType::Utf8, false),
-    ]));
-    let bands: Vec<&str> = p.iter().map(|&v| risk_band(v)).collect();
-    let batch = RecordBatch::try_new(
-        out_schema.clone(),
-        vec![
-            ids,
-            Arc::new(Float64Array::from(p)),
-            Arc::new(StringArray::from(bands)),
-            Arc::new(StringArray::from(why)),
-        ],
+    let idx = schema.index_of("customer_id")?;
+    let ids: Vec<&dyn Array> = batches.iter().map(|b| b.column(idx).as_ref()).collect();
+    let ids = datafusion::arrow::compute::cast(
+        &datafusion::arrow::compute::concat(&ids)?,
+        &DataType::Utf8,
     )?;
+    let (out_schema, batch) = scores_batch(model, "customer_id", ids, &x)?;
     let mut tx = wh.begin(&lock);
     let f = tx.write_arrow(SCORES_TABLE, &out_schema, std::slice::from_ref(&batch))?;
     tx.replace(SCORES_TABLE, vec![f]);

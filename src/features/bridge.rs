@@ -237,12 +237,7 @@ impl Encoder {
                 message: format!(
                     "the model needs columns {} that the table lacks; it has: {}",
                     missing.join(", "),
-                    schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    crate::olap::column_list(schema)
                 ),
             });
         }

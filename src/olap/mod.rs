@@ -205,13 +205,21 @@ fn check_columns(
     wanted: &[String],
 ) -> Result<()> {
     if let Some(c) = wanted.iter().find(|c| schema.index_of(c).is_err()) {
-        let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         return Err(Error::input(
             path,
-            format!("has no column {c:?}; its columns are: {}", have.join(", ")),
+            format!(
+                "has no column {c:?}; its columns are: {}",
+                column_list(schema)
+            ),
         ));
     }
     Ok(())
+}
+
+/// A schema's column names, comma-separated, for messages that say what a table has.
+pub fn column_list(schema: &datafusion::arrow::datatypes::Schema) -> String {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    names.join(", ")
 }
 
 /// Runs one SQL statement and collects its result; an error says where in the statement it

@@ -150,19 +150,22 @@ fn scoring_names_missing_columns_and_reports_unseen_categories() {
     )
     .unwrap();
     let scores = dir.path().join("s.parquet");
-    let out = ecrm(
-        &none,
-        &[
-            "churn",
-            "score",
-            "--model",
-            model.to_str().unwrap(),
-            "--input",
-            new.to_str().unwrap(),
-            "--out",
-            scores.to_str().unwrap(),
-        ],
-    );
+    let score = |input: &Path| {
+        ecrm(
+            &none,
+            &[
+                "churn",
+                "score",
+                "--model",
+                model.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--out",
+                scores.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = score(&new);
     assert!(
         out.status.success(),
         "{}",
@@ -176,19 +179,7 @@ fn scoring_names_missing_columns_and_reports_unseen_categories() {
 
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "id,plan,spend\nx1,monthly,3.5\n").unwrap();
-    let out = ecrm(
-        &none,
-        &[
-            "churn",
-            "score",
-            "--model",
-            model.to_str().unwrap(),
-            "--input",
-            bad.to_str().unwrap(),
-            "--out",
-            scores.to_str().unwrap(),
-        ],
-    );
+    let out = score(&bad);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

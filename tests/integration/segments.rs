@@ -628,24 +628,22 @@ fn clustering_a_file_labels_every_row_in_input_order() {
     let none = dir.path().join("no-warehouse");
     for input in [&parquet, &csv_in] {
         let out = dir.path().join("labels.parquet");
-        let printed = ecrm_ok(
-            &none,
-            &[
-                "segment",
-                "--input",
-                input.to_str().unwrap(),
-                "--features",
-                "x,y",
-                "--k",
-                "3",
-                "--scale",
-                "none",
-                "--n-init",
-                "2",
-                "--out",
-                out.to_str().unwrap(),
-            ],
-        );
+        let args = [
+            "segment",
+            "--input",
+            input.to_str().unwrap(),
+            "--features",
+            "x,y",
+            "--k",
+            "3",
+            "--scale",
+            "none",
+            "--n-init",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let printed = ecrm_ok(&none, &args);
         assert!(
             printed.contains("30000 rows, 2 features, 3 clusters"),
             "{printed}"
@@ -659,24 +657,7 @@ fn clustering_a_file_labels_every_row_in_input_order() {
         }
         // Byte-identical on a second run.
         let first = std::fs::read(&out).unwrap();
-        ecrm_ok(
-            &none,
-            &[
-                "segment",
-                "--input",
-                input.to_str().unwrap(),
-                "--features",
-                "x,y",
-                "--k",
-                "3",
-                "--scale",
-                "none",
-                "--n-init",
-                "2",
-                "--out",
-                out.to_str().unwrap(),
-            ],
-        );
+        ecrm_ok(&none, &args);
         assert_eq!(std::fs::read(&out).unwrap(), first);
     }
     // Without --features every numeric column is used (id included): still one label per row.
