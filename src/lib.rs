@@ -2,7 +2,7 @@
 //!
 //! One crate, one binary. Raw customer and order extracts become a Parquet star schema; SQL
 //! and cube questions run over it with DataFusion; customers are profiled, segmented and
-//! exported; churn, baskets and sequences follow in later modules.
+//! exported; churn is forecast with decision trees; baskets give rules and recommendations.
 //!
 //! ```text
 //! raw extracts (CSV; one file, a folder of daily files, or a glob)
@@ -21,16 +21,21 @@
 //!    │  features  point-in-time customer feature mart (DataFusion SQL) → customer_features
 //!    │  segment   RFM scores, k-means / DBSCAN / mixtures over the mart (Arrow → ndarray
 //!    │            through features::bridge) → segments, segment_profiles
+//!    │  churn     labels at a cutoff, CART trees, model files → churn_scores
+//!    │  basket    invoices as baskets → FP-growth itemsets → rules → recommendations
 //!    ▼
-//! export segment  consent and suppression applied → csv / parquet / json / ndjson
+//! export segment | churn  consent and suppression applied → csv / parquet / json / ndjson
 //! ```
 //!
 //! Modules: [`error`] (the one error type and exit codes), [`cli`] (clap commands and output
 //! formats), [`ingest`] (contracts, scan, cleanse, build), [`warehouse`] (the table catalog and
 //! atomic commits), [`olap`] (the DataFusion session, SQL, cube models), [`features`] (the
 //! customer feature mart and the one Arrow→ndarray bridge), [`segment`] (RFM, clustering,
-//! profiles), [`export`] (segment exports), [`synth`] (the sample-data generator).
+//! profiles), [`churn`] (decision trees, evaluation, scoring), [`basket`] (FP-growth, rules,
+//! recommendations), [`sequence`] (PrefixSpan), [`export`] (segment and churn exports),
+//! [`synth`] (the sample-data generator).
 
+pub mod basket;
 pub mod churn;
 pub mod cli;
 pub mod error;
@@ -39,6 +44,7 @@ pub mod features;
 pub mod ingest;
 pub mod olap;
 pub mod segment;
+pub mod sequence;
 pub mod synth;
 pub mod warehouse;
 

@@ -54,14 +54,33 @@ pub const MODEL_VERSION: u32 = 1;
 pub const HIGH_RISK: f64 = 0.6;
 pub const MEDIUM_RISK: f64 = 0.3;
 
+/// Risk bands, by the cut-offs [`HIGH_RISK`] and [`MEDIUM_RISK`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RiskBand {
+    High,
+    Medium,
+    Low,
+}
+
+impl RiskBand {
+    /// The band's name, as in `churn_scores.risk_band`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RiskBand::High => "high",
+            RiskBand::Medium => "medium",
+            RiskBand::Low => "low",
+        }
+    }
+}
+
 /// The risk band of a churn probability.
 pub fn risk_band(p: f64) -> &'static str {
     if p >= HIGH_RISK {
-        "high"
+        RiskBand::High.name()
     } else if p >= MEDIUM_RISK {
-        "medium"
+        RiskBand::Medium.name()
     } else {
-        "low"
+        RiskBand::Low.name()
     }
 }
 
@@ -100,6 +119,9 @@ pub struct Source {
     pub lookback_days: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub horizon_days: Option<i64>,
+    /// File models trained with `--test FILE`: that file, which holds the held-out rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_input: Option<String>,
 }
 
 /// The model file (JSON).
@@ -326,15 +348,7 @@ fn predict_rows(m: &ModelFile, x: &Array2<f64>) -> (Vec<f64>, Vec<String>) {
         .into_par_iter()
         .map(|i| m.tree.leaf(x.row(i).as_slice().expect("standard layout")))
         .collect();
-    let proba = |leaf: usize| {
-        let w = &m.tree.nodes[leaf].weights;
-        let total: f64 = w.iter().sum();
-        if w.len() > 1 && total > 0.0 {
-            w[1] / total
-        } else {
-            0.0
-        }
-    };
+    let proba = |leaf: usize| m.tree.proba(leaf).get(1).copied().unwrap_or(0.0);
     (
         leaves.iter().map(|&l| proba(l)).collect(),
         leaves.iter().map(|&l| texts[l].clone()).collect(),
@@ -357,12 +371,7 @@ fn rules(tree: &FittedTree, encoder: &Encoder, names: &[String]) -> Vec<String> 
                 stack.push((n.left, l));
             }
             None => {
-                let total: f64 = n.weights.iter().sum();
-                let p = if n.weights.len() > 1 && total > 0.0 {
-                    n.weights[1] / total
-                } else {
-                    0.0
-                };
+                let p = tree.proba(at).get(1).copied().unwrap_or(0.0);
                 let rows: u64 = n.counts.iter().sum();
                 let when = if conds.is_empty() {
                     "always".to_string()
@@ -458,12 +467,119 @@ pub fn train_file(t: &TrainFile<'_>, engine: &EngineOptions) -> Result<(ModelFil
         cutoff: None,
         lookback_days: None,
         horizon_days: None,
+        test_input: t.test.map(|p| p.display().to_string()),
     };
     Ok((
         model_file(source, encoder, model, &t.params, t.seed, metrics),
         notes,
     ))
 }
+
+/// A labelled file read and encoded the model's way: (features, labels, notes).
+fn labelled_file(
+    model: &ModelFile,
+    input: &Path,
+    engine: &EngineOptions,
+) -> Result<(Array2<f64>, Vec<bool>, Vec<String>)> {
+    let source = input.display().to_string();
+    let (schema, batches) = olap::read_in_order(input, None, engine)?;
+    let label = &model.source.label_column;
+    let idx = schema.index_of(label).map_err(|_| Error::Input {
+        file: input.into(),
+        message: format!(
+            "has no label column {label:?} (the model's); its columns are: {}",
+            olap::column_list(&schema)
+        ),
+    })?;
+    let y = labels(&batches, idx, label, &source)?;
+    let (x, notes) = model.encoder.transform(&schema, &batches, &source)?;
+    Ok((x, y, notes))
+}
+
+/// Measures a file model on labelled data (see [`Evaluation`]): on `input`, or by default on
+/// the model's own held-out data: its `--test` file, or the 20% hold-out of its training file,
+/// re-drawn with the model's seed after checking that the file still hashes to the training
+/// data's hash.
+pub fn evaluate_file(
+    model: &ModelFile,
+    input: Option<&Path>,
+    engine: &EngineOptions,
+) -> Result<Evaluation> {
+    if model.source.cutoff.is_some() {
+        return Err(Error::Usage {
+            arg: "--input".into(),
+            message: "this model was trained on the warehouse; evaluate it at a --cutoff".into(),
+        });
+    }
+    let given = input.map(Path::to_path_buf);
+    let test = model
+        .source
+        .test_input
+        .as_ref()
+        .map(std::path::PathBuf::from);
+    if let Some(file) = given.or(test) {
+        let (x, y, notes) = labelled_file(model, &file, engine)?;
+        let p = predict_rows(model, &x).0;
+        return Ok(Evaluation {
+            data: format!("{} ({} rows)", file.display(), y.len()),
+            cutoff: None,
+            metrics: evaluate(&p, &y, model.threshold),
+            notes,
+        });
+    }
+    let train = Path::new(&model.source.input);
+    if !train.exists() {
+        return Err(Error::Usage {
+            arg: "--input".into(),
+            message: format!(
+                "the model's training file {} is not there to re-draw its hold-out from; \
+                 name a labelled file",
+                train.display()
+            ),
+        });
+    }
+    let (x, y, notes) = labelled_file(model, train, engine)?;
+    if sha256_of(&x, &y) != model.source.training_data_sha256 {
+        return Err(Error::Input {
+            file: train.into(),
+            message: "has changed since the model was trained (its data no longer hashes to \
+                      the model's training_data_sha256), so its hold-out cannot be re-drawn; \
+                      name a labelled file with --input"
+                .into(),
+        });
+    }
+    let held = stratified_holdout(&y, HOLD_OUT, model.seed);
+    let rows: Vec<usize> = (0..y.len()).filter(|&i| held[i]).collect();
+    let y_held: Vec<bool> = rows.iter().map(|&i| y[i]).collect();
+    let p = predict_rows(model, &select_rows(&x, &rows)).0;
+    Ok(Evaluation {
+        data: format!(
+            "the {} held-out rows of {} (seed {})",
+            rows.len(),
+            train.display(),
+            model.seed
+        ),
+        cutoff: None,
+        metrics: evaluate(&p, &y_held, model.threshold),
+        notes,
+    })
+}
+
+/// A model measured on labelled data: what `ecrm churn evaluate` prints and stores.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    /// What the model was measured on.
+    pub data: String,
+    /// Warehouse models: the cutoff of the labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cutoff: Option<chrono::NaiveDate>,
+    pub metrics: Metrics,
+    /// Notes on the encoding (blanks, unseen categories).
+    pub notes: Vec<String>,
+}
+
+/// The share of rows a file model holds out to measure itself.
+const HOLD_OUT: f64 = 0.2;
 
 /// The probability threshold of the confusion matrix and its rates.
 const THRESHOLD: f64 = 0.5;
@@ -486,7 +602,7 @@ fn train_and_measure(
             (model, m)
         }
         None => {
-            let held = stratified_holdout(y, 0.2, seed);
+            let held = stratified_holdout(y, HOLD_OUT, seed);
             let train_rows: Vec<usize> = (0..y.len()).filter(|&i| !held[i]).collect();
             let test_rows: Vec<usize> = (0..y.len()).filter(|&i| held[i]).collect();
             let y_train: Vec<bool> = train_rows.iter().map(|&i| y[i]).collect();

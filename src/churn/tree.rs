@@ -14,8 +14,13 @@
 //!   With at most `max_bins` distinct values per feature the search is exact.
 //! - Ties between candidate splits go to the lower feature index, then the lower threshold,
 //!   so the same data always gives the same tree.
-//! - Leaves keep raw and weighted class counts; `predict_proba` is the weighted class share
-//!   of the leaf a row falls in.
+//! - Leaves keep raw and weighted class counts; `predict_proba` gives the class shares of the
+//!   leaf a row falls in, by default Laplace-corrected, (w_c + 1) / (W + classes) on the
+//!   weighted counts ([`LeafProbability`]). A small pure leaf is then not certain: churn
+//!   scores rank customers, and uncorrected shares tie every pure leaf at 0 or 1 whatever its
+//!   size, so a 5-row leaf outranks a 500-row leaf at 0.99 (Provost & Domingos, "Tree
+//!   induction for probability-based ranking", Machine Learning 52, 2003, found the
+//!   correction improves ranking). `raw` gives scikit-learn's shares.
 
 use linfa::dataset::DatasetBase;
 use linfa::prelude::*;
@@ -31,6 +36,24 @@ use crate::error::{Error, Result};
 pub enum Criterion {
     Gini,
     Entropy,
+}
+
+/// How a leaf's class counts become probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LeafProbability {
+    /// (w_c + 1) / (W + classes): a small pure leaf is not certain.
+    #[default]
+    Laplace,
+    /// w_c / W, as scikit-learn's `predict_proba`.
+    Raw,
+}
+
+impl LeafProbability {
+    /// What a model file written before this setting existed used.
+    fn raw() -> LeafProbability {
+        LeafProbability::Raw
+    }
 }
 
 /// Class weights.
@@ -53,6 +76,8 @@ pub struct ValidTreeParams {
     pub criterion: Criterion,
     pub class_weight: ClassWeight,
     pub max_bins: usize,
+    #[serde(default = "LeafProbability::raw")]
+    pub leaf_probability: LeafProbability,
 }
 
 /// Tree parameters as given, wrapping the checked kind as linfa's params do.
@@ -61,7 +86,7 @@ pub struct TreeParams(pub ValidTreeParams);
 
 impl Default for TreeParams {
     /// Depth 6, split from 2 rows, leaves of 1 row, no minimum decrease, Gini, no class
-    /// weights, 255 bins.
+    /// weights, 255 bins, Laplace-corrected leaf probabilities.
     fn default() -> Self {
         TreeParams(ValidTreeParams {
             max_depth: 6,
@@ -71,6 +96,7 @@ impl Default for TreeParams {
             criterion: Criterion::Gini,
             class_weight: ClassWeight::None,
             max_bins: 255,
+            leaf_probability: LeafProbability::Laplace,
         })
     }
 }
@@ -146,6 +172,8 @@ pub struct FittedTree {
     pub nodes: Vec<Node>,
     pub n_features: usize,
     pub n_classes: usize,
+    #[serde(default = "LeafProbability::raw")]
+    pub leaf_probability: LeafProbability,
 }
 
 fn impurity(criterion: Criterion, w: &[f64]) -> f64 {
@@ -401,6 +429,7 @@ impl<D: Data<Elem = f64> + Sync> Fit<ArrayBase<D, Ix2>, Array1<usize>, Error> fo
             nodes: g.nodes,
             n_features: d,
             n_classes: k,
+            leaf_probability: self.leaf_probability,
         })
     }
 }
@@ -419,7 +448,24 @@ impl FittedTree {
         at
     }
 
-    /// Class probabilities per row: the weighted class shares of its leaf.
+    /// The class probabilities of a node's rows (see [`LeafProbability`]).
+    pub fn proba(&self, node: usize) -> Vec<f64> {
+        let w = &self.nodes[node].weights;
+        let total: f64 = w.iter().sum();
+        let k = self.n_classes as f64;
+        (0..self.n_classes)
+            .map(|c| {
+                let wc = w.get(c).copied().unwrap_or(0.0);
+                match self.leaf_probability {
+                    LeafProbability::Laplace => (wc + 1.0) / (total + k),
+                    LeafProbability::Raw if total > 0.0 => wc / total,
+                    LeafProbability::Raw => 0.0,
+                }
+            })
+            .collect()
+    }
+
+    /// Class probabilities per row: those of its leaf ([`FittedTree::proba`]).
     pub fn predict_proba<D: Data<Elem = f64>>(&self, x: &ArrayBase<D, Ix2>) -> Array2<f64> {
         let x = x.as_standard_layout();
         let mut out = Array2::zeros((x.nrows(), self.n_classes));
@@ -427,9 +473,7 @@ impl FittedTree {
             .into_par_iter()
             .map(|i| {
                 let row = x.row(i);
-                let leaf = &self.nodes[self.leaf(row.as_slice().expect("standard layout"))];
-                let total: f64 = leaf.weights.iter().sum();
-                leaf.weights.iter().map(|w| w / total).collect()
+                self.proba(self.leaf(row.as_slice().expect("standard layout")))
             })
             .collect();
         for (i, p) in rows.into_iter().enumerate() {
@@ -507,7 +551,8 @@ mod tests {
         let y = [0, 0, 0, 0, 1, 1, 0, 1];
         let mut p = TreeParams::default();
         p.0.max_depth = 1;
-        let t = fit(&x, &y, p);
+        p.0.leaf_probability = LeafProbability::Raw;
+        let t = fit(&x, &y, p.clone());
         assert_eq!(t.nodes[0].feature, Some(0));
         assert_eq!(t.nodes[0].threshold, 3.5);
         let right = &t.nodes[t.nodes[0].right];
@@ -515,6 +560,11 @@ mod tests {
         let proba = t.predict_proba(&x);
         assert_eq!(proba[[0, 1]], 0.0);
         assert_eq!(proba[[7, 1]], 0.75);
+        // Laplace: (0 + 1) / (4 + 2) and (3 + 1) / (4 + 2).
+        p.0.leaf_probability = LeafProbability::Laplace;
+        let proba = fit(&x, &y, p).predict_proba(&x);
+        assert_eq!(proba[[0, 1]], 1.0 / 6.0);
+        assert_eq!(proba[[7, 1]], 4.0 / 6.0);
         // Gini decrease: root 0.46875 − (0 + 4/8 × 0.375) = 0.28125, the only split.
         assert!((t.nodes[0].decrease - 0.28125).abs() < 1e-12);
         assert_eq!(t.feature_importance(), vec![1.0]);

@@ -24,8 +24,8 @@ use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 
 use super::{
-    ModelFile, Source, model_file, scores_batch, sha256_of, train_and_measure,
-    tree::ValidTreeParams,
+    Evaluation, ModelFile, Source, evaluate as measure, model_file, predict_rows, scores_batch,
+    sha256_of, train_and_measure, tree::ValidTreeParams,
 };
 use crate::error::{Error, Result};
 use crate::features::{self, bridge::Encoder};
@@ -57,6 +57,40 @@ pub struct Window {
 pub async fn default_cutoff(ctx: &SessionContext, w: Window) -> Result<NaiveDate> {
     let end = features::default_as_of(ctx).await?;
     Ok(end - Duration::days(w.horizon_days))
+}
+
+/// Refuses a cutoff whose horizon runs past the data: its labels would call customers
+/// churned only because their next purchase is not loaded yet.
+async fn check_horizon(ctx: &SessionContext, cutoff: NaiveDate, w: Window) -> Result<()> {
+    let end = features::default_as_of(ctx).await?;
+    if cutoff + Duration::days(w.horizon_days) > end {
+        return Err(Error::Usage {
+            arg: "--cutoff".into(),
+            message: format!(
+                "{cutoff} is too late: its {}-day horizon runs to {}, but the order lines end \
+                 on {}; the latest cutoff with complete labels is {}",
+                w.horizon_days,
+                cutoff + Duration::days(w.horizon_days - 1),
+                end - Duration::days(1),
+                end - Duration::days(w.horizon_days)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The label windows of a warehouse model; a file model is refused with `hint`.
+fn model_window(model: &ModelFile, arg: &str, hint: &str) -> Result<Window> {
+    match (model.source.lookback_days, model.source.horizon_days) {
+        (Some(lookback_days), Some(horizon_days)) => Ok(Window {
+            lookback_days,
+            horizon_days,
+        }),
+        _ => Err(Error::Usage {
+            arg: arg.into(),
+            message: format!("this model was trained on a file; {hint}"),
+        }),
+    }
 }
 
 /// The mart as of `cutoff` restricted to customers active in the look-back window, with
@@ -135,7 +169,10 @@ pub fn train(
     rt.block_on(async {
         let ctx = olap::session(&wh, engine).await?;
         let cutoff = match t.cutoff {
-            Some(c) => c,
+            Some(c) => {
+                check_horizon(&ctx, c, t.window).await?;
+                c
+            }
             None => default_cutoff(&ctx, t.window).await?,
         };
         let train_cutoff = cutoff - Duration::days(t.window.horizon_days);
@@ -168,6 +205,7 @@ pub fn train(
             cutoff: Some(train_cutoff),
             lookback_days: Some(t.window.lookback_days),
             horizon_days: Some(t.window.horizon_days),
+            test_input: None,
         };
         Ok((
             model_file(src, encoder, model, &t.params, t.seed, metrics),
@@ -184,17 +222,7 @@ pub fn score(
     as_of: Option<NaiveDate>,
     engine: &EngineOptions,
 ) -> Result<(NaiveDate, RecordBatch, Vec<String>)> {
-    let (Some(lookback), Some(horizon)) = (model.source.lookback_days, model.source.horizon_days)
-    else {
-        return Err(Error::Usage {
-            arg: "--model".into(),
-            message: "this model was trained on a file; score a file with --input and --out".into(),
-        });
-    };
-    let window = Window {
-        lookback_days: lookback,
-        horizon_days: horizon,
-    };
+    let window = model_window(model, "--model", "score a file with --input and --out")?;
     let lock = WriterLock::acquire(wh_root, "churn score")?;
     let wh = Warehouse::open(wh_root)?;
     wh.table("fact_sales")?;
@@ -212,7 +240,7 @@ pub fn score(
         return Err(Error::NotFound {
             what: "customers active in the look-back window as of",
             name: as_of.to_string(),
-            hint: format!(" (the model's look-back is {lookback} days)"),
+            hint: format!(" (the model's look-back is {} days)", window.lookback_days),
         });
     }
     let source = format!("warehouse {} as of {as_of}", wh_root.display());
@@ -229,4 +257,49 @@ pub fn score(
     tx.replace(SCORES_TABLE, vec![f]);
     Warehouse::commit(tx, &format!("churn scores as of {as_of}"))?;
     Ok((as_of, batch, notes))
+}
+
+/// Measures a warehouse model on the labels at `cutoff` (default: its own held-out cutoff,
+/// one horizon after its training cutoff), which must have its whole horizon inside the data.
+pub fn evaluate(
+    wh_root: &Path,
+    model: &ModelFile,
+    cutoff: Option<NaiveDate>,
+    engine: &EngineOptions,
+) -> Result<Evaluation> {
+    let window = model_window(
+        model,
+        "--model",
+        "evaluate it on a labelled file with --input",
+    )?;
+    let wh = Warehouse::open(wh_root)?;
+    wh.table("fact_sales")?;
+    let rt = crate::cli::runtime(engine.threads)?;
+    rt.block_on(async {
+        let ctx = olap::session(&wh, engine).await?;
+        let cutoff = match (cutoff, model.source.cutoff) {
+            (Some(c), _) => c,
+            (None, Some(trained)) => trained + Duration::days(window.horizon_days),
+            (None, None) => default_cutoff(&ctx, window).await?,
+        };
+        check_horizon(&ctx, cutoff, window).await?;
+        let (schema, batches) = labelled_mart(&ctx, cutoff, window, true).await?;
+        let y = churned(&batches, &schema)?;
+        if y.is_empty() {
+            return Err(Error::NotFound {
+                what: "active customers at cutoff",
+                name: cutoff.to_string(),
+                hint: ": choose a later --cutoff".into(),
+            });
+        }
+        let source = format!("warehouse {} at {cutoff}", wh_root.display());
+        let (x, notes) = model.encoder.transform(&schema, &batches, &source)?;
+        let p = predict_rows(model, &x).0;
+        Ok(Evaluation {
+            data: format!("{} customers active at {cutoff}", y.len()),
+            cutoff: Some(cutoff),
+            metrics: measure(&p, &y, model.threshold),
+            notes,
+        })
+    })
 }

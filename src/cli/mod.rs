@@ -4,6 +4,7 @@
 //! `--log-format`) are accepted before or after the subcommand. Results go to stdout through
 //! [`output`]; logs go to stderr through `tracing`.
 
+mod basket;
 pub mod output;
 mod sql;
 
@@ -133,6 +134,15 @@ pub enum Command {
         #[command(subcommand)]
         action: ChurnAction,
     },
+    /// Market-basket analysis: frequent itemsets (FP-growth), association rules with exact
+    /// thresholds, cross-sell recommendations.
+    Basket {
+        #[command(subcommand)]
+        action: basket::BasketAction,
+    },
+    /// Sequential patterns (PrefixSpan) over each customer's invoices in time order, or over
+    /// a sequence file: "bought A, then B (within D days)".
+    Sequence(basket::SequenceArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -304,6 +314,10 @@ pub enum ChurnAction {
     /// --input/--out a table, one row per input row in input order. Rows carry the id,
     /// churn_probability, risk_band and reasons.
     Score(ChurnScoreArgs),
+    /// Measure a model on labelled data: a warehouse model at --cutoff, a file model on
+    /// --input; by default on the model's own held-out data. Prints the evaluation; --out
+    /// stores it as JSON.
+    Evaluate(ChurnEvaluateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -345,6 +359,10 @@ pub struct ChurnTrainArgs {
     /// Class weights: balanced weighs each class the same in total.
     #[arg(long, value_enum, default_value_t = crate::churn::tree::ClassWeight::None)]
     pub class_weight: crate::churn::tree::ClassWeight,
+    /// Leaf probabilities: Laplace-corrected (a small pure leaf is not certain; better
+    /// rankings) or the raw class shares (scikit-learn's).
+    #[arg(long, value_enum, default_value_t = crate::churn::tree::LeafProbability::Laplace)]
+    pub leaf_probability: crate::churn::tree::LeafProbability,
     /// Stratified cross-validation folds (2 or more).
     #[arg(long, value_name = "K")]
     pub cv: Option<usize>,
@@ -377,17 +395,85 @@ pub struct ChurnScoreArgs {
     pub out: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct ChurnEvaluateArgs {
+    /// The model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Warehouse model: the cutoff of the labels (YYYY-MM-DD); its whole horizon must lie
+    /// inside the data. Default: the model's held-out cutoff (one horizon after training).
+    #[arg(long, value_name = "DATE", conflicts_with = "input")]
+    pub cutoff: Option<String>,
+    /// File model: a labelled table with the model's columns and label. Default: the
+    /// model's --test file, or the hold-out of its training file re-drawn with its seed.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Also write the evaluation here, as JSON.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ExportWhat {
     /// Export one segment's customers, filtered by consent and a suppression list; a summary
     /// goes to stderr.
     Segment(ExportSegmentArgs),
+    /// Export customers from table churn_scores, riskiest first, filtered by risk band,
+    /// probability, consent and a suppression list; a summary goes to stderr.
+    Churn(ExportChurnArgs),
+    /// Export table recommendations (from `ecrm basket recommend`) by customer and rank,
+    /// filtered by consent and a suppression list; a summary goes to stderr.
+    Recommendations(ExportRecommendationsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportRecommendationsArgs {
+    /// Only recommendations up to this rank.
+    #[arg(long, value_name = "N")]
+    pub max_rank: Option<u32>,
+    /// Columns, in order (comma-separated). Default: customer_id, email, name, rank,
+    /// product_id (or category), score, rule.
+    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
+    pub columns: Option<Vec<String>>,
+    #[command(flatten)]
+    pub to: ExportTo,
 }
 
 #[derive(Debug, Args)]
 pub struct ExportSegmentArgs {
     /// The segment: a segment_name (case-insensitive) or segment_id from table segments.
     pub segment: String,
+    /// Columns, in order (comma-separated). Default: customer_id, email, name, country,
+    /// segment_id, segment_name.
+    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
+    pub columns: Option<Vec<String>>,
+    #[command(flatten)]
+    pub to: ExportTo,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportChurnArgs {
+    /// Only these risk bands (repeatable or comma-separated; high ≥ 0.6, medium ≥ 0.3, low
+    /// below). Default: all.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub risk: Vec<churn::RiskBand>,
+    /// Only customers with at least this churn probability (0 to 1).
+    #[arg(long, value_name = "P")]
+    pub min_probability: Option<f64>,
+    /// At most this many customers: the riskiest who pass consent and suppression.
+    #[arg(long, value_name = "N")]
+    pub top: Option<u64>,
+    /// Columns, in order (comma-separated). Default: customer_id, email, name, country,
+    /// churn_probability, risk_band, reasons.
+    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
+    pub columns: Option<Vec<String>>,
+    #[command(flatten)]
+    pub to: ExportTo,
+}
+
+/// Where an export goes and who may be in it.
+#[derive(Debug, Args)]
+pub struct ExportTo {
     /// File format. Default: from the --out extension (csv when it says nothing).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -400,10 +486,6 @@ pub struct ExportSegmentArgs {
     /// Never export anyone listed here: one customer id or e-mail per line, no header.
     #[arg(long, value_name = "FILE")]
     pub suppress: Option<PathBuf>,
-    /// Columns, in order (comma-separated). Default: customer_id, email, name, country,
-    /// segment_id, segment_name.
-    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
-    pub columns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Args)]
@@ -669,16 +751,40 @@ pub fn run(cli: Cli) -> Result<()> {
             print(&a.format, &schema, &[batch])
         }
         Command::Segment(a) => segment_command(a, &wh_root, quiet, &engine),
-        Command::Export {
-            what: ExportWhat::Segment(a),
-        } => {
+        Command::Export { what } => {
+            let (selection, columns, to) = match what {
+                ExportWhat::Segment(a) => (export::Selection::Segment(a.segment), a.columns, a.to),
+                ExportWhat::Churn(a) => {
+                    if let Some(p) = a.min_probability
+                        && !(0.0..=1.0).contains(&p)
+                    {
+                        return Err(Error::Usage {
+                            arg: "--min-probability".into(),
+                            message: format!("{p} is not a probability; 0 to 1"),
+                        });
+                    }
+                    let selection = export::Selection::Churn {
+                        bands: a.risk,
+                        min_probability: a.min_probability,
+                        top: a.top,
+                    };
+                    (selection, a.columns, a.to)
+                }
+                ExportWhat::Recommendations(a) => (
+                    export::Selection::Recommendations {
+                        max_rank: a.max_rank,
+                    },
+                    a.columns,
+                    a.to,
+                ),
+            };
             let params = export::ExportParams {
-                segment: a.segment,
-                format: a.format.unwrap_or_else(|| Format::for_file(&a.out)),
-                out: a.out,
-                require_consent: a.require_consent,
-                suppress: a.suppress,
-                columns: a.columns,
+                selection,
+                format: to.format.unwrap_or_else(|| Format::for_file(&to.out)),
+                out: to.out,
+                require_consent: to.require_consent,
+                suppress: to.suppress,
+                columns,
             };
             if params.format == Format::Table {
                 return Err(Error::Usage {
@@ -686,19 +792,25 @@ pub fn run(cli: Cli) -> Result<()> {
                     message: "an export is csv, parquet, json or ndjson".into(),
                 });
             }
-            let s = export::export_segment(&wh_root, &params, &engine)?;
+            let s = export::export(&wh_root, &params, &engine)?;
             let consent = match params.require_consent {
                 Some(export::Channel::Email) => "no e-mail consent",
                 Some(export::Channel::Phone) => "no phone consent",
                 None => "no consent (not required)",
             };
+            let (noun, top) = match &params.selection {
+                export::Selection::Segment(_) => ("customers in the segment", String::new()),
+                export::Selection::Churn { .. } => (
+                    "customers selected",
+                    format!(", {} beyond --top", s.beyond_top),
+                ),
+                export::Selection::Recommendations { .. } => ("rows selected", String::new()),
+            };
             eprintln!(
-                "segment {} {:?} ({}): {} customers in the segment, {} dropped for {consent}, \
-                 {} dropped as suppressed, {} written to {}",
-                s.segment_id,
-                s.segment_name,
-                s.method,
-                s.in_segment,
+                "{}: {} {noun}, {} dropped for {consent}, {} dropped as suppressed{top}, \
+                 {} written to {}",
+                s.selection,
+                s.selected,
                 s.no_consent,
                 s.suppressed,
                 s.written,
@@ -753,6 +865,40 @@ pub fn run(cli: Cli) -> Result<()> {
             )
             .map_err(|e| Error::io("<stdout>", e))
         }
+        Command::Churn {
+            action: ChurnAction::Evaluate(a),
+        } => {
+            let cutoff = a
+                .cutoff
+                .as_deref()
+                .map(|d| features::parse_date("--cutoff", d))
+                .transpose()?;
+            let model = churn::ModelFile::read(&a.model)?;
+            let e = if model.source.cutoff.is_some() && a.input.is_none() {
+                churn::warehouse::evaluate(&wh_root, &model, cutoff, &engine)?
+            } else {
+                churn::evaluate_file(&model, a.input.as_deref(), &engine)?
+            };
+            for n in &e.notes {
+                tracing::warn!("{n}");
+            }
+            if let Some(path) = &a.out {
+                let json = serde_json::json!({
+                    "model": a.model.display().to_string(),
+                    "model_training_data_sha256": model.source.training_data_sha256,
+                    "evaluation": e,
+                    "feature_importance": model.feature_importance,
+                    "rules": model.rules,
+                });
+                write_json(path, &json)?;
+            }
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "model {} measured on {}", a.model.display(), e.data)
+                .map_err(|e| Error::io("<stdout>", e))?;
+            print_evaluation(&mut out, "measured on", &e.metrics, &model, quiet)
+        }
+        Command::Basket { action } => basket::run(action, &wh_root, &engine),
+        Command::Sequence(a) => basket::run_sequence(a, &wh_root, &engine),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ecrm", &mut std::io::stdout());
@@ -779,6 +925,7 @@ fn churn_train(
         criterion: a.criterion,
         class_weight: a.class_weight,
         max_bins: 255,
+        leaf_probability: a.leaf_probability,
     })
     .check()?;
     if let Some(k) = a.cv
@@ -835,17 +982,8 @@ fn churn_train(
     for n in &notes {
         tracing::warn!("{n}");
     }
-    let json = serde_json::to_string_pretty(&model).map_err(|e| Error::Internal(e.to_string()))?;
-    output::write_atomic(&a.model, |mut f| {
-        f.write_all(json.as_bytes())
-            .and_then(|_| f.write_all(b"\n"))
-            .map_err(|e| Error::io(&a.model, e))
-    })?;
+    write_json(&a.model, &model)?;
     let mut out = std::io::stdout().lock();
-    let io = |e| Error::io("<stdout>", e);
-    let m = &model.metrics;
-    let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
-    let c = &m.confusion;
     writeln!(
         out,
         "model written to {} ({} rows, {} features, {} leaves, depth {})",
@@ -855,10 +993,36 @@ fn churn_train(
         model.tree.leaves(),
         model.tree.depth()
     )
-    .map_err(io)?;
+    .map_err(|e| Error::io("<stdout>", e))?;
+    print_evaluation(&mut out, "held out", &model.metrics, &model, quiet)
+}
+
+/// Writes a value as pretty JSON, atomically.
+fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> Result<()> {
+    let json = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+    output::write_atomic(path, |mut f| {
+        f.write_all(json.as_bytes())
+            .and_then(|_| f.write_all(b"\n"))
+            .map_err(|e| Error::io(path, e))
+    })
+}
+
+/// Prints a model's metrics (row count after `rows`, "held out" or "measured on"; AUCs,
+/// confusion at the threshold, cross-validation, gains by decile) and, unless quiet, its top
+/// features and rules.
+fn print_evaluation(
+    out: &mut impl Write,
+    rows: &str,
+    m: &churn::Metrics,
+    model: &churn::ModelFile,
+    quiet: bool,
+) -> Result<()> {
+    let io = |e| Error::io("<stdout>", e);
+    let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    let c = &m.confusion;
     writeln!(
         out,
-        "held out {} rows (churn rate {:.3}): ROC AUC {}  PR AUC {}  KS {:.4}",
+        "{rows} {} rows (churn rate {:.3}): ROC AUC {}  PR AUC {}  KS {:.4}",
         m.held_out_rows,
         m.base_rate,
         opt(m.roc_auc),

@@ -47,7 +47,7 @@ async fn open_session(
 }
 
 /// Where results go: stdout in `format`, or the last result to `--out`.
-struct Sink<'a> {
+pub(crate) struct Sink<'a> {
     format: Format,
     out: Option<&'a Path>,
     max_rows: usize,
@@ -55,7 +55,11 @@ struct Sink<'a> {
 }
 
 impl<'a> Sink<'a> {
-    fn new(given: Option<Format>, out: Option<&'a Path>, max_rows: usize) -> Result<Self> {
+    pub(crate) fn new(
+        given: Option<Format>,
+        out: Option<&'a Path>,
+        max_rows: usize,
+    ) -> Result<Self> {
         let format = match (given, out) {
             (Some(f), _) => f,
             (None, Some(path)) => Format::for_file(path),
@@ -77,7 +81,12 @@ impl<'a> Sink<'a> {
 
     /// Emits one result; `last` says whether it is the last statement's (the one `--out`
     /// takes).
-    fn emit(&mut self, schema: &SchemaRef, batches: &[RecordBatch], last: bool) -> Result<()> {
+    pub(crate) fn emit(
+        &mut self,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+        last: bool,
+    ) -> Result<()> {
         match self.out {
             Some(path) if last => return output::write_file(path, self.format, schema, batches),
             Some(_) => return Ok(()),

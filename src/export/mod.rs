@@ -1,12 +1,16 @@
-//! Consent-aware segment exports for marketers.
+//! Consent-aware customer exports for marketers: one segment, the customers most at risk of
+//! churning, or cross-sell recommendations.
 //!
-//! - Input tables: `segments` (the last segmentation run), `dim_customer` (current rows: e-mail,
-//!   name, consent flags), `customer_features`.
+//! - Input tables: `segments` (the last segmentation run), `churn_scores` (the last churn
+//!   scoring) or `recommendations` (the last `basket recommend`); `dim_customer` (current
+//!   rows: e-mail, name, consent flags) and `customer_features` for more columns.
 //! - Output: one file, CSV (UTF-8, a header row, no index column), Parquet, JSON (one array) or
 //!   NDJSON; and a summary ([`ExportSummary`]) that the CLI prints on stderr.
-//! - Parameters ([`ExportParams`]): the segment (a name, compared case-insensitively, or an id),
-//!   the columns (default [`DEFAULT_COLUMNS`]), the consent channel required (default none), a
-//!   suppression file (default none).
+//! - Parameters ([`ExportParams`]): the [`Selection`] (a segment by name, compared
+//!   case-insensitively, or id; churn scores by risk band, minimum probability and a top N;
+//!   recommendations up to a rank), the columns (default [`SEGMENT_COLUMNS`],
+//!   [`CHURN_COLUMNS`], [`RECOMMENDATION_COLUMNS`]), the consent channel required (default
+//!   none), a suppression file (default none).
 //!
 //! Contract:
 //! - With a consent channel, only customers whose opt-in for it is `true` are written; an
@@ -15,31 +19,49 @@
 //!   or e-mail per line, no header, blank lines ignored; a line with `@` is an e-mail, compared
 //!   trimmed and case-insensitively with the customer's e-mail; any other line is a customer
 //!   id, compared trimmed.
-//! - Rows are ordered by customer id and columns as requested, so the same warehouse gives the
-//!   same bytes.
+//! - Rows are ordered by customer id (segments), by descending churn probability, then
+//!   customer id (churn), or by customer id and rank (recommendations), and columns as
+//!   requested, so the same warehouse gives the same bytes.
+//! - A churn export's `--top N` keeps the N riskiest customers who may be contacted: it
+//!   applies after consent and suppression, so a call list is never short because someone at
+//!   the top opted out.
 //! - An unknown segment is an error that lists the segments there are.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::DataType;
+use datafusion::prelude::SessionContext;
 
+use crate::basket::recommend::TABLE as RECOMMENDATIONS;
+use crate::churn::warehouse::SCORES_TABLE;
 use crate::cli::output::{self, Format};
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions};
 use crate::segment::SEGMENTS_TABLE;
 use crate::warehouse::Warehouse;
 
-/// Columns exported when none are named.
-pub const DEFAULT_COLUMNS: [&str; 6] = [
+/// Columns of a segment export when none are named.
+pub const SEGMENT_COLUMNS: [&str; 6] = [
     "customer_id",
     "email",
     "name",
     "country",
     "segment_id",
     "segment_name",
+];
+
+/// Columns of a churn export when none are named.
+pub const CHURN_COLUMNS: [&str; 7] = [
+    "customer_id",
+    "email",
+    "name",
+    "country",
+    "churn_probability",
+    "risk_band",
+    "reasons",
 ];
 
 /// Consent channels.
@@ -58,28 +80,58 @@ impl Channel {
     }
 }
 
+/// Columns of a recommendations export when none are named (`category` replaces
+/// `product_id` for category-level recommendations).
+pub const RECOMMENDATION_COLUMNS: [&str; 7] = [
+    "customer_id",
+    "email",
+    "name",
+    "rank",
+    "product_id",
+    "score",
+    "rule",
+];
+
+/// Which customers to export.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// One segment of table `segments`: a name (case-insensitive) or an id.
+    Segment(String),
+    /// Customers of table `churn_scores`, riskiest first: those in one of `bands` (all when
+    /// empty) with a churn probability of at least `min_probability`, at most `top` written.
+    Churn {
+        bands: Vec<crate::churn::RiskBand>,
+        min_probability: Option<f64>,
+        top: Option<u64>,
+    },
+    /// Rows of table `recommendations` up to rank `max_rank` (all when None), by customer
+    /// and rank.
+    Recommendations { max_rank: Option<u32> },
+}
+
 /// What to export.
 #[derive(Debug, Clone)]
 pub struct ExportParams {
-    /// A segment name (case-insensitive) or id.
-    pub segment: String,
+    pub selection: Selection,
     pub format: Format,
     pub out: PathBuf,
     pub require_consent: Option<Channel>,
     pub suppress: Option<PathBuf>,
-    /// None: [`DEFAULT_COLUMNS`].
+    /// None: [`SEGMENT_COLUMNS`] or [`CHURN_COLUMNS`].
     pub columns: Option<Vec<String>>,
 }
 
 /// Counts of an export, for the summary on stderr.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportSummary {
-    pub segment_id: i64,
-    pub segment_name: String,
-    pub method: String,
-    pub in_segment: u64,
+    /// What was selected, e.g. `segment 3 "Champions" (rfm)`.
+    pub selection: String,
+    /// Customers selected, before consent and suppression.
+    pub selected: u64,
     pub no_consent: u64,
     pub suppressed: u64,
+    /// Contactable customers beyond a churn export's `top`.
+    pub beyond_top: u64,
     pub written: u64,
 }
 
@@ -126,82 +178,143 @@ fn text_column(b: &RecordBatch, name: &str) -> Result<StringArray> {
         .clone())
 }
 
-/// Exports one segment (see the module doc for the contract).
-pub fn export_segment(
-    wh_root: &Path,
-    p: &ExportParams,
-    engine: &EngineOptions,
-) -> Result<ExportSummary> {
+/// The segment a name or id picks, as (id, name, method); an unknown one lists them all.
+async fn find_segment(ctx: &SessionContext, wanted: &str) -> Result<(i64, String, String)> {
+    let (_, seg) = olap::sql(
+        ctx,
+        "SELECT segment_id, segment_name, method, count(*) AS customers FROM segments \
+         GROUP BY segment_id, segment_name, method ORDER BY segment_id",
+    )
+    .await?;
+    let mut known = Vec::new();
+    let mut chosen = None;
+    let trimmed = wanted.trim();
+    for b in &seg {
+        let ids = int_column(b, "segment_id")?;
+        let names = text_column(b, "segment_name")?;
+        let methods = text_column(b, "method")?;
+        let counts = int_column(b, "customers")?;
+        for i in 0..b.num_rows() {
+            let (id, name) = (ids.value(i), names.value(i).to_string());
+            known.push(format!("{id} {name:?} ({} customers)", counts.value(i)));
+            if name.eq_ignore_ascii_case(trimmed) || trimmed.parse::<i64>() == Ok(id) {
+                chosen = Some((id, name, methods.value(i).to_string()));
+            }
+        }
+    }
+    chosen.ok_or_else(|| Error::NotFound {
+        what: "segment",
+        name: wanted.into(),
+        hint: format!("; the segments are: {}", known.join(", ")),
+    })
+}
+
+fn int_column(b: &RecordBatch, name: &str) -> Result<Int64Array> {
+    let col = cast(b.column(b.schema().index_of(name)?), &DataType::Int64)?;
+    Ok(col
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| Error::Internal(format!("{name} is not an integer")))?
+        .clone())
+}
+
+/// Exports the selected customers (see the module doc for the contract).
+pub fn export(wh_root: &Path, p: &ExportParams, engine: &EngineOptions) -> Result<ExportSummary> {
     // The suppression list is read before any data, so a wrong path fails at once.
     let suppression = match &p.suppress {
         Some(f) => Suppression::read(f)?,
         None => Suppression::default(),
     };
+    let (table, command) = match p.selection {
+        Selection::Segment(_) => (SEGMENTS_TABLE, "ecrm segment"),
+        Selection::Churn { .. } => (SCORES_TABLE, "ecrm churn score"),
+        Selection::Recommendations { .. } => (RECOMMENDATIONS, "ecrm basket recommend"),
+    };
     let wh = Warehouse::open(wh_root)?;
-    if wh.table(SEGMENTS_TABLE).is_err() {
+    if wh.table(table).is_err() {
         return Err(Error::NotFound {
             what: "table",
-            name: SEGMENTS_TABLE.into(),
-            hint: ": run `ecrm segment` first".into(),
+            name: table.into(),
+            hint: format!(": run `{command}` first"),
         });
     }
     let rt = crate::cli::runtime(engine.threads)?;
     rt.block_on(async {
         let ctx = olap::session(&wh, engine).await?;
-        // Which segment.
-        let (_, seg) = olap::sql(
-            &ctx,
-            "SELECT segment_id, segment_name, method, count(*) AS customers FROM segments \
-             GROUP BY segment_id, segment_name, method ORDER BY segment_id",
-        )
-        .await?;
-        let mut known = Vec::new();
-        let mut chosen = None;
-        let wanted = p.segment.trim();
-        for b in &seg {
-            let ids = cast(b.column(0), &DataType::Int64)?;
-            let ids = ids
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                .ok_or_else(|| Error::Internal("segment_id is not an integer".into()))?
-                .clone();
-            let names = text_column(b, "segment_name")?;
-            let methods = text_column(b, "method")?;
-            let counts = cast(b.column(3), &DataType::Int64)?;
-            let counts = counts
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                .ok_or_else(|| Error::Internal("count is not an integer".into()))?
-                .clone();
-            for i in 0..b.num_rows() {
-                let (id, name) = (ids.value(i), names.value(i).to_string());
-                known.push(format!("{id} {name:?} ({} customers)", counts.value(i)));
-                if name.eq_ignore_ascii_case(wanted) || wanted.parse::<i64>() == Ok(id) {
-                    chosen = Some((id, name, methods.value(i).to_string()));
+        // Which rows, in which order, and what the summary calls them.
+        let (selection, filter, order, defaults, top): (String, String, &str, Vec<&str>, _) =
+            match &p.selection {
+                Selection::Segment(wanted) => {
+                    let (id, name, method) = find_segment(&ctx, wanted).await?;
+                    (
+                        format!("segment {id} {name:?} ({method})"),
+                        format!("s.segment_id = {id}"),
+                        "s.customer_id",
+                        SEGMENT_COLUMNS.to_vec(),
+                        None,
+                    )
                 }
-            }
-        }
-        let Some((segment_id, segment_name, method)) = chosen else {
-            return Err(Error::NotFound {
-                what: "segment",
-                name: p.segment.clone(),
-                hint: format!("; the segments are: {}", known.join(", ")),
-            });
-        };
+                Selection::Churn {
+                    bands,
+                    min_probability,
+                    top,
+                } => {
+                    let mut what = vec!["churn scores".to_string()];
+                    let mut filter = vec!["TRUE".to_string()];
+                    if !bands.is_empty() {
+                        let names: Vec<&str> = bands.iter().map(|b| b.name()).collect();
+                        what.push(format!("risk {}", names.join(" or ")));
+                        filter.push(format!("s.risk_band IN ('{}')", names.join("', '")));
+                    }
+                    if let Some(min) = min_probability {
+                        what.push(format!("probability ≥ {min}"));
+                        // A literal with every digit, so the cut is the number given.
+                        filter.push(format!("s.churn_probability >= {min:?}"));
+                    }
+                    if let Some(n) = top {
+                        what.push(format!("top {n}"));
+                    }
+                    (
+                        what.join(", "),
+                        filter.join(" AND "),
+                        "s.churn_probability DESC, s.customer_id",
+                        CHURN_COLUMNS.to_vec(),
+                        *top,
+                    )
+                }
+                Selection::Recommendations { max_rank } => {
+                    // Category-level recommendations name their item `category`.
+                    let products = ctx
+                        .table(RECOMMENDATIONS)
+                        .await?
+                        .schema()
+                        .has_column_with_unqualified_name("product_id");
+                    let mut cols = RECOMMENDATION_COLUMNS.to_vec();
+                    if !products {
+                        cols[4] = "category";
+                    }
+                    (
+                        match max_rank {
+                            Some(r) => format!("recommendations up to rank {r}"),
+                            None => "recommendations".into(),
+                        },
+                        max_rank.map_or("TRUE".into(), |r| format!("s.rank <= {r}")),
+                        "s.customer_id, s.rank",
+                        cols,
+                        None,
+                    )
+                }
+            };
 
         // Which columns, and from which table.
         let wanted_cols: Vec<String> = p
             .columns
             .clone()
-            .unwrap_or_else(|| DEFAULT_COLUMNS.map(String::from).to_vec());
+            .unwrap_or_else(|| defaults.iter().map(|c| c.to_string()).collect());
         let mut sources: Vec<(&str, Vec<String>)> = Vec::new();
-        for (alias, table) in [
-            ("s", SEGMENTS_TABLE),
-            ("c", "dim_customer"),
-            ("f", crate::features::TABLE),
-        ] {
-            if wh.table(table).is_ok() {
-                let df = ctx.table(table).await?;
+        for (alias, t) in [("s", table), ("c", "dim_customer"), ("f", crate::features::TABLE)] {
+            if wh.table(t).is_ok() {
+                let df = ctx.table(t).await?;
                 let names = df
                     .schema()
                     .fields()
@@ -248,12 +361,19 @@ pub fn export_segment(
         }
         select.push("s.customer_id AS __id".into());
         let sql = format!(
-            "SELECT {} FROM segments s{joins} WHERE s.segment_id = {segment_id} ORDER BY s.customer_id",
+            "SELECT {} FROM {table} s{joins} WHERE {filter} ORDER BY {order}",
             select.join(", ")
         );
         let (schema, batches) = olap::sql(&ctx, &sql).await?;
 
-        let (mut in_segment, mut no_consent, mut suppressed) = (0u64, 0u64, 0u64);
+        let mut s = ExportSummary {
+            selection,
+            selected: 0,
+            no_consent: 0,
+            suppressed: 0,
+            beyond_top: 0,
+            written: 0,
+        };
         let mut kept = Vec::new();
         let n_out = wanted_cols.len();
         let out_schema = std::sync::Arc::new(schema.project(&(0..n_out).collect::<Vec<_>>())?);
@@ -274,35 +394,26 @@ pub fn export_segment(
             };
             let mut mask = Vec::with_capacity(b.num_rows());
             for i in 0..b.num_rows() {
-                in_segment += 1;
-                if let Some(c) = &consent
-                    && !(c.is_valid(i) && c.value(i))
-                {
-                    no_consent += 1;
-                    mask.push(false);
-                    continue;
-                }
-                let email = emails.is_valid(i).then(|| emails.value(i));
-                if suppression.contains(ids.value(i), email) {
-                    suppressed += 1;
-                    mask.push(false);
-                    continue;
-                }
-                mask.push(true);
+                s.selected += 1;
+                let keep = if consent.as_ref().is_some_and(|c| !(c.is_valid(i) && c.value(i))) {
+                    s.no_consent += 1;
+                    false
+                } else if suppression.contains(ids.value(i), emails.is_valid(i).then(|| emails.value(i))) {
+                    s.suppressed += 1;
+                    false
+                } else if top.is_some_and(|n| s.written >= n) {
+                    s.beyond_top += 1;
+                    false
+                } else {
+                    s.written += 1;
+                    true
+                };
+                mask.push(keep);
             }
             let filtered = filter_record_batch(b, &BooleanArray::from(mask))?;
             kept.push(filtered.project(&(0..n_out).collect::<Vec<_>>())?);
         }
-        let written = kept.iter().map(|b| b.num_rows() as u64).sum();
         output::write_file(&p.out, p.format, &out_schema, &kept)?;
-        Ok(ExportSummary {
-            segment_id,
-            segment_name,
-            method,
-            in_segment,
-            no_consent,
-            suppressed,
-            written,
-        })
+        Ok(s)
     })
 }

@@ -27,6 +27,7 @@
 //! | `distinct_categories` | distinct categories of the goods bought (0 when products have none) |
 //! | `return_rate` | returned revenue / purchase revenue (NULL when purchase revenue is 0); may exceed 1 when goods bought before the data starts are returned |
 //! | `mean_days_between_orders`, `std_days_between_orders` | mean and population standard deviation of the gaps, in fractional days, between consecutive purchase invoices (NULL with one invoice) |
+//! | `overdue_ratio` | `recency_days` / `mean_days_between_orders`: how many of the customer's usual gaps have passed since the last purchase (NULL with one invoice or a mean gap of 0); near 1 for a regular customer, far above it for one who has stopped |
 //! | `top_category`, `top_category_share` | the category with most goods revenue (ties: the first by name) and its share of the customer's goods revenue (NULL without categories) |
 //! | `r_score`, `f_score`, `m_score`, `rfm_segment` | RFM quintile scores and named segment ([`crate::segment::rfm`]) |
 //! | `age_band` | age at the as-of date from `birth_date`: `<25`, `25-34`, `35-44`, `45-54`, `55-64`, `65+` (NULL when unknown) |
@@ -129,6 +130,7 @@ base AS (
     a.distinct_products, a.distinct_categories,
     CASE WHEN a.gross > 0 THEN CAST(coalesce(a.returned, 0) AS DOUBLE) / CAST(a.gross AS DOUBLE) END AS return_rate,
     g.mean_gap AS mean_days_between_orders, g.std_gap AS std_days_between_orders,
+    CASE WHEN g.mean_gap > 0 THEN CAST({recency} AS DOUBLE) / g.mean_gap END AS overdue_ratio,
     t.category AS top_category, t.share AS top_category_share
   FROM agg a
   LEFT JOIN gap_stats g ON g.customer_id = a.customer_id

@@ -9,10 +9,11 @@
 //!
 //! Realism: two years of trade (2023–2024) with a Christmas peak and quiet weekends; products
 //! in categories and subcategories with a Zipf long tail; four customer groups — one-time
-//! buyers (most first-time buyers never return), loyal repeaters, big-basket wholesale
-//! buyers, and customers who lapse part-way through the period; co-purchase groups (bundles
-//! bought together) and follow-ups (A now, B on the next visit); guest checkouts; returns as
-//! `C`-prefixed cancellation invoices; campaign responses that depend on the group.
+//! buyers (who may come back at any time, rarely: most never do within the data), loyal
+//! repeaters, big-basket wholesale buyers, and customers who lapse part-way through the period;
+//! co-purchase groups (bundles bought together) and follow-ups (A now, B on the next visit);
+//! guest checkouts; returns as `C`-prefixed cancellation invoices; campaign responses that
+//! depend on the group.
 //!
 //! Messiness, each defect planted on otherwise clean rows, one defect per row, and counted:
 //! exact duplicate rows, trailing spaces, lower-case product codes, two date formats, blank
@@ -112,6 +113,9 @@ const START: (i32, u32, u32) = (2023, 1, 1);
 const DAYS: i64 = 731; // 2023-01-01 ..= 2024-12-31
 /// Days before the end of the period by which every lapsing customer has stopped buying.
 const LAPSE_QUIET: i64 = 150;
+/// The mean of the exponential part of a one-time buyer's gaps between purchases (two weeks
+/// plus that), in days.
+const OCCASIONAL_GAP: f64 = 900.0;
 
 const CATEGORIES: [(&str, [&str; 3]); 8] = [
     ("Home", ["Candles", "Cushions", "Clocks"]),
@@ -375,7 +379,9 @@ pub fn generate(params: &ValidSynthParams, out_dir: &Path) -> Result<SynthReport
         Group::Lapsing => 4.0,
     };
     let base_invoices = |g: Group| match g {
-        Group::OneTime => 1.0,
+        // One purchase and, for some, returns. (This weight only scales the other groups'
+        // invoices to the target.)
+        Group::OneTime => 1.4,
         Group::Loyal => 10.0,
         Group::Wholesale => 14.0,
         Group::Lapsing => 5.0,
@@ -389,13 +395,31 @@ pub fn generate(params: &ValidSynthParams, out_dir: &Path) -> Result<SynthReport
     let scale = (p.order_lines as f64 * 1.15 / expected).max(0.05);
     let mut invoices: Vec<Invoice> = Vec::new();
     for (ci, c) in customers.iter().enumerate() {
-        let n = match c.group {
-            Group::OneTime => 1,
-            g => poisson(&mut rng, base_invoices(g) * scale).max(2),
+        let days: Vec<i64> = match c.group {
+            // A first-time buyer buys some time after signing up and may come back at any time,
+            // rarely: gaps of two weeks plus an exponential with a long mean. Most never
+            // return within the data, but none is certainly gone, unlike lapsing customers,
+            // who buy often and then stop: the ones a churn model should rank first.
+            Group::OneTime => {
+                let mut day = cal.day(&mut rng, c.signup, DAYS - 1);
+                let mut days = vec![day];
+                loop {
+                    let u: f64 = rng.r#gen();
+                    day += 14 + (-OCCASIONAL_GAP * (1.0 - u).ln()) as i64;
+                    if day >= DAYS {
+                        break;
+                    }
+                    days.push(day);
+                }
+                days
+            }
+            g => {
+                let n = poisson(&mut rng, base_invoices(g) * scale).max(2);
+                let until = c.lapse.unwrap_or(DAYS - 1);
+                (0..n).map(|_| cal.day(&mut rng, c.signup, until)).collect()
+            }
         };
-        let until = c.lapse.unwrap_or(DAYS - 1);
-        for _ in 0..n {
-            let day = cal.day(&mut rng, c.signup, until);
+        for day in days {
             let minute = day * 1440 + rng.gen_range(8 * 60..20 * 60);
             invoices.push(Invoice {
                 minute,

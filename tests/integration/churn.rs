@@ -4,6 +4,17 @@ use std::path::Path;
 
 use crate::support::{dataset, ecrm, ecrm_ok};
 
+/// `ecrm export churn`'s default columns.
+const CHURN_EXPORT_COLUMNS: [&str; 7] = [
+    "customer_id",
+    "email",
+    "name",
+    "country",
+    "churn_probability",
+    "risk_band",
+    "reasons",
+];
+
 fn model_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -16,6 +27,10 @@ fn telco_cross_validated_auc_reaches_the_published_level() {
     let dir = tempfile::tempdir().unwrap();
     let none = dir.path().join("no-warehouse");
     let model = dir.path().join("telco.json");
+    // A private copy: the test changes it later.
+    let original = csv;
+    let csv = dir.path().join("telco.csv");
+    std::fs::copy(&original, &csv).unwrap();
     let out = assert_cmd::Command::cargo_bin("ecrm")
         .unwrap()
         .args([
@@ -102,6 +117,57 @@ fn telco_cross_validated_auc_reaches_the_published_level() {
         assert_eq!(&r[2], band);
         assert!(!r[3].is_empty());
     }
+
+    // Evaluation by default re-draws the model's hold-out and measures the same AUC.
+    let eval = dir.path().join("eval.json");
+    let printed = ecrm_ok(
+        &none,
+        &[
+            "churn",
+            "evaluate",
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            eval.to_str().unwrap(),
+        ],
+    );
+    assert!(printed.contains("the 1409 held-out rows of"), "{printed}");
+    let e = model_json(&eval);
+    assert_eq!(
+        e["evaluation"]["metrics"]["roc_auc"],
+        m["metrics"]["roc_auc"]
+    );
+    assert_eq!(e["evaluation"]["metrics"]["gains"], m["metrics"]["gains"]);
+    assert_eq!(e["rules"], m["rules"]);
+    // On a named file: every row of it.
+    let printed = ecrm_ok(
+        &none,
+        &[
+            "churn",
+            "evaluate",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert!(printed.contains("measured on 7043 rows"), "{printed}");
+    // A changed training file no longer gives the hold-out, and says so.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    // The file has CRLF line ends; one customer's label flips.
+    let changed = text.replacen(",No\r\n", ",Yes\r\n", 1);
+    assert_ne!(changed, text);
+    std::fs::write(&csv, changed).unwrap();
+    let out = ecrm(
+        &none,
+        &["churn", "evaluate", "--model", model.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has changed since the model was trained"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -341,9 +407,9 @@ fn warehouse_model_trains_at_one_cutoff_measures_at_the_next_and_scores() {
     );
     assert!(printed.contains("held out"), "{printed}");
     let m = model_json(&model);
-    // The sample data ends on 2024-12-03: the test cutoff is 90 days before the day after,
+    // The sample data ends on 2024-11-24: the test cutoff is 90 days before the day after,
     // and training happens one horizon earlier still.
-    assert_eq!(m["source"]["cutoff"], "2024-06-07");
+    assert_eq!(m["source"]["cutoff"], "2024-05-29");
     assert_eq!(m["source"]["horizon_days"], 90);
     let auc = m["metrics"]["roc_auc"].as_f64().unwrap();
     assert!(auc > 0.7, "held-out ROC AUC {auc}");
@@ -367,6 +433,119 @@ fn warehouse_model_trains_at_one_cutoff_measures_at_the_next_and_scores() {
         ),
         "0"
     );
+    // Evaluation by default measures at the held-out cutoff again: the same numbers.
+    let eval = dir.path().join("eval.json");
+    let printed = ecrm_ok(
+        &wh,
+        &[
+            "churn",
+            "evaluate",
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            eval.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        printed.contains("customers active at 2024-08-27"),
+        "{printed}"
+    );
+    let e = model_json(&eval);
+    assert_eq!(e["evaluation"]["cutoff"], "2024-08-27");
+    assert_eq!(
+        e["evaluation"]["metrics"]["roc_auc"],
+        m["metrics"]["roc_auc"]
+    );
+    assert_eq!(
+        e["evaluation"]["metrics"]["confusion"],
+        m["metrics"]["confusion"]
+    );
+    // At another cutoff: other customers, other labels.
+    ecrm_ok(
+        &wh,
+        &[
+            "churn",
+            "evaluate",
+            "--model",
+            model.to_str().unwrap(),
+            "--cutoff",
+            "2024-08-01",
+            "--out",
+            eval.to_str().unwrap(),
+        ],
+    );
+    let e = model_json(&eval);
+    assert_eq!(e["evaluation"]["cutoff"], "2024-08-01");
+    assert_ne!(
+        e["evaluation"]["metrics"]["held_out_rows"],
+        m["metrics"]["held_out_rows"]
+    );
+    // A cutoff whose horizon runs past the data would call customers churned whose next
+    // purchase is merely not loaded yet: refused, for evaluation and training alike.
+    for args in [
+        vec!["churn", "evaluate", "--model", model.to_str().unwrap()],
+        vec!["churn", "train", "--model", "unused.json"],
+    ] {
+        let mut args = args;
+        args.extend(["--cutoff", "2024-10-01"]);
+        let out = ecrm(&wh, &args);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--cutoff: 2024-10-01 is too late: its 90-day horizon runs to 2024-12-29, but the order lines end on 2024-11-24; the latest cutoff with complete labels is 2024-08-27"),
+            "{err}"
+        );
+    }
+
+    // The riskiest customers who may be e-mailed, for a retention campaign.
+    let list = dir.path().join("at-risk.csv");
+    let out = ecrm(
+        &wh,
+        &[
+            "export",
+            "churn",
+            "--risk",
+            "high,medium",
+            "--require-consent",
+            "email",
+            "--top",
+            "25",
+            "--out",
+            list.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("churn scores, risk high or medium, top 25: "),
+        "{err}"
+    );
+    let expected = crate::support::sql(
+        &wh,
+        "SELECT s.customer_id, s.churn_probability FROM churn_scores s
+         JOIN dim_customer c ON c.customer_id = s.customer_id AND c.is_current
+         WHERE s.risk_band IN ('high', 'medium') AND c.email_opt_in
+         ORDER BY s.churn_probability DESC, s.customer_id LIMIT 25",
+    );
+    assert_eq!(expected.len(), 25);
+    let mut rdr = csv::Reader::from_path(&list).unwrap();
+    assert_eq!(
+        rdr.headers().unwrap().iter().collect::<Vec<_>>(),
+        CHURN_EXPORT_COLUMNS
+    );
+    let got: Vec<Vec<String>> = rdr
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            vec![r[0].to_string(), r[4].to_string()]
+        })
+        .collect();
+    assert_eq!(got, expected);
+
     // A file model cannot score the warehouse.
     let out = ecrm(
         &wh,
@@ -380,4 +559,57 @@ fn warehouse_model_trains_at_one_cutoff_measures_at_the_next_and_scores() {
         ],
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--as-of: \"2024-13-01\" is not a date"));
+}
+
+#[test]
+fn customers_synth_planted_as_lapsing_rank_at_the_top_of_churn_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = sample_copy(dir.path());
+    let model = dir.path().join("churn.json");
+    // Leaves of at least 20 customers: probabilities, not the 0s and 1s of single rows.
+    ecrm_ok(
+        &wh,
+        &[
+            "churn",
+            "train",
+            "--max-depth",
+            "5",
+            "--min-samples-leaf",
+            "20",
+            "--model",
+            model.to_str().unwrap(),
+        ],
+    );
+    ecrm_ok(&wh, &["churn", "score", "--model", model.to_str().unwrap()]);
+    let synth: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::support::repo().join("sample-data/synth.json")).unwrap(),
+    )
+    .unwrap();
+    let groups = synth["customer_groups"].as_object().unwrap();
+    let scores = crate::support::sql(
+        &wh,
+        "SELECT customer_id, churn_probability FROM churn_scores ORDER BY churn_probability DESC",
+    );
+    let lapsing = |id: &str| groups[id] == "lapsing";
+    let n = scores.len() as f64;
+    let share_all = scores.iter().filter(|r| lapsing(&r[0])).count() as f64 / n;
+    // The top tenth by probability. Customers tied at its edge count in proportion, so the
+    // share does not depend on how ties happen to be ordered.
+    let mut room = n / 10.0;
+    let mut in_top = 0.0;
+    let mut i = 0;
+    while room > 0.0 {
+        let p = &scores[i][1];
+        let tied: Vec<&Vec<String>> = scores[i..].iter().take_while(|r| &r[1] == p).collect();
+        let take = room.min(tied.len() as f64);
+        let hits = tied.iter().filter(|r| lapsing(&r[0])).count() as f64;
+        in_top += hits * take / tied.len() as f64;
+        room -= take;
+        i += tied.len();
+    }
+    let share_top = in_top / (n / 10.0);
+    assert!(
+        share_top >= 3.0 * share_all,
+        "lapsing customers are {share_all:.3} of those scored but only {share_top:.3} of the top decile"
+    );
 }

@@ -1,6 +1,7 @@
 //! The one integration-test binary (each extra binary would re-link DataFusion and polars).
 
 mod bad_input;
+mod basket;
 mod churn;
 mod contracts;
 mod crash;

@@ -1,0 +1,307 @@
+//! Cross-sell recommendations from association rules.
+//!
+//! - Input: rules mined from the warehouse's baskets (one-item consequents), and each
+//!   customer's history: the products (or categories) of their purchases, returns and service
+//!   lines left out, up to the as-of date.
+//! - Output: the table `recommendations` (customer_id, rank, product_id — or `category` at
+//!   the category level —, score, confidence, lift, rule), at most `top` rows per customer,
+//!   rank 1 the best, in one commit.
+//! - Parameters ([`RecommendParams`]): the itemset and rule thresholds, the level, `top`
+//!   (the CLI's default 5).
+//!
+//! A rule X ⇒ {y} fires for a customer who has bought every item of X but not y. Each item
+//! a customer has not bought is scored by the best confidence × lift among the rules that
+//! fire for it (confidence says how often the item follows, lift how much more often than it
+//! sells anyway, so a popular item that every rule predicts does not crowd out the specific
+//! ones); the rule that gave the score is kept, as text, to explain it. Ties go to the
+//! higher confidence, then to the item id, so the table is stable.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use linfa::dataset::DatasetBase;
+use linfa::traits::Fit;
+
+use super::fpgrowth::FrequentItemsets;
+use super::rules::Rule;
+use super::{Level, ValidFpGrowthParams, ValidRuleParams};
+use crate::error::{Error, Result};
+use crate::olap::{self, EngineOptions};
+use crate::warehouse::{Warehouse, WriterLock};
+
+/// The recommendations table.
+pub const TABLE: &str = "recommendations";
+
+/// One recommendation before it becomes a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    pub item: u32,
+    pub score: f64,
+    pub confidence: f64,
+    pub lift: f64,
+    /// Index of the rule in the rules given.
+    pub rule: usize,
+}
+
+/// The top `top` recommendations for one history (item ids of `sets`), best first.
+pub fn for_history(
+    history: &HashSet<u32>,
+    rules: &[Rule],
+    by_item: &HashMap<u32, Vec<usize>>,
+    baskets: u64,
+    top: usize,
+) -> Vec<Recommendation> {
+    let mut best: HashMap<u32, Recommendation> = HashMap::new();
+    let mut seen: HashSet<usize> = HashSet::new();
+    for h in history {
+        for &r in by_item.get(h).map(Vec::as_slice).unwrap_or(&[]) {
+            if !seen.insert(r) {
+                continue;
+            }
+            let rule = &rules[r];
+            let y = rule.consequent[0];
+            if history.contains(&y) || !rule.antecedent.iter().all(|x| history.contains(x)) {
+                continue;
+            }
+            let (confidence, lift) = (rule.confidence(), rule.lift(baskets));
+            let cand = Recommendation {
+                item: y,
+                score: confidence * lift,
+                confidence,
+                lift,
+                rule: r,
+            };
+            match best.get(&y) {
+                Some(b) if !better(&cand, b) => {}
+                _ => {
+                    best.insert(y, cand);
+                }
+            }
+        }
+    }
+    let mut out: Vec<Recommendation> = best.into_values().collect();
+    out.sort_by(|a, b| {
+        if better(a, b) {
+            std::cmp::Ordering::Less
+        } else if better(b, a) {
+            std::cmp::Ordering::Greater
+        } else {
+            a.item.cmp(&b.item)
+        }
+    });
+    out.truncate(top);
+    out
+}
+
+/// Higher score, then higher confidence, then the earlier rule (rules come sorted).
+fn better(a: &Recommendation, b: &Recommendation) -> bool {
+    a.score
+        .total_cmp(&b.score)
+        .then(a.confidence.total_cmp(&b.confidence))
+        .then(b.rule.cmp(&a.rule))
+        .is_gt()
+}
+
+/// Rules indexed by each antecedent item, so only rules touching a history are checked.
+pub fn index(rules: &[Rule]) -> HashMap<u32, Vec<usize>> {
+    let mut by_item: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, r) in rules.iter().enumerate() {
+        for &x in &r.antecedent {
+            by_item.entry(x).or_default().push(i);
+        }
+    }
+    by_item
+}
+
+/// The recommendations table for customers' histories (customer id, item names);
+/// `item_column` names the item column.
+pub fn table(
+    item_column: &str,
+    histories: &[(String, Vec<String>)],
+    sets: &FrequentItemsets,
+    rules: &[Rule],
+    top: usize,
+) -> Result<(SchemaRef, RecordBatch)> {
+    let rules: Vec<Rule> = rules
+        .iter()
+        .filter(|r| r.consequent.len() == 1)
+        .cloned()
+        .collect();
+    let by_item = index(&rules);
+    let text = |ids: &[u32]| sets.names_sorted(ids).join(" | ");
+    let (mut ids, mut ranks, mut items, mut scores, mut confs, mut lifts, mut texts) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (customer, bought) in histories {
+        let history: HashSet<u32> = bought.iter().filter_map(|b| sets.id(b)).collect();
+        for (k, rec) in for_history(&history, &rules, &by_item, sets.baskets(), top)
+            .into_iter()
+            .enumerate()
+        {
+            let r = &rules[rec.rule];
+            ids.push(customer.clone());
+            ranks.push(k as u32 + 1);
+            items.push(sets.name(rec.item).to_string());
+            scores.push(rec.score);
+            confs.push(rec.confidence);
+            lifts.push(rec.lift);
+            texts.push(format!(
+                "{} => {}",
+                text(&r.antecedent),
+                text(&r.consequent)
+            ));
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("rank", DataType::UInt32, false),
+        Field::new(item_column, DataType::Utf8, false),
+        Field::new("score", DataType::Float64, false),
+        Field::new("confidence", DataType::Float64, false),
+        Field::new("lift", DataType::Float64, false),
+        Field::new("rule", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(ids)),
+            Arc::new(UInt32Array::from(ranks)),
+            Arc::new(StringArray::from(items)),
+            Arc::new(Float64Array::from(scores)),
+            Arc::new(Float64Array::from(confs)),
+            Arc::new(Float64Array::from(lifts)),
+            Arc::new(StringArray::from(texts)),
+        ],
+    )?;
+    Ok((schema, batch))
+}
+
+/// What `ecrm basket recommend` needs.
+#[derive(Debug, Clone)]
+pub struct RecommendParams {
+    pub itemsets: ValidFpGrowthParams,
+    pub rules: ValidRuleParams,
+    pub level: Level,
+    pub top: usize,
+}
+
+/// What a recommendation run did.
+#[derive(Debug, Clone)]
+pub struct RecommendSummary {
+    pub baskets: String,
+    pub itemsets: usize,
+    pub rules: usize,
+    pub customers: usize,
+    pub with_recommendations: usize,
+    pub rows: usize,
+}
+
+/// Mines the warehouse's baskets, derives rules and writes `recommendations` for every
+/// customer with a purchase (see the module doc).
+pub fn recommend(
+    wh_root: &std::path::Path,
+    p: &RecommendParams,
+    engine: &EngineOptions,
+) -> Result<RecommendSummary> {
+    if p.top == 0 {
+        return Err(Error::Usage {
+            arg: "--top".into(),
+            message: "must be at least 1".into(),
+        });
+    }
+    let lock = WriterLock::acquire(wh_root, "basket recommend")?;
+    let wh = Warehouse::open(wh_root)?;
+    wh.table("fact_sales")?;
+    let rt = crate::cli::runtime(engine.threads)?;
+    let (w, histories) = rt.block_on(async {
+        let ctx = olap::session(&wh, engine).await?;
+        let w = super::warehouse_baskets(&ctx, p.level).await?;
+        let (item, join) = super::item_sql(p.level);
+        let sql = format!(
+            "SELECT DISTINCT f.customer_id, {item} AS item FROM fact_sales f {join}
+             WHERE NOT f.is_return AND NOT coalesce(f.is_service, false)
+               AND f.customer_id IS NOT NULL AND {item} IS NOT NULL
+             ORDER BY 1, 2"
+        );
+        let (_, batches) = olap::sql(&ctx, &sql).await?;
+        let mut histories: Vec<(String, Vec<String>)> = Vec::new();
+        for b in &batches {
+            let ids = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+            let its = datafusion::arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+            let (ids, its) = (super::text(&ids)?, super::text(&its)?);
+            for i in 0..b.num_rows() {
+                match histories.last_mut() {
+                    Some((c, items)) if c == ids.value(i) => items.push(its.value(i).to_string()),
+                    _ => histories.push((ids.value(i).to_string(), vec![its.value(i).to_string()])),
+                }
+            }
+        }
+        Ok::<_, Error>((w, histories))
+    })?;
+    let baskets = format!("{} invoices", w.baskets.len());
+    let sets = p.itemsets.fit(&DatasetBase::new(w.baskets, ()))?;
+    let rules = p.rules.rules(&sets)?;
+    let column = match p.level {
+        Level::Product => "product_id",
+        Level::Category => "category",
+    };
+    let (schema, batch) = table(column, &histories, &sets, &rules, p.top)?;
+    let ids = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .map(|a| a.iter().flatten().collect::<HashSet<_>>().len())
+        .unwrap_or(0);
+    let mut tx = wh.begin(&lock);
+    let f = tx.write_arrow(TABLE, &schema, std::slice::from_ref(&batch))?;
+    tx.replace(TABLE, vec![f]);
+    Warehouse::commit(tx, &format!("{} recommendations", batch.num_rows()))?;
+    Ok(RecommendSummary {
+        baskets,
+        itemsets: sets.len(),
+        rules: rules.len(),
+        customers: histories.len(),
+        with_recommendations: ids,
+        rows: batch.num_rows(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(x: &[u32], y: u32, count: u32, cx: u32, cy: u32) -> Rule {
+        Rule {
+            antecedent: x.to_vec(),
+            consequent: vec![y],
+            count,
+            antecedent_count: cx,
+            consequent_count: cy,
+        }
+    }
+
+    #[test]
+    fn rules_fire_only_on_whole_antecedents_and_new_items() {
+        // 100 baskets. Items 0..=4.
+        let rules = vec![
+            rule(&[0], 2, 40, 50, 60),    // conf 0.8, lift 1.333: score 1.067
+            rule(&[0, 1], 3, 20, 25, 30), // conf 0.8, lift 2.667: score 2.133
+            rule(&[1], 2, 30, 40, 60),    // conf 0.75, lift 1.25: score 0.9375
+            rule(&[4], 3, 10, 10, 30),    // needs item 4: does not fire
+            rule(&[0], 1, 45, 50, 40),    // item 1 already bought
+        ];
+        let by_item = index(&rules);
+        let history: HashSet<u32> = [0, 1].into();
+        let got = for_history(&history, &rules, &by_item, 100, 5);
+        let items: Vec<u32> = got.iter().map(|r| r.item).collect();
+        assert_eq!(items, [3, 2]);
+        assert_eq!(got[0].rule, 1);
+        // Item 2 is scored by its best rule, not the other one.
+        assert_eq!(got[1].rule, 0);
+        assert!((got[1].score - 0.8 * 40.0 * 100.0 / (50.0 * 60.0)).abs() < 1e-12);
+        assert_eq!(for_history(&history, &rules, &by_item, 100, 1).len(), 1);
+        assert!(for_history(&[4].into(), &rules, &by_item, 100, 5)[0].item == 3);
+    }
+}
