@@ -558,35 +558,31 @@ mod tests {
         assert_eq!(got.len(), 18);
     }
 
-    #[test]
-    fn equals_brute_force_on_random_baskets() {
-        use rand::{Rng, SeedableRng};
-        let items = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
-        for seed in 0..300u64 {
-            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
-            let n = rng.gen_range(1..40);
-            let width = rng.gen_range(1..=items.len());
-            let db: Vec<Vec<&str>> = (0..n)
-                .map(|_| {
-                    let len = rng.gen_range(1..=width);
-                    // Skewed: low letters are common, as in real baskets.
-                    (0..len)
-                        .map(|_| items[rng.gen_range(0..width).min(rng.gen_range(0..width))])
-                        .collect()
-                })
+    const ITEMS: [&str; 10] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(300))]
+
+        /// FP-growth finds exactly the itemsets a brute-force count finds, with their counts.
+        #[test]
+        fn equals_brute_force_on_random_baskets(
+            // Pairs of draws, the smaller kept: low letters are common, as in real baskets.
+            db in proptest::collection::vec(
+                proptest::collection::vec((0..ITEMS.len(), 0..ITEMS.len()), 1..8),
+                1..40,
+            ),
+            num in 1..=10u64,
+            max_len in proptest::option::of(1..4usize),
+        ) {
+            let db: Vec<Vec<&str>> = db
+                .iter()
+                .map(|b| b.iter().map(|&(x, y)| ITEMS[x.min(y)]).collect())
                 .collect();
-            let num = rng.gen_range(1..=10u64);
             let support = Fraction { num, den: 20 };
-            let min_count = support.ceil_mul(n as u64) as u32;
-            let max_len = if seed % 3 == 0 {
-                Some(rng.gen_range(1..4))
-            } else {
-                None
-            };
-            assert_eq!(
+            let min_count = support.ceil_mul(db.len() as u64) as u32;
+            proptest::prop_assert_eq!(
                 mined(&db, support, max_len),
-                brute_force(&db, min_count, max_len.unwrap_or(usize::MAX)),
-                "seed {seed}"
+                brute_force(&db, min_count, max_len.unwrap_or(usize::MAX))
             );
         }
     }

@@ -18,7 +18,7 @@
 //!   leaf a row falls in, by default Laplace-corrected, (w_c + 1) / (W + classes) on the
 //!   weighted counts ([`LeafProbability`]). A small pure leaf is then not certain: churn
 //!   scores rank customers, and uncorrected shares tie every pure leaf at 0 or 1 whatever its
-//!   size, so a 5-row leaf outranks a 500-row leaf at 0.99 (Provost & Domingos, "Tree
+//!   size, so a pure 5-row leaf outranks a 500-row leaf at 0.99 (Provost & Domingos, "Tree
 //!   induction for probability-based ranking", Machine Learning 52, 2003, found the
 //!   correction improves ranking). `raw` gives scikit-learn's shares.
 

@@ -149,8 +149,13 @@ pub struct RecommendArgs {
     /// Itemsets, and so rules, of at most this many items.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub max_len: usize,
-    #[command(flatten)]
-    pub rule: RuleArgs,
+    /// Least confidence of a rule that recommends, exactly.
+    #[arg(long, value_name = "Y", default_value = "0.2")]
+    pub min_confidence: Fraction,
+    /// Least lift of a rule that recommends, exactly: above 1, the item follows more often
+    /// than it sells anyway.
+    #[arg(long, value_name = "Z", default_value = "1.5")]
+    pub min_lift: Fraction,
     /// Products (or categories) per customer.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub top: usize,
@@ -204,8 +209,8 @@ pub fn run(action: BasketAction, wh_root: &std::path::Path, engine: &EngineOptio
                     .max_len(Some(a.max_len))
                     .check()?,
                 rules: RuleParams::default()
-                    .min_confidence(a.rule.min_confidence)
-                    .min_lift(a.rule.min_lift)
+                    .min_confidence(a.min_confidence)
+                    .min_lift(Some(a.min_lift))
                     .check()?,
                 level: a.level,
                 top: a.top,

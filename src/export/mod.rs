@@ -31,7 +31,10 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::compute::{
+    SortColumn, SortOptions, cast, concat_batches, filter_record_batch, lexsort_to_indices,
+    take_record_batch,
+};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 
@@ -242,14 +245,18 @@ pub fn export(wh_root: &Path, p: &ExportParams, engine: &EngineOptions) -> Resul
     rt.block_on(async {
         let ctx = olap::session(&wh, engine).await?;
         // Which rows, in which order, and what the summary calls them.
-        let (selection, filter, order, defaults, top): (String, String, &str, Vec<&str>, _) =
+        // The order is (column of `s`, descending) keys, applied after the query: DataFusion 55
+        // can drop a sort key it proves constant from a filter (rank <= 1 when ranks start at
+        // 1) below a join, and then rejects its own plan.
+        type Order = &'static [(&'static str, bool)];
+        let (selection, filter, order, defaults, top): (String, String, Order, Vec<&str>, _) =
             match &p.selection {
                 Selection::Segment(wanted) => {
                     let (id, name, method) = find_segment(&ctx, wanted).await?;
                     (
                         format!("segment {id} {name:?} ({method})"),
                         format!("s.segment_id = {id}"),
-                        "s.customer_id",
+                        &[("customer_id", false)],
                         SEGMENT_COLUMNS.to_vec(),
                         None,
                     )
@@ -277,7 +284,7 @@ pub fn export(wh_root: &Path, p: &ExportParams, engine: &EngineOptions) -> Resul
                     (
                         what.join(", "),
                         filter.join(" AND "),
-                        "s.churn_probability DESC, s.customer_id",
+                        &[("churn_probability", true), ("customer_id", false)],
                         CHURN_COLUMNS.to_vec(),
                         *top,
                     )
@@ -299,7 +306,7 @@ pub fn export(wh_root: &Path, p: &ExportParams, engine: &EngineOptions) -> Resul
                             None => "recommendations".into(),
                         },
                         max_rank.map_or("TRUE".into(), |r| format!("s.rank <= {r}")),
-                        "s.customer_id, s.rank",
+                        &[("customer_id", false), ("rank", false)],
                         cols,
                         None,
                     )
@@ -360,11 +367,30 @@ pub fn export(wh_root: &Path, p: &ExportParams, engine: &EngineOptions) -> Resul
             joins.push_str(" LEFT JOIN customer_features f ON f.customer_id = s.customer_id");
         }
         select.push("s.customer_id AS __id".into());
+        for (k, (col, _)) in order.iter().enumerate() {
+            select.push(format!("s.\"{col}\" AS __o{k}"));
+        }
         let sql = format!(
-            "SELECT {} FROM {table} s{joins} WHERE {filter} ORDER BY {order}",
+            "SELECT {} FROM {table} s{joins} WHERE {filter}",
             select.join(", ")
         );
         let (schema, batches) = olap::sql(&ctx, &sql).await?;
+        let all = concat_batches(&schema, &batches)?;
+        let keys: Vec<SortColumn> = order
+            .iter()
+            .enumerate()
+            .map(|(k, (_, descending))| {
+                Ok(SortColumn {
+                    values: all.column(schema.index_of(&format!("__o{k}"))?).clone(),
+                    options: Some(SortOptions {
+                        descending: *descending,
+                        nulls_first: false,
+                    }),
+                })
+            })
+            .collect::<Result<_>>()?;
+        let sorted = take_record_batch(&all, &lexsort_to_indices(&keys, None)?)?;
+        let batches = [sorted];
 
         let mut s = ExportSummary {
             selection,

@@ -650,40 +650,40 @@ mod tests {
         assert_eq!(got, brute_force(&db, &alphabet, 2, usize::MAX, None));
     }
 
-    #[test]
-    fn equals_brute_force_on_random_sequences() {
-        use rand::{Rng, SeedableRng};
-        let alphabet = ["a", "b", "c", "d"];
-        for seed in 0..200u64 {
-            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
-            let db: Vec<Seq> = (0..rng.gen_range(1..12))
-                .map(|_| {
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(200))]
+
+        /// PrefixSpan finds exactly the patterns (of up to 3 items) a brute-force count
+        /// finds, with and without a maximum gap.
+        #[test]
+        fn equals_brute_force_on_random_sequences(
+            // Per sequence, events as (days after the previous event, items).
+            raw in proptest::collection::vec(
+                proptest::collection::vec((0..20i64, proptest::collection::vec(0..4usize, 1..4)), 1..6),
+                1..12,
+            ),
+            num in 1..=5u64,
+            gap in proptest::option::of(0..15i64),
+        ) {
+            let alphabet = ["a", "b", "c", "d"];
+            let db: Vec<Seq> = raw
+                .iter()
+                .map(|events| {
                     let mut t = 0;
-                    (0..rng.gen_range(1..6))
-                        .map(|_| {
-                            t += rng.gen_range(0..20);
-                            let items = (0..rng.gen_range(1..4))
-                                .map(|_| alphabet[rng.gen_range(0..4)])
-                                .collect();
-                            (t, items)
+                    events
+                        .iter()
+                        .map(|(dt, items)| {
+                            t += dt;
+                            (t, items.iter().map(|&i| alphabet[i]).collect())
                         })
                         .collect()
                 })
                 .collect();
-            let support = Fraction {
-                num: rng.gen_range(1..=5),
-                den: 10,
-            };
+            let support = Fraction { num, den: 10 };
             let min = support.ceil_mul(db.len() as u64) as u32;
-            let gap = if seed % 2 == 0 {
-                Some(rng.gen_range(0..15))
-            } else {
-                None
-            };
-            assert_eq!(
+            proptest::prop_assert_eq!(
                 mined(&db, support, Some(3), gap),
-                brute_force(&db, &alphabet, min, 3, gap),
-                "seed {seed}"
+                brute_force(&db, &alphabet, min, 3, gap)
             );
         }
     }

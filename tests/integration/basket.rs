@@ -472,3 +472,93 @@ fn sample_sequences_find_the_planted_follow_ups() {
     };
     assert_eq!(singles(&from_file), singles(&patterns));
 }
+
+#[test]
+fn sequence_files_in_spmf_and_table_form_give_the_papers_patterns() {
+    // Pei et al. 2001, table 1, with a..g as 1..7: 53 patterns at support 2 of 4.
+    let dir = tempfile::tempdir().unwrap();
+    let wh = no_warehouse(dir.path());
+    let spmf = dir.path().join("paper.txt");
+    std::fs::write(
+        &spmf,
+        "# a(abc)(ac)d(cf), (ad)c(bc)(ae), (ef)(ab)(df)cb, eg(af)cbc\n\
+         1 -1 1 2 3 -1 1 3 -1 4 -1 3 6 -1 -2\n\
+         1 4 -1 3 -1 2 3 -1 1 5 -1 -2\n\
+         5 6 -1 1 2 -1 4 6 -1 3 -1 2 -1 -2\n\
+         5 -1 7 -1 1 6 -1 3 -1 2 -1 3 -1 -2\n",
+    )
+    .unwrap();
+    let run = |file: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "sequence",
+            "--sequences",
+            file.to_str().unwrap(),
+            "--min-support",
+            "0.5",
+            "--format",
+            "csv",
+        ];
+        a.extend(extra);
+        csv_rows(&ecrm_ok(&wh, &a))
+    };
+    let from_spmf = run(&spmf, &["--sequence-format", "spmf"]);
+    assert_eq!(from_spmf.len(), 53);
+    let find = |rows: &[HashMap<String, String>], p: &str| {
+        rows.iter()
+            .find(|r| r["pattern"] == p)
+            .map(|r| r["count"].clone())
+    };
+    assert_eq!(find(&from_spmf, "1 | 2 -> 3").as_deref(), Some("2"));
+    assert_eq!(find(&from_spmf, "1 -> 2 | 3 -> 1").as_deref(), Some("2"));
+
+    // The same as a table, one event a day.
+    let table = dir.path().join("paper.csv");
+    let mut text = String::from("sequence,day,item\n");
+    for (s, line) in std::fs::read_to_string(&spmf)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .enumerate()
+    {
+        for (e, event) in line
+            .split(" -1")
+            .filter(|e| !e.trim().is_empty() && e.trim() != "-2")
+            .enumerate()
+        {
+            for item in event.split_whitespace() {
+                text.push_str(&format!("s{s},2024-01-{:02},{item}\n", e + 1));
+            }
+        }
+    }
+    std::fs::write(&table, text).unwrap();
+    let from_table = run(&table, &[]);
+    assert_eq!(from_table, from_spmf);
+    // Consecutive elements at most a day apart: fewer patterns, each counted at most as often.
+    let close = run(&table, &["--max-gap-days", "1"]);
+    assert!(close.len() < from_table.len());
+    for r in &close {
+        let all: u32 = find(&from_table, &r["pattern"]).unwrap().parse().unwrap();
+        assert!(r["count"].parse::<u32>().unwrap() <= all);
+    }
+
+    // A bad token names its line.
+    std::fs::write(&spmf, "1 -1 2 -2\n1 x -1 -2\n").unwrap();
+    let out = ecrm(
+        &wh,
+        &[
+            "sequence",
+            "--sequences",
+            spmf.to_str().unwrap(),
+            "--sequence-format",
+            "spmf",
+            "--min-support",
+            "0.5",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2: \"x\" is not an item number, -1 or -2"),
+        "{err}"
+    );
+}
