@@ -21,6 +21,7 @@
 //! mined in parallel. There is never a dense basket × item matrix: memory is the tree, at most
 //! one node per item occurrence, and the itemsets found.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use linfa::ParamGuard;
@@ -116,6 +117,7 @@ impl ValidFpGrowthParams {
 #[derive(Debug, Clone)]
 pub struct FrequentItemsets {
     names: Vec<String>,
+    index: HashMap<String, u32>,
     baskets: u64,
     min_count: u64,
     /// Item ids of every itemset, ascending within a set, one after the other.
@@ -143,7 +145,7 @@ impl FrequentItemsets {
     }
     /// The id of an item name.
     pub fn id(&self, name: &str) -> Option<u32> {
-        self.names.iter().position(|n| n == name).map(|i| i as u32)
+        self.index.get(name).copied()
     }
     /// The name of an item id.
     pub fn name(&self, id: u32) -> &str {
@@ -374,6 +376,7 @@ impl Fit<Baskets, (), Error> for ValidFpGrowthParams {
         let names = b.names().to_vec();
         let empty = |min_count| FrequentItemsets {
             names: names.clone(),
+            index: b.index.clone(),
             baskets: n,
             min_count,
             items: Vec::new(),

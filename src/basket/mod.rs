@@ -56,10 +56,6 @@ impl Fraction {
         let p = u128::from(self.num) * u128::from(n);
         p.div_ceil(u128::from(self.den)) as u64
     }
-
-    pub fn to_f64(self) -> f64 {
-        self.num as f64 / self.den as f64
-    }
 }
 
 fn gcd(a: u128, b: u128) -> u128 {
@@ -219,10 +215,6 @@ impl Baskets {
     /// Item names by id.
     pub fn names(&self) -> &[String] {
         &self.names
-    }
-    /// The id of an item name.
-    pub fn id(&self, name: &str) -> Option<u32> {
-        self.index.get(name).copied()
     }
 }
 

@@ -55,12 +55,8 @@ pub fn for_history(
     top: usize,
 ) -> Vec<Recommendation> {
     let mut best: HashMap<u32, Recommendation> = HashMap::new();
-    let mut seen: HashSet<usize> = HashSet::new();
     for h in history {
         for &r in by_item.get(h).map(Vec::as_slice).unwrap_or(&[]) {
-            if !seen.insert(r) {
-                continue;
-            }
             let rule = &rules[r];
             let y = rule.consequent[0];
             if history.contains(&y) || !rule.antecedent.iter().all(|x| history.contains(x)) {
@@ -105,11 +101,12 @@ fn better(a: &Recommendation, b: &Recommendation) -> bool {
         .is_gt()
 }
 
-/// Rules indexed by each antecedent item, so only rules touching a history are checked.
+/// Rules indexed by their antecedent's first item: a rule can fire only for a history that
+/// holds it, and each rule is looked at once per history.
 pub fn index(rules: &[Rule]) -> HashMap<u32, Vec<usize>> {
     let mut by_item: HashMap<u32, Vec<usize>> = HashMap::new();
     for (i, r) in rules.iter().enumerate() {
-        for &x in &r.antecedent {
+        if let Some(&x) = r.antecedent.first() {
             by_item.entry(x).or_default().push(i);
         }
     }

@@ -874,6 +874,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 .map(|d| features::parse_date("--cutoff", d))
                 .transpose()?;
             let model = churn::ModelFile::read(&a.model)?;
+            if model.source.cutoff.is_none() && cutoff.is_some() {
+                return Err(Error::Usage {
+                    arg: "--cutoff".into(),
+                    message: "this model was trained on a file, which has no cutoff; \
+                              evaluate it on a labelled file with --input"
+                        .into(),
+                });
+            }
             let e = if model.source.cutoff.is_some() && a.input.is_none() {
                 churn::warehouse::evaluate(&wh_root, &model, cutoff, &engine)?
             } else {

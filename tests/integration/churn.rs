@@ -152,6 +152,22 @@ fn telco_cross_validated_auc_reaches_the_published_level() {
         ],
     );
     assert!(printed.contains("measured on 7043 rows"), "{printed}");
+    // A file model has no cutoff to be measured at.
+    let out = ecrm(
+        &none,
+        &[
+            "churn",
+            "evaluate",
+            "--model",
+            model.to_str().unwrap(),
+            "--cutoff",
+            "2024-01-01",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--cutoff: this model was trained on a file")
+    );
     // A changed training file no longer gives the hold-out, and says so.
     let text = std::fs::read_to_string(&csv).unwrap();
     // The file has CRLF line ends; one customer's label flips.
