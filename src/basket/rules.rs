@@ -305,3 +305,88 @@ mod tests {
         assert_eq!(same.cmp_lift(&r), Ordering::Equal);
     }
 }
+
+#[cfg(test)]
+mod consequents {
+    use std::collections::BTreeSet;
+
+    use linfa::dataset::DatasetBase;
+    use linfa::traits::Fit;
+
+    use super::*;
+    use crate::basket::{Baskets, FpGrowthParams};
+
+    /// Rules with consequents of up to two items equal an enumeration by definition: every
+    /// split of every itemset counted straight from the baskets.
+    #[test]
+    fn consequents_of_two_items_equal_the_definition() {
+        let db: [&[&str]; 6] = [
+            &["a", "b", "c", "d"],
+            &["a", "b", "c"],
+            &["a", "b", "d"],
+            &["b", "c", "d"],
+            &["a", "c"],
+            &["a", "b", "c", "d"],
+        ];
+        let mut b = Baskets::default();
+        for basket in db {
+            b.push(basket.iter().copied());
+        }
+        let sets = FpGrowthParams::new(Fraction { num: 1, den: 3 })
+            .check()
+            .unwrap()
+            .fit(&DatasetBase::new(b, ()))
+            .unwrap();
+        let conf = Fraction { num: 2, den: 3 };
+        let got: BTreeSet<(String, String)> = RuleParams::default()
+            .min_confidence(conf)
+            .max_consequent(2)
+            .check()
+            .unwrap()
+            .rules(&sets)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    sets.names_sorted(&r.antecedent).join(" | "),
+                    sets.names_sorted(&r.consequent).join(" | "),
+                )
+            })
+            .collect();
+        let count = |items: &[&str]| {
+            db.iter()
+                .filter(|b| items.iter().all(|i| b.contains(i)))
+                .count()
+        };
+        let letters = ["a", "b", "c", "d"];
+        let mut want = BTreeSet::new();
+        for s in 1u32..16 {
+            let set: Vec<&str> = (0..4)
+                .filter(|i| s & (1 << i) != 0)
+                .map(|i| letters[i])
+                .collect();
+            if set.len() < 2 || count(&set) < 2 {
+                continue;
+            }
+            for y in 1u32..16 {
+                let cons: Vec<&str> = (0..4)
+                    .filter(|i| y & (1 << i) != 0 && s & (1 << i) != 0)
+                    .map(|i| letters[i])
+                    .collect();
+                if y & !s != 0 || cons.is_empty() || cons.len() > 2 || cons.len() == set.len() {
+                    continue;
+                }
+                let ante: Vec<&str> = set.iter().copied().filter(|i| !cons.contains(i)).collect();
+                // count(S) / count(X) ≥ 2/3, in integers.
+                if 3 * count(&set) >= 2 * count(&ante) {
+                    want.insert((ante.join(" | "), cons.join(" | ")));
+                }
+            }
+        }
+        assert_eq!(got, want);
+        assert!(
+            got.iter().any(|(_, c)| c.contains('|')),
+            "some two-item consequents"
+        );
+    }
+}
