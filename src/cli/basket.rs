@@ -190,15 +190,17 @@ pub fn run(action: BasketAction, wh_root: &std::path::Path, engine: &EngineOptio
             let (baskets, note) = basket::load(&a.source.source(wh_root), engine)?;
             let t = Instant::now();
             let sets = params.fit(&DatasetBase::new(baskets, ()))?;
-            let rules = rule_params.rules(&sets)?;
             summary(&note, &sets, t);
+            let t = Instant::now();
+            let rules = rule_params.rules(&sets)?;
             tracing::info!(
-                "{} rules at confidence ≥ {}{}",
+                "{} rules at confidence ≥ {}{} in {:.3} s",
                 rules.len(),
                 a.rule.min_confidence,
                 a.rule
                     .min_lift
-                    .map_or(String::new(), |l| format!(" and lift ≥ {l}"))
+                    .map_or(String::new(), |l| format!(" and lift ≥ {l}")),
+                t.elapsed().as_secs_f64()
             );
             let batch = basket::rules_batch(&sets, &rules)?;
             sink.emit(&batch.schema(), &[batch], true)
