@@ -1,8 +1,8 @@
 //! Cross-sell recommendations from association rules.
 //!
 //! - Input: rules mined from the warehouse's baskets (one-item consequents), and each
-//!   customer's history: the products (or categories) of their purchases, returns and service
-//!   lines left out, up to the as-of date.
+//!   customer's history: the products (or categories) of all their purchases, returns and
+//!   service lines left out.
 //! - Output: the table `recommendations` (customer_id, rank, product_id — or `category` at
 //!   the category level —, score, confidence, lift, rule), at most `top` rows per customer,
 //!   rank 1 the best, in one commit.
