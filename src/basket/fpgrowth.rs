@@ -21,7 +21,6 @@
 //! mined in parallel. There is never a dense basket × item matrix: memory is the tree, at most
 //! one node per item occurrence, and the itemsets found.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use linfa::ParamGuard;
@@ -29,7 +28,7 @@ use linfa::dataset::DatasetBase;
 use linfa::traits::Fit;
 use rayon::prelude::*;
 
-use super::{Baskets, Fraction};
+use super::{Baskets, Fraction, Items};
 use crate::error::{Error, Result};
 
 /// FP-growth parameters as given.
@@ -116,8 +115,8 @@ impl ValidFpGrowthParams {
 /// Frequent itemsets with their counts; items are ids of the baskets' item names.
 #[derive(Debug, Clone)]
 pub struct FrequentItemsets {
-    names: Vec<String>,
-    index: HashMap<String, u32>,
+    /// The baskets' item names and ids.
+    catalog: Items,
     baskets: u64,
     min_count: u64,
     /// Item ids of every itemset, ascending within a set, one after the other.
@@ -145,11 +144,11 @@ impl FrequentItemsets {
     }
     /// The id of an item name.
     pub fn id(&self, name: &str) -> Option<u32> {
-        self.index.get(name).copied()
+        self.catalog.id(name)
     }
     /// The name of an item id.
     pub fn name(&self, id: u32) -> &str {
-        &self.names[id as usize]
+        self.catalog.name(id)
     }
     /// Baskets mined.
     pub fn baskets(&self) -> u64 {
@@ -373,10 +372,9 @@ impl Fit<Baskets, (), Error> for ValidFpGrowthParams {
         let b = &data.records;
         let n = b.len() as u64;
         let min_count = self.min_support.ceil_mul(n).max(1);
-        let names = b.names().to_vec();
+        let n_names = b.names().len();
         let empty = |min_count| FrequentItemsets {
-            names: names.clone(),
-            index: b.index.clone(),
+            catalog: b.items().clone(),
             baskets: n,
             min_count,
             items: Vec::new(),
@@ -389,15 +387,15 @@ impl Fit<Baskets, (), Error> for ValidFpGrowthParams {
         let min = min_count as u32;
 
         // Ranks: frequent items by descending count (ties by id, so runs are repeatable).
-        let mut counts = vec![0u32; names.len()];
+        let mut counts = vec![0u32; n_names];
         for &i in b.ids() {
             counts[i as usize] += 1;
         }
-        let mut frequent: Vec<u32> = (0..names.len() as u32)
+        let mut frequent: Vec<u32> = (0..n_names as u32)
             .filter(|&i| counts[i as usize] >= min)
             .collect();
         frequent.sort_unstable_by_key(|&i| (std::cmp::Reverse(counts[i as usize]), i));
-        let mut rank_of = vec![u32::MAX; names.len()];
+        let mut rank_of = vec![u32::MAX; n_names];
         for (r, &i) in frequent.iter().enumerate() {
             rank_of[i as usize] = r as u32;
         }

@@ -144,11 +144,65 @@ impl fmt::Display for Fraction {
     }
 }
 
+/// Item names and their ids (an id is the name's position), shared by baskets, itemsets
+/// and sequences.
+#[derive(Debug, Clone, Default)]
+pub struct Items {
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Items {
+    /// Appends the ids of `names` to `ids` as a set, sorted and each once; a new name gets the
+    /// next id. Returns how many ids were appended.
+    pub(crate) fn push_set<'s>(
+        &mut self,
+        names: impl IntoIterator<Item = &'s str>,
+        ids: &mut Vec<u32>,
+    ) -> usize {
+        let start = ids.len();
+        for name in names {
+            let id = match self.index.get(name) {
+                Some(&id) => id,
+                None => {
+                    let id = self.names.len() as u32;
+                    self.names.push(name.to_string());
+                    self.index.insert(name.to_string(), id);
+                    id
+                }
+            };
+            ids.push(id);
+        }
+        ids[start..].sort_unstable();
+        let mut kept = start;
+        for i in start..ids.len() {
+            if kept == start || ids[i] != ids[kept - 1] {
+                ids[kept] = ids[i];
+                kept += 1;
+            }
+        }
+        ids.truncate(kept);
+        kept - start
+    }
+
+    /// The id of a name.
+    pub fn id(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+    /// The name of an id.
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+    /// Names by id.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
 /// Baskets of items: each a set of item ids, in one flat array.
 #[derive(Debug, Clone)]
 pub struct Baskets {
-    names: Vec<String>,
-    index: HashMap<String, u32>,
+    items: Items,
     ids: Vec<u32>,
     offsets: Vec<usize>,
 }
@@ -156,8 +210,7 @@ pub struct Baskets {
 impl Default for Baskets {
     fn default() -> Self {
         Baskets {
-            names: Vec::new(),
-            index: HashMap::new(),
+            items: Items::default(),
             ids: Vec::new(),
             offsets: vec![0],
         }
@@ -168,31 +221,9 @@ impl Baskets {
     /// Adds a basket of item names; a repeated item counts once. Returns false, adding
     /// nothing, when there is no item.
     pub fn push<'s>(&mut self, items: impl IntoIterator<Item = &'s str>) -> bool {
-        let start = self.ids.len();
-        for item in items {
-            let id = match self.index.get(item) {
-                Some(&id) => id,
-                None => {
-                    let id = self.names.len() as u32;
-                    self.names.push(item.to_string());
-                    self.index.insert(item.to_string(), id);
-                    id
-                }
-            };
-            self.ids.push(id);
-        }
-        if self.ids.len() == start {
+        if self.items.push_set(items, &mut self.ids) == 0 {
             return false;
         }
-        self.ids[start..].sort_unstable();
-        let mut kept = start;
-        for i in start..self.ids.len() {
-            if i == start || self.ids[i] != self.ids[kept - 1] {
-                self.ids[kept] = self.ids[i];
-                kept += 1;
-            }
-        }
-        self.ids.truncate(kept);
         self.offsets.push(self.ids.len());
         true
     }
@@ -214,7 +245,11 @@ impl Baskets {
     }
     /// Item names by id.
     pub fn names(&self) -> &[String] {
-        &self.names
+        self.items.names()
+    }
+    /// The item names and ids.
+    pub fn items(&self) -> &Items {
+        &self.items
     }
 }
 
@@ -224,7 +259,7 @@ impl linfa::dataset::Records for Baskets {
         self.len()
     }
     fn nfeatures(&self) -> usize {
-        self.names.len()
+        self.items.names().len()
     }
 }
 
@@ -413,9 +448,10 @@ pub async fn warehouse_baskets(
     .await?;
     let count = |c: usize| -> Result<u64> {
         let a = cast(counts[0].column(c), &DataType::UInt64)?;
-        Ok(a.as_any()
+        a.as_any()
             .downcast_ref::<UInt64Array>()
-            .map_or(0, |a| a.value(0)))
+            .map(|a| a.value(0))
+            .ok_or_else(|| Error::Internal("a line count is not an integer".into()))
     };
     Ok(WarehouseBaskets {
         baskets,

@@ -26,18 +26,17 @@ use linfa::dataset::DatasetBase;
 use linfa::traits::Fit;
 use rayon::prelude::*;
 
-use crate::basket::Fraction;
+use crate::basket::{Fraction, Items};
 use crate::error::{Error, Result};
 
 /// Sequences of events; an event is a time and a set of item ids.
 #[derive(Debug, Clone, Default)]
 pub struct Sequences {
-    names: Vec<String>,
-    index: std::collections::HashMap<String, u32>,
-    /// Per event: its time and where its items end in `items`.
+    items: Items,
+    /// Per event: its time and where its item ids end in `ids`.
     times: Vec<i64>,
     item_ends: Vec<usize>,
-    items: Vec<u32>,
+    ids: Vec<u32>,
     /// Per sequence: where its events end.
     event_ends: Vec<usize>,
 }
@@ -54,33 +53,10 @@ impl Sequences {
         let mut events: Vec<(i64, I)> = events.into_iter().collect();
         events.sort_by_key(|e| e.0);
         for (time, items) in events {
-            let start = self.items.len();
-            for item in items {
-                let id = match self.index.get(item) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.names.len() as u32;
-                        self.names.push(item.to_string());
-                        self.index.insert(item.to_string(), id);
-                        id
-                    }
-                };
-                self.items.push(id);
+            if self.items.push_set(items, &mut self.ids) > 0 {
+                self.times.push(time);
+                self.item_ends.push(self.ids.len());
             }
-            if self.items.len() == start {
-                continue;
-            }
-            self.items[start..].sort_unstable();
-            let mut kept = start + 1;
-            for i in start + 1..self.items.len() {
-                if self.items[i] != self.items[kept - 1] {
-                    self.items[kept] = self.items[i];
-                    kept += 1;
-                }
-            }
-            self.items.truncate(kept);
-            self.times.push(time);
-            self.item_ends.push(self.items.len());
         }
         if self.times.len() == before {
             return false;
@@ -98,7 +74,7 @@ impl Sequences {
     }
     /// Item names by id.
     pub fn names(&self) -> &[String] {
-        &self.names
+        self.items.names()
     }
     /// The events (global indices) of sequence `s`.
     fn events(&self, s: usize) -> std::ops::Range<usize> {
@@ -108,7 +84,7 @@ impl Sequences {
     /// The items of event `e`, ascending.
     fn event(&self, e: usize) -> &[u32] {
         let start = if e == 0 { 0 } else { self.item_ends[e - 1] };
-        &self.items[start..self.item_ends[e]]
+        &self.ids[start..self.item_ends[e]]
     }
 }
 
@@ -118,7 +94,7 @@ impl linfa::dataset::Records for Sequences {
         self.len()
     }
     fn nfeatures(&self) -> usize {
-        self.names.len()
+        self.items.names().len()
     }
 }
 

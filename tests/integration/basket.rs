@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use crate::support::{dataset, ecrm, ecrm_ok, repo, sql};
+use crate::support::{dataset, ecrm, ecrm_ok, sample_synth, sql};
 
 /// CSV text as header-keyed rows.
 fn csv_rows(text: &str) -> Vec<HashMap<String, String>> {
@@ -256,12 +256,6 @@ fn file_layouts_and_parameters_are_checked() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--antecedent: no item \"wine\""));
 }
 
-/// synth.json of the committed sample data.
-fn synth() -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(repo().join("sample-data/synth.json")).unwrap())
-        .unwrap()
-}
-
 #[test]
 fn sample_rules_find_the_planted_bundles_and_recommendations_are_new_products() {
     let dir = tempfile::tempdir().unwrap();
@@ -283,7 +277,10 @@ fn sample_rules_find_the_planted_bundles_and_recommendations_are_new_products() 
     ));
     assert!(!rules.is_empty());
     // Every planted co-purchase group shows up as a rule inside the group.
-    let groups = synth()["co_purchase_groups"].as_array().unwrap().clone();
+    let groups = sample_synth()["co_purchase_groups"]
+        .as_array()
+        .unwrap()
+        .clone();
     for group in &groups {
         let members: HashSet<&str> = group
             .as_array()
@@ -397,7 +394,7 @@ fn sample_sequences_find_the_planted_follow_ups() {
     };
     // Each follow-up (A now, B on the next visit) is found in that order, and far more often
     // than the other way round.
-    for pair in synth()["follow_ups"].as_array().unwrap() {
+    for pair in sample_synth()["follow_ups"].as_array().unwrap() {
         let (a, b) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
         let forward = count(&format!("{a} -> {b}"));
         let backward = count(&format!("{b} -> {a}"));

@@ -597,10 +597,7 @@ fn customers_synth_planted_as_lapsing_rank_at_the_top_of_churn_scores() {
         ],
     );
     ecrm_ok(&wh, &["churn", "score", "--model", model.to_str().unwrap()]);
-    let synth: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(crate::support::repo().join("sample-data/synth.json")).unwrap(),
-    )
-    .unwrap();
+    let synth = crate::support::sample_synth();
     let groups = synth["customer_groups"].as_object().unwrap();
     let scores = crate::support::sql(
         &wh,

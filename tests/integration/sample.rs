@@ -427,10 +427,7 @@ fn the_readme_main_command_loads_the_sample_data() {
         ],
     );
     assert!(out.contains("load 1 committed"), "{out}");
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("sample-data/synth.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest = crate::support::sample_synth();
     let tx = &manifest["files"]["transactions.csv"];
     let rejected: u64 = tx["rejects"]
         .as_object()

@@ -149,10 +149,7 @@ fn kmeans_recovers_the_groups_synth_planted() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let synth: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("sample-data/synth.json")).unwrap(),
-    )
-    .unwrap();
+    let synth = crate::support::sample_synth();
     let groups = synth["customer_groups"].as_object().unwrap();
     let rows = sql(
         &wh,

@@ -11,6 +11,12 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `sample-data/synth.json`: what synth planted in the committed sample data.
+pub fn sample_synth() -> serde_json::Value {
+    let text = std::fs::read_to_string(repo().join("sample-data/synth.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
 /// A data set file under `$ECRM_DATASETS`: `None` (with a SKIPPED line on stderr) when the
 /// variable is unset; a failure when it is set and the file is missing.
 pub fn dataset(rel: &str) -> Option<PathBuf> {
