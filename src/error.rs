@@ -70,6 +70,10 @@ pub enum Error {
         pointer: String,
     },
 
+    /// A pipeline run finished with failed stages; the manifest has the details. Exit code 2.
+    #[error("run {run_id} failed: {message}")]
+    Pipeline { run_id: String, message: String },
+
     /// A mining algorithm could not fit the data (e.g. too few distinct rows for k clusters).
     #[error("{algorithm}: {message}")]
     Mining {

@@ -5,7 +5,8 @@
 //!   service lines left out.
 //! - Output: the table `recommendations` (customer_id, rank, product_id — or `category` at
 //!   the category level —, score, confidence, lift, rule), at most `top` rows per customer,
-//!   rank 1 the best, in one commit.
+//!   rank 1 the best; and the table `basket_rules`, the rules that recommend (the columns
+//!   of `ecrm basket rules`, by descending lift), in the same commit.
 //! - Parameters ([`RecommendParams`]): the itemset and rule thresholds, the level, `top`
 //!   (the CLI's default 5).
 //!
@@ -34,6 +35,17 @@ use crate::warehouse::{Warehouse, WriterLock};
 
 /// The recommendations table.
 pub const TABLE: &str = "recommendations";
+
+/// `ecrm basket recommend`'s defaults (also a pipeline's basket stage's): itemsets in 0.5%
+/// of invoices, of at most 4 items; rules of confidence ≥ 0.2 and lift ≥ 1.5; 5 per customer.
+pub const DEFAULT_MIN_SUPPORT: &str = "0.005";
+pub const DEFAULT_MAX_LEN: usize = 4;
+pub const DEFAULT_MIN_CONFIDENCE: &str = "0.2";
+pub const DEFAULT_MIN_LIFT: &str = "1.5";
+pub const DEFAULT_TOP: usize = 5;
+
+/// The rules behind them (what the report's "top rules by lift" shows).
+pub const RULES_TABLE: &str = "basket_rules";
 
 /// One recommendation before it becomes a row.
 #[derive(Debug, Clone, PartialEq)]
@@ -251,9 +263,16 @@ pub fn recommend(
         .downcast_ref::<StringArray>()
         .map(|a| a.iter().flatten().collect::<HashSet<_>>().len())
         .unwrap_or(0);
+    let rules_batch = super::rules_batch(&sets, &rules)?;
     let mut tx = wh.begin(&lock);
     let f = tx.write_arrow(TABLE, &schema, std::slice::from_ref(&batch))?;
     tx.replace(TABLE, vec![f]);
+    let f = tx.write_arrow(
+        RULES_TABLE,
+        &rules_batch.schema(),
+        std::slice::from_ref(&rules_batch),
+    )?;
+    tx.replace(RULES_TABLE, vec![f]);
     Warehouse::commit(tx, &format!("{} recommendations", batch.num_rows()))?;
     Ok(RecommendSummary {
         baskets,

@@ -52,6 +52,20 @@ pub const MODEL_VERSION: u32 = 1;
 
 /// Probability cut-offs of the risk bands.
 pub const HIGH_RISK: f64 = 0.6;
+
+/// Default seed of the hold-out split and the folds.
+pub const DEFAULT_SEED: u64 = 42;
+
+/// Cross-validation folds, when asked for: 2 to 100.
+pub fn check_cv(cv: Option<usize>) -> Result<()> {
+    match cv {
+        Some(k) if !(2..=100).contains(&k) => Err(Error::Usage {
+            arg: "--cv".into(),
+            message: format!("{k} is out of range; 2 to 100 folds"),
+        }),
+        _ => Ok(()),
+    }
+}
 pub const MEDIUM_RISK: f64 = 0.3;
 
 /// Risk bands, by the cut-offs [`HIGH_RISK`] and [`MEDIUM_RISK`].

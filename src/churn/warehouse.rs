@@ -46,11 +46,35 @@ const NOT_FEATURES: [&str; 7] = [
     "churned",
 ];
 
+/// Default look-back: a customer counts when they bought in the year before the cutoff.
+pub const DEFAULT_LOOKBACK_DAYS: i64 = 365;
+
+/// Default horizon: a customer churns when they buy nothing in 90 days from the cutoff.
+pub const DEFAULT_HORIZON_DAYS: i64 = 90;
+
 /// The label windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub lookback_days: i64,
     pub horizon_days: i64,
+}
+
+impl Window {
+    /// Both windows between 1 and 3650 days.
+    pub fn check(&self) -> Result<()> {
+        for (arg, days) in [
+            ("--lookback-days", self.lookback_days),
+            ("--horizon-days", self.horizon_days),
+        ] {
+            if !(1..=3650).contains(&days) {
+                return Err(Error::Usage {
+                    arg: arg.into(),
+                    message: format!("{days} is out of range; 1 to 3650 days"),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The latest cutoff whose whole horizon lies inside the data.

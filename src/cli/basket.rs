@@ -144,20 +144,20 @@ pub struct RulesArgs {
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
     /// Least share of invoices an itemset must be in (see `basket itemsets`).
-    #[arg(long, value_name = "X", default_value = "0.005")]
+    #[arg(long, value_name = "X", default_value = crate::basket::recommend::DEFAULT_MIN_SUPPORT)]
     pub min_support: Fraction,
     /// Itemsets, and so rules, of at most this many items.
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[arg(long, value_name = "N", default_value_t = crate::basket::recommend::DEFAULT_MAX_LEN)]
     pub max_len: usize,
     /// Least confidence of a rule that recommends, exactly.
-    #[arg(long, value_name = "Y", default_value = "0.2")]
+    #[arg(long, value_name = "Y", default_value = crate::basket::recommend::DEFAULT_MIN_CONFIDENCE)]
     pub min_confidence: Fraction,
     /// Least lift of a rule that recommends, exactly: above 1, the item follows more often
     /// than it sells anyway.
-    #[arg(long, value_name = "Z", default_value = "1.5")]
+    #[arg(long, value_name = "Z", default_value = crate::basket::recommend::DEFAULT_MIN_LIFT)]
     pub min_lift: Fraction,
     /// Products (or categories) per customer.
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    #[arg(long, value_name = "N", default_value_t = crate::basket::recommend::DEFAULT_TOP)]
     pub top: usize,
     /// Recommend products or categories.
     #[arg(long, value_enum, default_value_t)]

@@ -22,6 +22,7 @@ use crate::export;
 use crate::features;
 use crate::ingest::{self, IngestOptions, contract::Contract};
 use crate::olap;
+use crate::pipeline;
 use crate::segment;
 use crate::synth::{self, SynthParams};
 use crate::warehouse::Warehouse;
@@ -44,14 +45,10 @@ pub struct Cli {
 /// Options every subcommand accepts.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// The warehouse folder.
-    #[arg(
-        long,
-        global = true,
-        env = "ECRM_WAREHOUSE",
-        default_value = "warehouse"
-    )]
-    pub warehouse: PathBuf,
+    /// The warehouse folder. Default: ./warehouse, or for `ecrm run` the pipeline's
+    /// `warehouse`.
+    #[arg(long, global = true, env = "ECRM_WAREHOUSE", value_name = "DIR")]
+    pub warehouse: Option<PathBuf>,
     /// Only warnings and errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -71,12 +68,22 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// The warehouse folder: `--warehouse` (or `ECRM_WAREHOUSE`), else `fallback` (a
+    /// pipeline's `warehouse`), else `./warehouse`.
+    pub fn warehouse_or(&self, fallback: Option<&std::path::Path>) -> PathBuf {
+        self.warehouse
+            .clone()
+            .or_else(|| fallback.map(std::path::Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("warehouse"))
+    }
+
     /// The SQL engine's bounds from the command line.
     pub fn engine(&self) -> olap::EngineOptions {
         olap::EngineOptions {
             threads: self.threads.map(usize::from),
             memory_limit: self.memory_limit.map(|b| b.as_u64()),
             spill_dir: self.spill_dir.clone(),
+            as_of: None,
         }
     }
 }
@@ -143,6 +150,25 @@ pub enum Command {
     /// Sequential patterns (PrefixSpan) over each customer's invoices in time order, or over
     /// a sequence file: "bought A, then B (within D days)".
     Sequence(basket::SequenceArgs),
+    /// Check a pipeline file without touching data: keys, params, tables nothing produces,
+    /// cycles. Prints the stages in run order with what each reads and writes.
+    Check {
+        /// The pipeline file (TOML).
+        file: PathBuf,
+    },
+    /// Run a pipeline's stages in dependency order, with data tests after each; writes the
+    /// run manifest <warehouse>/runs/<run id>.json and prints the run id as the last line.
+    /// Exit 0: succeeded; 1: data tests or gates failed; 2: a stage failed or the run could
+    /// not start (e.g. another run holds the warehouse).
+    Run(RunArgs),
+    /// List recent pipeline runs, newest first.
+    Runs {
+        /// How many runs.
+        #[arg(long, default_value_t = 10)]
+        last: usize,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -183,6 +209,26 @@ impl FormatArgs {
         }
         Ok(())
     }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline file (TOML).
+    pub file: PathBuf,
+    /// The run's point in time (YYYY-MM-DD): stages after ingest see order lines and contacts
+    /// before it only. Default: the day after the last order line.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Run only this stage; `STAGE+` also runs everything downstream of it. Repeatable.
+    #[arg(long, value_name = "STAGE[+]")]
+    pub select: Vec<String>,
+    /// Ingest stages rebuild the warehouse from their files alone.
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Continue run RUN_ID from the stages that did not succeed (same as-of date and
+    /// selection; the pipeline file must be unchanged).
+    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["as_of", "select", "full_refresh"])]
+    pub resume: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -327,10 +373,10 @@ pub struct ChurnTrainArgs {
     #[arg(long, value_name = "DATE", conflicts_with = "input")]
     pub cutoff: Option<String>,
     /// Warehouse: a customer counts when they bought in this many days before the cutoff.
-    #[arg(long, default_value_t = 365)]
+    #[arg(long, default_value_t = churn::warehouse::DEFAULT_LOOKBACK_DAYS)]
     pub lookback_days: i64,
     /// Warehouse: a customer churns when they buy nothing in this many days from the cutoff.
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, default_value_t = churn::warehouse::DEFAULT_HORIZON_DAYS)]
     pub horizon_days: i64,
     /// Train on this customer-level table (Parquet or CSV) instead of the warehouse.
     #[arg(long, requires_all = ["label", "id"])]
@@ -367,7 +413,7 @@ pub struct ChurnTrainArgs {
     #[arg(long, value_name = "K")]
     pub cv: Option<usize>,
     /// Seed of the hold-out split and the folds.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = churn::DEFAULT_SEED)]
     pub seed: u64,
     /// With --input: measure the model on this labelled table (same columns) instead of a
     /// 20% hold-out; the model then trains on every input row.
@@ -543,7 +589,7 @@ pub struct CubeArgs {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let wh_root = cli.global.warehouse.clone();
+    let wh_root = cli.global.warehouse_or(None);
     let quiet = cli.global.quiet;
     let engine = cli.global.engine();
     match cli.command {
@@ -907,6 +953,13 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Basket { action } => basket::run(action, &wh_root, &engine),
         Command::Sequence(a) => basket::run_sequence(a, &wh_root, &engine),
+        Command::Check { file } => {
+            let p = pipeline::Pipeline::load(&file)?;
+            let mut out = std::io::stdout().lock();
+            pipeline_plan(&mut out, &p).map_err(|e| Error::io("<stdout>", e))
+        }
+        Command::Run(a) => run_pipeline(a, &cli.global, quiet, &engine),
+        Command::Runs { last, format } => runs_table(&wh_root, last, &format),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ecrm", &mut std::io::stdout());
@@ -936,25 +989,12 @@ fn churn_train(
         leaf_probability: a.leaf_probability,
     })
     .check()?;
-    if let Some(k) = a.cv
-        && !(2..=100).contains(&k)
-    {
-        return Err(Error::Usage {
-            arg: "--cv".into(),
-            message: format!("{k} is out of range; 2 to 100 folds"),
-        });
-    }
-    for (arg, days) in [
-        ("--lookback-days", a.lookback_days),
-        ("--horizon-days", a.horizon_days),
-    ] {
-        if !(1..=3650).contains(&days) {
-            return Err(Error::Usage {
-                arg: arg.into(),
-                message: format!("{days} is out of range; 1 to 3650 days"),
-            });
-        }
-    }
+    churn::check_cv(a.cv)?;
+    let window = churn::warehouse::Window {
+        lookback_days: a.lookback_days,
+        horizon_days: a.horizon_days,
+    };
+    window.check()?;
     let cutoff = a
         .cutoff
         .as_deref()
@@ -976,10 +1016,7 @@ fn churn_train(
         _ => {
             let t = churn::warehouse::TrainWarehouse {
                 cutoff,
-                window: churn::warehouse::Window {
-                    lookback_days: a.lookback_days,
-                    horizon_days: a.horizon_days,
-                },
+                window,
                 params,
                 cv: a.cv,
                 seed: a.seed,
@@ -1006,7 +1043,7 @@ fn churn_train(
 }
 
 /// Writes a value as pretty JSON, atomically.
-fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> Result<()> {
     let json = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
     output::write_atomic(path, |mut f| {
         f.write_all(json.as_bytes())
@@ -1241,4 +1278,166 @@ fn load_summary_batch(s: &ingest::LoadSummary) -> Result<(SchemaRef, RecordBatch
         )),
     ];
     Ok((schema.clone(), RecordBatch::try_new(schema, cols)?))
+}
+
+/// `ecrm check`'s report: the stages in run order with what each reads and writes.
+fn pipeline_plan(out: &mut impl Write, p: &pipeline::Pipeline) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}: pipeline {:?} is valid: {} stages",
+        p.file.display(),
+        p.name,
+        p.stages.len()
+    )?;
+    for (i, s) in p.stages.iter().enumerate() {
+        let reads = if s.inputs.is_empty() {
+            "files".to_string()
+        } else {
+            s.inputs.join(", ")
+        };
+        writeln!(out, "{:>3}. {} ({})", i + 1, s.name, s.kind)?;
+        writeln!(out, "       reads  {reads}")?;
+        writeln!(out, "       writes {}", s.outputs.join(", "))?;
+        let checks: usize = s.tests.iter().map(|t| t.checks.len()).sum();
+        if checks > 0 {
+            writeln!(out, "       tests  {checks} checks")?;
+        }
+    }
+    Ok(())
+}
+
+/// `ecrm run`.
+fn run_pipeline(
+    a: RunArgs,
+    global: &GlobalArgs,
+    quiet: bool,
+    engine: &olap::EngineOptions,
+) -> Result<()> {
+    let p = pipeline::Pipeline::load(&a.file)?;
+    let as_of = a
+        .as_of
+        .as_deref()
+        .map(|d| features::parse_date("--as-of", d))
+        .transpose()?;
+    let opts = pipeline::run::RunOptions {
+        warehouse: global.warehouse_or(p.warehouse.as_deref()),
+        as_of,
+        select: a.select,
+        full_refresh: a.full_refresh,
+        resume: a.resume,
+        engine: engine.clone(),
+        progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let outcome = pipeline::run::run(&p, &opts)?;
+    let m = &outcome.manifest;
+    let mut out = std::io::stdout().lock();
+    let io = |e| Error::io("<stdout>", e);
+    if !quiet {
+        for s in &m.stages {
+            let secs = s.seconds.map_or(String::new(), |t| format!("{t:>8.2} s"));
+            writeln!(out, "{:<14} {:<24} {secs}", s.status, s.name).map_err(io)?;
+        }
+        writeln!(
+            out,
+            "run {} {} (as of {}); manifest {}",
+            m.status,
+            m.pipeline,
+            m.as_of.as_deref().unwrap_or("-"),
+            outcome.path.display()
+        )
+        .map_err(io)?;
+    }
+    // The last line on stdout is the run id, for schedulers.
+    writeln!(out, "{}", m.run_id).map_err(io)?;
+    drop(out);
+    match outcome.exit_code() {
+        0 => Ok(()),
+        1 => Err(Error::QualityGate(format!(
+            "run {}: data tests or gates failed (see {})",
+            m.run_id,
+            outcome.path.display()
+        ))),
+        _ => Err(Error::Pipeline {
+            run_id: m.run_id.clone(),
+            message: m
+                .stages
+                .iter()
+                .filter(|s| s.status == "failed")
+                .map(|s| {
+                    format!(
+                        "stage {} failed: {}",
+                        s.name,
+                        s.error.as_deref().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    }
+}
+
+/// `ecrm runs`: one row per run, newest first.
+fn runs_table(wh_root: &std::path::Path, last: usize, f: &FormatArgs) -> Result<()> {
+    let runs = pipeline::manifest::Manifest::list(wh_root, last)?;
+    let text = |v: Vec<String>| Arc::new(StringArray::from(v)) as ArrayRef;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("pipeline", DataType::Utf8, false),
+        Field::new("as_of", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("exit_code", DataType::Utf8, false),
+        Field::new("stages", DataType::Utf8, false),
+        Field::new("started_at", DataType::Utf8, false),
+        Field::new("seconds", DataType::Utf8, false),
+        Field::new("resumed_from", DataType::Utf8, false),
+    ]));
+    let seconds = |m: &pipeline::manifest::Manifest| {
+        let start = chrono::DateTime::parse_from_rfc3339(&m.started_at).ok();
+        let end = m
+            .finished_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        match (start, end) {
+            (Some(s), Some(e)) => format!("{:.1}", (e - s).num_milliseconds() as f64 / 1000.0),
+            _ => String::new(),
+        }
+    };
+    let stages = |m: &pipeline::manifest::Manifest| {
+        let ok = m
+            .stages
+            .iter()
+            .filter(|s| matches!(s.status.as_str(), "succeeded" | "reused"))
+            .count();
+        let ran = m
+            .stages
+            .iter()
+            .filter(|s| s.status != "not_selected")
+            .count();
+        format!("{ok}/{ran} ok")
+    };
+    let cols = vec![
+        text(runs.iter().map(|m| m.run_id.clone()).collect()),
+        text(runs.iter().map(|m| m.pipeline.clone()).collect()),
+        text(
+            runs.iter()
+                .map(|m| m.as_of.clone().unwrap_or_default())
+                .collect(),
+        ),
+        text(runs.iter().map(|m| m.status.clone()).collect()),
+        text(
+            runs.iter()
+                .map(|m| m.exit_code.map_or(String::new(), |c| c.to_string()))
+                .collect(),
+        ),
+        text(runs.iter().map(stages).collect()),
+        text(runs.iter().map(|m| m.started_at.clone()).collect()),
+        text(runs.iter().map(seconds).collect()),
+        text(
+            runs.iter()
+                .map(|m| m.resumed_from.clone().unwrap_or_default())
+                .collect(),
+        ),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    print(f, &schema, &[batch])
 }

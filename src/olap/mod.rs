@@ -36,7 +36,18 @@ pub struct EngineOptions {
     pub memory_limit: Option<u64>,
     /// Folder for spill files (default: the OS temporary folder).
     pub spill_dir: Option<PathBuf>,
+    /// Point in time: when set, the fact tables show only rows before this date (order lines
+    /// by `invoice_ts`, campaign contacts by `contact_ts`), so every question and model of a
+    /// pipeline run sees the warehouse as it was on its as-of date, whatever arrived since.
+    pub as_of: Option<chrono::NaiveDate>,
 }
+
+/// The fact tables and the time column that places each row in time (see
+/// [`EngineOptions::as_of`]).
+const FACT_TIMES: [(&str, &str); 2] = [
+    ("fact_sales", "invoice_ts"),
+    ("fact_campaign_contact", "contact_ts"),
+];
 
 /// A session with no tables, under `opts`.
 pub fn empty_session(opts: &EngineOptions) -> Result<SessionContext> {
@@ -83,22 +94,24 @@ pub async fn session(wh: &Warehouse, opts: &EngineOptions) -> Result<SessionCont
         if paths.is_empty() {
             continue;
         }
-        register_parquet_files(&ctx, &name, paths).await?;
+        let mut df = ctx
+            .read_parquet(paths, ParquetReadOptions::default())
+            .await?;
+        if let (Some(day), Some((_, time))) =
+            (opts.as_of, FACT_TIMES.iter().find(|(t, _)| *t == name))
+        {
+            let midnight = day.and_time(chrono::NaiveTime::MIN);
+            let nanos = midnight.and_utc().timestamp_nanos_opt().ok_or_else(|| {
+                Error::Internal(format!("as-of date {day} is out of the timestamp range"))
+            })?;
+            let cut = datafusion::prelude::lit(
+                datafusion::scalar::ScalarValue::TimestampNanosecond(Some(nanos), None),
+            );
+            df = df.filter(datafusion::prelude::col(*time).lt(cut))?;
+        }
+        ctx.register_table(name.as_str(), df.into_view())?;
     }
     Ok(ctx)
-}
-
-/// Registers an explicit list of Parquet files as one table.
-async fn register_parquet_files(
-    ctx: &SessionContext,
-    name: &str,
-    paths: Vec<String>,
-) -> Result<()> {
-    let df = ctx
-        .read_parquet(paths, ParquetReadOptions::default())
-        .await?;
-    ctx.register_table(name, df.into_view())?;
-    Ok(())
 }
 
 /// Registers a Parquet or CSV file or folder as table `name` (`--table NAME=PATH`).

@@ -28,7 +28,7 @@ use polars::io::parquet::write::BatchedWriter;
 use polars::prelude::*;
 
 pub use catalog::{DataFile, Snapshot, TableFiles};
-pub use lock::WriterLock;
+pub use lock::{RunLock, WriterLock};
 
 use crate::error::{Error, Result};
 

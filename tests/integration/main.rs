@@ -6,6 +6,7 @@ mod churn;
 mod contracts;
 mod crash;
 mod online_retail;
+mod pipeline;
 mod query_cli;
 mod sample;
 mod scd;
