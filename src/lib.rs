@@ -33,8 +33,8 @@
 //! customer feature mart and the one Arrow→ndarray bridge), [`segment`] (RFM, clustering,
 //! profiles), [`churn`] (decision trees, evaluation, scoring), [`basket`] (FP-growth, rules,
 //! recommendations), [`sequence`] (PrefixSpan), [`export`] (segment and churn exports),
-//! [`pipeline`] (pipeline files, runs, data tests, run manifests), [`synth`] (the sample-data
-//! generator).
+//! [`pipeline`] (pipeline files, runs, data tests, run manifests), [`report`] (the HTML
+//! report), [`synth`] (the sample-data generator).
 
 pub mod basket;
 pub mod churn;
@@ -45,6 +45,7 @@ pub mod features;
 pub mod ingest;
 pub mod olap;
 pub mod pipeline;
+pub mod report;
 pub mod segment;
 pub mod sequence;
 pub mod synth;

@@ -47,6 +47,43 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
     Some((rank_sum - p * (p + 1.0) / 2.0) / (p * q))
 }
 
+/// Most points a stored ROC curve keeps (enough to draw it; the AUC is computed exactly).
+pub const ROC_POINTS: usize = 201;
+
+/// The ROC curve: (false positive rate, true positive rate) after each distinct score,
+/// highest first, from (0, 0) to (1, 1); tied scores make one diagonal step, so the
+/// trapezoid area under the full curve is the ROC AUC. Longer curves keep every k-th point
+/// and the last, at most [`ROC_POINTS`]. Empty without both classes.
+pub fn roc_curve(scores: &[f64], labels: &[bool]) -> Vec<[f64; 2]> {
+    let pos = labels.iter().filter(|&&l| l).count();
+    let neg = labels.len() - pos;
+    if pos == 0 || neg == 0 {
+        return Vec::new();
+    }
+    let idx = by_score_desc(scores);
+    let mut curve = vec![[0.0, 0.0]];
+    let (mut tp, mut fp, mut i) = (0usize, 0usize, 0);
+    while i < idx.len() {
+        let s = scores[idx[i]];
+        while i < idx.len() && scores[idx[i]] == s {
+            if labels[idx[i]] {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            i += 1;
+        }
+        curve.push([fp as f64 / neg as f64, tp as f64 / pos as f64]);
+    }
+    if curve.len() > ROC_POINTS {
+        let step = curve.len().div_ceil(ROC_POINTS - 1);
+        let last = *curve.last().expect("the curve has points");
+        curve = curve.into_iter().step_by(step).collect();
+        curve.push(last);
+    }
+    curve
+}
+
 /// Average precision (the area under the precision–recall curve as scikit-learn computes it);
 /// `None` without positives.
 pub fn pr_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
@@ -210,6 +247,26 @@ mod tests {
     //   label  1   1   0   1   0   0
     const S: [f64; 6] = [0.9, 0.8, 0.8, 0.6, 0.4, 0.2];
     const L: [bool; 6] = [true, true, false, true, false, false];
+
+    #[test]
+    fn the_roc_curves_area_is_the_auc_with_ties_as_diagonals() {
+        let curve = roc_curve(&S, &L);
+        assert_eq!(curve.first(), Some(&[0.0, 0.0]));
+        assert_eq!(curve.last(), Some(&[1.0, 1.0]));
+        let area: f64 = curve
+            .windows(2)
+            .map(|w| (w[1][0] - w[0][0]) * (w[1][1] + w[0][1]) / 2.0)
+            .sum();
+        assert!((area - roc_auc(&S, &L).unwrap()).abs() < 1e-12);
+        assert!(roc_curve(&[0.1, 0.2], &[true, true]).is_empty());
+        // A long curve is thinned to at most ROC_POINTS points, ending at (1, 1).
+        let n = 10_000;
+        let scores: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        let labels: Vec<bool> = (0..n).map(|i| i % 3 == 0).collect();
+        let long = roc_curve(&scores, &labels);
+        assert!(long.len() <= ROC_POINTS && long.len() > 100);
+        assert_eq!(long.last(), Some(&[1.0, 1.0]));
+    }
 
     #[test]
     fn roc_auc_counts_ties_as_half() {

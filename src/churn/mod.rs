@@ -109,6 +109,10 @@ pub struct Metrics {
     pub ks: f64,
     pub confusion: metrics::Confusion,
     pub gains: Vec<metrics::Decile>,
+    /// (false positive rate, true positive rate) points for drawing (see
+    /// [`metrics::roc_curve`]); absent in model files written before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roc_curve: Vec<[f64; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cv_folds: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,6 +277,7 @@ pub fn evaluate(scores: &[f64], y: &[bool], threshold: f64) -> Metrics {
         ks: metrics::ks(scores, y),
         confusion: metrics::confusion(scores, y, threshold),
         gains: metrics::gains(scores, y),
+        roc_curve: metrics::roc_curve(scores, y),
         cv_folds: None,
         cv_roc_auc_mean: None,
         cv_roc_auc_std: None,

@@ -161,6 +161,9 @@ pub enum Command {
     /// Exit 0: succeeded; 1: data tests or gates failed; 2: a stage failed or the run could
     /// not start (e.g. another run holds the warehouse).
     Run(RunArgs),
+    /// Write the HTML report (one self-contained page with inline SVG charts) of a run to
+    /// <out-dir>/<pipeline>/<as-of>/index.html and print its path.
+    Report(ReportArgs),
     /// List recent pipeline runs, newest first.
     Runs {
         /// How many runs.
@@ -209,6 +212,21 @@ impl FormatArgs {
         }
         Ok(())
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where reports go.
+    #[arg(long, default_value = "notebooks-out", value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// The run to report (its as-of date and stage timings). Default: the latest run; with
+    /// no runs, the warehouse as of the day after its last order line.
+    #[arg(long, value_name = "RUN_ID")]
+    pub run: Option<String>,
+    /// The churn model to show. Default: the run's churn-train model, else
+    /// <warehouse>/models/churn.json.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -960,6 +978,24 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Run(a) => run_pipeline(a, &cli.global, quiet, &engine),
         Command::Runs { last, format } => runs_table(&wh_root, last, &format),
+        Command::Report(a) => {
+            let run = match &a.run {
+                Some(id) => Some(pipeline::manifest::Manifest::read(&wh_root, id)?),
+                None => pipeline::manifest::Manifest::list(&wh_root, 1)?.pop(),
+            };
+            let r = crate::report::write(&crate::report::ReportParams {
+                warehouse: &wh_root,
+                out_dir: &a.out_dir,
+                run: run.as_ref(),
+                model: a.model,
+                engine: &engine,
+            })?;
+            for m in &r.missing {
+                tracing::warn!("left out: {m}");
+            }
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", r.path.display()).map_err(|e| Error::io("<stdout>", e))
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ecrm", &mut std::io::stdout());
@@ -1336,6 +1372,11 @@ fn run_pipeline(
         for s in &m.stages {
             let secs = s.seconds.map_or(String::new(), |t| format!("{t:>8.2} s"));
             writeln!(out, "{:<14} {:<24} {secs}", s.status, s.name).map_err(io)?;
+        }
+        for s in m.stages.iter().filter(|s| s.kind == "report") {
+            if let Some(file) = s.metrics.get("file").and_then(|f| f.as_str()) {
+                writeln!(out, "report {file}").map_err(io)?;
+            }
         }
         writeln!(
             out,

@@ -35,6 +35,7 @@
 //! | `basket` | order lines | `basket_rules`, `recommendations` | as `ecrm basket recommend` |
 //! | `sequence` | order lines | `sequence_patterns` | as `ecrm sequence` |
 //! | `export` | the table of `what` | the file `out` (`{as_of}` is replaced) | `what` (segment, churn, recommendations), as `ecrm export WHAT` |
+//! | `report` | whatever the stages before built | `out_dir/<pipeline>/<as-of>/index.html` | `out_dir`; runs after every other stage, also when some failed |
 //!
 //! Why one table-level dependency graph rather than an explicit stage order: a stage runs
 //! once every table it reads is built, so `--select STAGE+` can find what lies downstream,
@@ -75,6 +76,17 @@ pub const INGEST_TABLES: [&str; 7] = [
 
 /// What the order-line models read (the feature mart's tables).
 const MART_INPUTS: [&str; 3] = ["fact_sales", "dim_product", "dim_customer"];
+
+/// What a report reads when the pipeline builds it (see [`crate::report`]).
+const REPORT_INPUTS: [&str; 7] = [
+    "fact_sales",
+    "loads",
+    "rejects",
+    "customer_features",
+    "segment_profiles",
+    "basket_rules",
+    "model:churn",
+];
 
 /// The table `sequence` stages write.
 pub const SEQUENCE_TABLE: &str = "sequence_patterns";
@@ -149,6 +161,9 @@ pub enum Action {
     },
     /// `params.out` may hold `{as_of}`.
     Export(Box<ExportParams>),
+    Report {
+        out_dir: PathBuf,
+    },
 }
 
 /// Source freshness: what an ingest stage must find, else the run fails with exit code 1.
@@ -198,7 +213,7 @@ const COMMON_KEYS: [&str; 5] = [
 ];
 
 /// The kinds, in the order the docs list them.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "ingest",
     "sql",
     "features",
@@ -208,6 +223,7 @@ pub const KINDS: [&str; 9] = [
     "basket",
     "sequence",
     "export",
+    "report",
 ];
 
 /// A number or text that becomes an exact [`Fraction`] (`0.01`, `"1%"`, `"1/100"`).
@@ -285,6 +301,12 @@ struct ChurnTrainSpec {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ReportSpec {
+    out_dir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ChurnScoreSpec {
     model: String,
 }
@@ -330,6 +352,7 @@ struct ExportSpec {
 /// Where a stage's keys are, for messages.
 struct At<'a> {
     file: &'a Path,
+    pipeline: &'a str,
     stage: &'a str,
     line: usize,
 }
@@ -418,6 +441,7 @@ impl Pipeline {
             let line = text[..table.span().start].matches('\n').count() + 1;
             let at = At {
                 file,
+                pipeline: &name,
                 stage: &stage_name,
                 line,
             };
@@ -877,6 +901,18 @@ fn parse_stage(at: &At<'_>, mut table: toml::Table) -> Result<(Stage, Vec<String
             let file = format!("file:{}", params.out.display());
             (Action::Export(Box::new(params)), inputs, vec![file])
         }
+        "report" => {
+            let s: ReportSpec = keys(at, table)?;
+            let out_dir = at.path(&s.out_dir);
+            let file = format!(
+                "file:{}",
+                out_dir
+                    .join(at.pipeline)
+                    .join("{as_of}/index.html")
+                    .display()
+            );
+            (Action::Report { out_dir }, strs(&REPORT_INPUTS), vec![file])
+        }
         _ => unreachable!("every kind in KINDS is matched"),
     };
     let tables: Vec<&String> = outputs.iter().filter(|o| !o.contains(':')).collect();
@@ -974,7 +1010,7 @@ fn plan(
     external: &[String],
     after: &BTreeMap<String, Vec<String>>,
 ) -> Result<Vec<Stage>> {
-    let mut producer: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut producer: BTreeMap<String, String> = BTreeMap::new();
     for s in &stages {
         for o in &s.outputs {
             if external.contains(o) {
@@ -984,7 +1020,7 @@ fn plan(
                     format!("writes {o}, which `external` says another process builds"),
                 ));
             }
-            if let Some(other) = producer.insert(o, &s.name) {
+            if let Some(other) = producer.insert(o.clone(), s.name.clone()) {
                 return Err(Error::config(
                     file,
                     format!("stages.{} (line {})", s.name, s.line),
@@ -994,9 +1030,17 @@ fn plan(
         }
     }
     let names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
+    // A report reads what the pipeline builds of its tables, and comes last.
+    for s in stages.iter_mut().filter(|s| s.kind == "report") {
+        s.inputs
+            .retain(|i| producer.contains_key(i.as_str()) || external.contains(i));
+    }
     let mut upstream: Vec<Vec<String>> = Vec::new();
     for s in &stages {
         let mut up = BTreeSet::new();
+        if s.kind == "report" {
+            up.extend(names.iter().filter(|n| **n != s.name).cloned());
+        }
         let mut reads: Vec<&String> = s.inputs.iter().collect();
         reads.extend(s.tests.iter().flat_map(|t| t.references()));
         for input in reads {

@@ -159,7 +159,8 @@ pub fn run(p: &Pipeline, o: &RunOptions) -> Result<Outcome> {
             })
             .map(String::as_str)
             .collect();
-        if !blocked.is_empty() {
+        // A report shows what there is, failures included: it is never skipped.
+        if !blocked.is_empty() && !matches!(stage.action, Action::Report { .. }) {
             m.stages[i].status = "skipped".into();
             m.stages[i].error = Some(format!("not run: {} did not succeed", blocked.join(", ")));
             tracing::warn!(stage = %stage.name, "skipped: {} did not succeed", blocked.join(", "));
@@ -188,8 +189,10 @@ pub fn run(p: &Pipeline, o: &RunOptions) -> Result<Outcome> {
         m.write(root)?;
         tracing::info!(stage = %stage.name, kind = stage.kind, "stage started");
         let started = Instant::now();
+        let so_far = matches!(stage.action, Action::Report { .. }).then(|| m.clone());
         let ctx = StageContext {
             root,
+            run: so_far.as_ref(),
             engine: &engine,
             base_engine: &o.engine,
             as_of,
@@ -297,6 +300,8 @@ fn default_as_of(root: &Path, engine: &EngineOptions) -> Result<NaiveDate> {
 /// What every stage needs to run.
 struct StageContext<'a> {
     root: &'a Path,
+    /// The run's manifest so far (for a report stage).
+    run: Option<&'a Manifest>,
     /// With the run's as-of date (not for ingest).
     engine: &'a EngineOptions,
     /// Without it: data tests see whole tables.
@@ -385,6 +390,23 @@ impl StageContext<'_> {
         let root = self.root;
         let engine = self.engine;
         match &stage.action {
+            Action::Report { out_dir } => {
+                let r = crate::report::write(&crate::report::ReportParams {
+                    warehouse: root,
+                    out_dir,
+                    run: self.run,
+                    model: None,
+                    engine,
+                })?;
+                Ok((
+                    json!({
+                        "file": r.path.display().to_string(),
+                        "charts": r.charts,
+                        "missing": r.missing,
+                    }),
+                    None,
+                ))
+            }
             Action::Ingest {
                 contract,
                 max_reject_rate,

@@ -8,6 +8,7 @@ mod crash;
 mod online_retail;
 mod pipeline;
 mod query_cli;
+mod report;
 mod sample;
 mod scd;
 mod segments;

@@ -12,35 +12,35 @@ use super::support::{dataset, ecrm, ecrm_ok, repo, scalar, sql};
 
 /// A copy of `pipelines/` in a temporary folder with the sample data beside it, so a run's
 /// exports (`../exports/...`) land in the folder, not in the repository.
-struct Workspace {
+pub struct Workspace {
     dir: tempfile::TempDir,
 }
 
 impl Workspace {
-    fn new() -> Workspace {
+    pub fn new() -> Workspace {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&repo().join("pipelines"), &dir.path().join("pipelines"));
         copy_dir(&repo().join("sample-data"), &dir.path().join("sample-data"));
         Workspace { dir }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    fn warehouse(&self) -> PathBuf {
+    pub fn warehouse(&self) -> PathBuf {
         self.path("wh")
     }
 
     /// Writes a pipeline file into `pipelines/` and returns its path.
-    fn pipeline(&self, name: &str, text: &str) -> PathBuf {
+    pub fn pipeline(&self, name: &str, text: &str) -> PathBuf {
         let p = self.path(&format!("pipelines/{name}"));
         std::fs::write(&p, text).unwrap();
         p
     }
 
     /// `ecrm run FILE ARGS..`: the exit code, the run id (stdout's last line), stderr.
-    fn run(&self, file: &Path, args: &[&str]) -> (i32, String, String) {
+    pub fn run(&self, file: &Path, args: &[&str]) -> (i32, String, String) {
         let mut all = vec!["run", file.to_str().unwrap()];
         all.extend_from_slice(args);
         let out = ecrm(&self.warehouse(), &all);
@@ -53,7 +53,7 @@ impl Workspace {
         )
     }
 
-    fn manifest(&self, id: &str) -> Manifest {
+    pub fn manifest(&self, id: &str) -> Manifest {
         Manifest::read(&self.warehouse(), id).unwrap()
     }
 }
@@ -84,13 +84,13 @@ fn statuses(m: &Manifest) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Every output's content hash by name; the model file is left out (it records when it was
-/// trained).
+/// Every output's content hash by name; the model file and the report are left out (they
+/// record when they were made).
 fn output_hashes(m: &Manifest) -> BTreeMap<String, Option<String>> {
     m.stages
         .iter()
         .flat_map(|s| s.outputs.iter())
-        .filter(|o| !o.name.starts_with("model:"))
+        .filter(|o| !o.name.starts_with("model:") && !o.name.ends_with("/index.html"))
         .map(|o| (o.name.clone(), o.hash.clone()))
         .collect()
 }
@@ -183,7 +183,8 @@ fn the_nightly_pipeline_runs_twice_with_identical_outputs() {
         .filter(|s| s.status != "not_selected")
         .map(|s| s.name.clone())
         .collect();
-    assert_eq!(ran, ["features", "segment"]);
+    // The report comes after every stage, so it is downstream of all.
+    assert_eq!(ran, ["features", "segment", "report"]);
     let (code, _, err) = ws.run(&file, &["--select", "nope"]);
     assert_eq!(code, 2);
     assert!(
@@ -555,7 +556,7 @@ fn the_good_pipeline_is_accepted_and_the_cli_prints_its_plan() {
         ],
     );
     assert!(
-        out.contains("pipeline \"nightly\" is valid: 10 stages"),
+        out.contains("pipeline \"nightly\" is valid: 11 stages"),
         "{out}"
     );
     assert!(!dir.path().join("wh").exists());
