@@ -421,11 +421,10 @@ pub async fn warehouse_baskets(
          WHERE NOT f.is_return AND NOT coalesce(f.is_service, false) AND {item} IS NOT NULL
          ORDER BY f.invoice_no"
     );
-    let (_, batches) = olap::sql(ctx, &sql).await?;
     let mut baskets = Baskets::default();
     let mut current: Option<String> = None;
     let mut items: Vec<String> = Vec::new();
-    for batch in &batches {
+    olap::for_each_batch(ctx, &sql, |batch| {
         let inv = cast(batch.column(0), &DataType::Utf8)?;
         let its = cast(batch.column(1), &DataType::Utf8)?;
         let (inv, its) = (text(&inv)?, text(&its)?);
@@ -437,7 +436,9 @@ pub async fn warehouse_baskets(
             }
             items.push(its.value(i).to_string());
         }
-    }
+        Ok(())
+    })
+    .await?;
     baskets.push(items.iter().map(String::as_str));
     let (_, counts) = olap::sql(
         ctx,

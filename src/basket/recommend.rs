@@ -125,11 +125,11 @@ pub fn index(rules: &[Rule]) -> HashMap<u32, Vec<usize>> {
     by_item
 }
 
-/// The recommendations table for customers' histories (customer id, item names);
-/// `item_column` names the item column.
+/// The recommendations table for customers' histories (customer id, the ids in `sets` of
+/// the frequent items they bought); `item_column` names the item column.
 pub fn table(
     item_column: &str,
-    histories: &[(String, Vec<String>)],
+    histories: &[(String, Vec<u32>)],
     sets: &FrequentItemsets,
     rules: &[Rule],
     top: usize,
@@ -144,7 +144,7 @@ pub fn table(
     let (mut ids, mut ranks, mut items, mut scores, mut confs, mut lifts, mut texts) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for (customer, bought) in histories {
-        let history: HashSet<u32> = bought.iter().filter_map(|b| sets.id(b)).collect();
+        let history: HashSet<u32> = bought.iter().copied().collect();
         for (k, rec) in for_history(&history, &rules, &by_item, sets.baskets(), top)
             .into_iter()
             .enumerate()
@@ -224,9 +224,17 @@ pub fn recommend(
     let wh = Warehouse::open(wh_root)?;
     wh.table("fact_sales")?;
     let rt = crate::cli::runtime(engine.threads)?;
-    let (w, histories) = rt.block_on(async {
+    let w = rt.block_on(async {
         let ctx = olap::session(&wh, engine).await?;
-        let w = super::warehouse_baskets(&ctx, p.level).await?;
+        super::warehouse_baskets(&ctx, p.level).await
+    })?;
+    let baskets = format!("{} invoices", w.baskets.len());
+    let sets = p.itemsets.fit(&DatasetBase::new(w.baskets, ()))?;
+    let rules = p.rules.rules(&sets)?;
+    // Histories after mining: only frequent items can take part in a rule, so each history
+    // is kept as their ids (4 bytes an item instead of a string).
+    let histories = rt.block_on(async {
+        let ctx = olap::session(&wh, engine).await?;
         let (item, join) = super::item_sql(p.level);
         let sql = format!(
             "SELECT DISTINCT f.customer_id, {item} AS item FROM fact_sales f {join}
@@ -234,24 +242,25 @@ pub fn recommend(
                AND f.customer_id IS NOT NULL AND {item} IS NOT NULL
              ORDER BY 1, 2"
         );
-        let (_, batches) = olap::sql(&ctx, &sql).await?;
-        let mut histories: Vec<(String, Vec<String>)> = Vec::new();
-        for b in &batches {
+        let mut histories: Vec<(String, Vec<u32>)> = Vec::new();
+        olap::for_each_batch(&ctx, &sql, |b| {
             let ids = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
             let its = datafusion::arrow::compute::cast(b.column(1), &DataType::Utf8)?;
             let (ids, its) = (super::text(&ids)?, super::text(&its)?);
             for i in 0..b.num_rows() {
-                match histories.last_mut() {
-                    Some((c, items)) if c == ids.value(i) => items.push(its.value(i).to_string()),
-                    _ => histories.push((ids.value(i).to_string(), vec![its.value(i).to_string()])),
+                if histories.last().is_none_or(|(c, _)| c != ids.value(i)) {
+                    histories.push((ids.value(i).to_string(), Vec::new()));
+                }
+                if let (Some(id), Some((_, items))) = (sets.id(its.value(i)), histories.last_mut())
+                {
+                    items.push(id);
                 }
             }
-        }
-        Ok::<_, Error>((w, histories))
+            Ok(())
+        })
+        .await?;
+        Ok::<_, Error>(histories)
     })?;
-    let baskets = format!("{} invoices", w.baskets.len());
-    let sets = p.itemsets.fit(&DatasetBase::new(w.baskets, ()))?;
-    let rules = p.rules.rules(&sets)?;
     let column = match p.level {
         Level::Product => "product_id",
         Level::Category => "category",

@@ -1371,7 +1371,10 @@ fn run_pipeline(
     if !quiet {
         for s in &m.stages {
             let secs = s.seconds.map_or(String::new(), |t| format!("{t:>8.2} s"));
-            writeln!(out, "{:<14} {:<24} {secs}", s.status, s.name).map_err(io)?;
+            let mem = s
+                .peak_rss_mib
+                .map_or(String::new(), |m| format!("{m:>7.0} MiB"));
+            writeln!(out, "{:<14} {:<24} {secs} {mem}", s.status, s.name).map_err(io)?;
         }
         for s in m.stages.iter().filter(|s| s.kind == "report") {
             if let Some(file) = s.metrics.get("file").and_then(|f| f.as_str()) {

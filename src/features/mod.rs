@@ -109,17 +109,37 @@ top_cat AS (
          row_number() OVER (PARTITION BY customer_id ORDER BY rev DESC, category) AS rn
   FROM cat
 ),
-agg AS (
+-- Distinct counts come from de-duplicated CTEs, not count(DISTINCT ..): DataFusion keeps a
+-- hash set of values per group for each distinct aggregate, which took 4.6 GB for three of
+-- them over 1M order lines (40k customers); these joins take about 100 MB.
+frequency AS (
+  SELECT customer_id, count(*) AS frequency FROM invoices GROUP BY customer_id
+),
+products AS (
+  SELECT customer_id, count(product_id) AS distinct_products
+  FROM (SELECT DISTINCT customer_id, product_id FROM lines WHERE NOT is_return AND NOT is_service)
+  GROUP BY customer_id
+),
+categories AS (
+  SELECT customer_id, count(*) AS distinct_categories FROM cat GROUP BY customer_id
+),
+sums AS (
   SELECT customer_id,
     max(CASE WHEN NOT is_return THEN invoice_ts END) AS last_ts,
     min(CASE WHEN NOT is_return THEN invoice_ts END) AS first_ts,
-    count(DISTINCT CASE WHEN NOT is_return THEN invoice_no END) AS frequency,
     sum(revenue) AS monetary,
     sum(CASE WHEN NOT is_return THEN revenue END) AS gross,
-    -sum(CASE WHEN is_return THEN revenue END) AS returned,
-    count(DISTINCT CASE WHEN NOT is_return AND NOT is_service THEN product_id END) AS distinct_products,
-    count(DISTINCT CASE WHEN NOT is_return AND NOT is_service THEN category END) AS distinct_categories
+    -sum(CASE WHEN is_return THEN revenue END) AS returned
   FROM lines GROUP BY customer_id
+),
+agg AS (
+  SELECT s.*, coalesce(q.frequency, 0) AS frequency,
+    coalesce(p.distinct_products, 0) AS distinct_products,
+    coalesce(c.distinct_categories, 0) AS distinct_categories
+  FROM sums s
+  LEFT JOIN frequency q ON q.customer_id = s.customer_id
+  LEFT JOIN products p ON p.customer_id = s.customer_id
+  LEFT JOIN categories c ON c.customer_id = s.customer_id
 ),
 base AS (
   SELECT a.customer_id, DATE '{as_of}' AS as_of,

@@ -247,6 +247,24 @@ pub async fn sql(ctx: &SessionContext, statement: &str) -> Result<(SchemaRef, Ve
     run.await.map_err(|e| sql_error(statement, &e))
 }
 
+/// Runs one SQL statement and hands its result to `each` batch by batch as they come, so a
+/// result of millions of rows that is folded into something smaller (sequences, baskets,
+/// histories) is never held whole.
+pub async fn for_each_batch(
+    ctx: &SessionContext,
+    statement: &str,
+    mut each: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
+    use futures::StreamExt;
+    let mut stream = async { ctx.sql(statement).await?.execute_stream().await }
+        .await
+        .map_err(|e| sql_error(statement, &e))?;
+    while let Some(batch) = stream.next().await {
+        each(&batch.map_err(|e| sql_error(statement, &e))?)?;
+    }
+    Ok(())
+}
+
 /// A DataFusion error as [`Error::Sql`], with the line and column it points at: from the
 /// planner's diagnostic span, or from the parser's "at Line: L, Column: C".
 pub fn sql_error(statement: &str, e: &datafusion::error::DataFusionError) -> Error {

@@ -975,10 +975,18 @@ fn join(names: &[&String]) -> String {
 fn check_sql(at: &At<'_>, sql: &str, inputs: &[String]) -> Result<()> {
     let statements = datafusion::sql::parser::DFParser::parse_sql(sql)
         .map_err(|e| at.err("sql", format!("does not parse: {e}")))?;
-    if statements.len() != 1 {
+    let is_query = |s: &datafusion::sql::parser::Statement| {
+        matches!(s, datafusion::sql::parser::Statement::Statement(q)
+            if matches!(**q, datafusion::sql::sqlparser::ast::Statement::Query(_)))
+    };
+    if statements.len() != 1 || !is_query(&statements[0]) {
         return Err(at.err(
             "sql",
-            format!("holds {} statements; a sql stage is one query whose result becomes the output table", statements.len()),
+            format!(
+                "holds {} statement(s); a sql stage is one query (SELECT or WITH ... SELECT) \
+                 whose result becomes the output table",
+                statements.len()
+            ),
         ));
     }
     let (tables, _) = datafusion::sql::resolve::resolve_table_references(&statements[0], true)

@@ -14,8 +14,8 @@
 //!   either are `skipped`; independent stages still run. Exit code: 2 if any stage failed,
 //!   else 1 if any tests failed, else 0.
 //! - `--resume RUN_ID` re-runs, under a new run id, the stages of that run that did not
-//!   succeed, with its as-of date and selection; its succeeded stages are `reused`. The
-//!   pipeline file must be unchanged (same SHA-256).
+//!   succeed, with its as-of date and selection; its succeeded stages are `reused` (reports
+//!   are always written again). The pipeline file must be unchanged (same SHA-256).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -120,6 +120,7 @@ pub fn run(p: &Pipeline, o: &RunOptions) -> Result<Outcome> {
                 started_at: None,
                 finished_at: None,
                 seconds: None,
+                peak_rss_mib: None,
                 inputs: Vec::new(),
                 outputs: Vec::new(),
                 params: s.params.clone(),
@@ -138,7 +139,9 @@ pub fn run(p: &Pipeline, o: &RunOptions) -> Result<Outcome> {
         if m.stages[i].status == "not_selected" {
             continue;
         }
+        // A report is never reused: it must show the resumed run.
         if let Some(prev) = &previous
+            && !matches!(stage.action, Action::Report { .. })
             && let Some(r) = prev.stages.iter().find(|r| r.name == stage.name)
             && matches!(r.status.as_str(), "succeeded" | "reused")
         {
@@ -189,6 +192,7 @@ pub fn run(p: &Pipeline, o: &RunOptions) -> Result<Outcome> {
         m.write(root)?;
         tracing::info!(stage = %stage.name, kind = stage.kind, "stage started");
         let started = Instant::now();
+        manifest::reset_peak_rss();
         let so_far = matches!(stage.action, Action::Report { .. }).then(|| m.clone());
         let ctx = StageContext {
             root,
@@ -203,6 +207,7 @@ pub fn run(p: &Pipeline, o: &RunOptions) -> Result<Outcome> {
         let rec = &mut m.stages[i];
         rec.finished_at = Some(manifest::now());
         rec.seconds = Some((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
+        rec.peak_rss_mib = manifest::peak_rss_mib();
         match outcome {
             Ok(()) if rec.tests.iter().any(|t| t.status == "fail") => {
                 rec.status = "tests_failed".into();
@@ -220,6 +225,7 @@ pub fn run(p: &Pipeline, o: &RunOptions) -> Result<Outcome> {
             stage = %stage.name,
             status = %rec.status,
             seconds = rec.seconds.unwrap_or(0.0),
+            peak_rss_mib = rec.peak_rss_mib.unwrap_or(f64::NAN),
             "stage finished"
         );
         m.write(root)?;

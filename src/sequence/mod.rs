@@ -149,9 +149,8 @@ pub async fn warehouse_sequences(
            AND f.customer_id IS NOT NULL AND {item} IS NOT NULL
          ORDER BY f.customer_id, inv.t, f.invoice_no"
     );
-    let (_, batches) = olap::sql(ctx, &sql).await?;
     let mut g = Grouper::new();
-    for b in &batches {
+    olap::for_each_batch(ctx, &sql, |b| {
         let ids = cast(b.column(0), &DataType::Utf8)?;
         let inv = cast(b.column(1), &DataType::Utf8)?;
         let its = cast(b.column(3), &DataType::Utf8)?;
@@ -161,7 +160,9 @@ pub async fn warehouse_sequences(
             let day = day.ok_or_else(|| Error::Internal("an invoice without a time".into()))?;
             g.row(ids.value(i), inv.value(i), day, its.value(i));
         }
-    }
+        Ok(())
+    })
+    .await?;
     Ok(g.finish())
 }
 

@@ -136,6 +136,12 @@ fn the_nightly_pipeline_runs_twice_with_identical_outputs() {
         "{tests:?}"
     );
     assert_eq!(stage(&m1, "segment").seed, Some(42));
+    #[cfg(target_os = "linux")]
+    assert!(
+        load.peak_rss_mib.is_some_and(|m| m > 10.0),
+        "{:?}",
+        load.peak_rss_mib
+    );
     assert_eq!(stage(&m1, "segment").metrics["k"], 4);
     assert!(
         stage(&m1, "churn_model").metrics["metrics"]["roc_auc"]
@@ -240,6 +246,14 @@ fn a_failed_stage_keeps_earlier_outputs_and_resume_finishes_the_run() {
     assert_eq!(s["export_at_risk"], "skipped");
     assert_eq!(s["cross_sell"], "succeeded");
     assert_eq!(s["export_cross_sell"], "succeeded");
+    // The report shows the failure rather than being skipped.
+    assert_eq!(s["report"], "succeeded");
+    let page = ws.path("notebooks-out/nightly/2024-11-25/index.html");
+    assert!(
+        std::fs::read_to_string(&page)
+            .unwrap()
+            .contains("churn_model: ")
+    );
     // Earlier outputs are intact and readable, as their stages committed them.
     let features = &stage(&m, "features").outputs[0];
     let now = ecrm::pipeline::manifest::table_record(
@@ -270,7 +284,8 @@ fn a_failed_stage_keeps_earlier_outputs_and_resume_finishes_the_run() {
         assert_eq!(s[reused], "reused", "{reused}");
         assert_eq!(stage(&m2, reused).reused_from.as_deref(), Some(id.as_str()));
     }
-    for ran in ["churn_model", "churn_scores", "export_at_risk"] {
+    // The report is written again, for the resumed run.
+    for ran in ["churn_model", "churn_scores", "export_at_risk", "report"] {
         assert_eq!(s[ran], "succeeded", "{ran}");
     }
     assert!(ws.path("exports/2024-11-25/at-risk.csv").is_file());
@@ -613,6 +628,13 @@ fn pipeline_mistakes_are_named() {
         (
             "sql_does_not_parse",
             edited("SELECT customer_id,", "SELEKT customer_id,"),
+        ),
+        (
+            "sql_not_a_query",
+            edited(
+                "sql = \"SELECT customer_id,",
+                "sql = \"CREATE TABLE t AS SELECT customer_id,",
+            ),
         ),
         (
             "sql_and_file",
