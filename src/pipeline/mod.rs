@@ -585,334 +585,17 @@ fn parse_stage(at: &At<'_>, mut table: toml::Table) -> Result<(Stage, Vec<String
                 ),
             )
         })?;
-    let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let (action, inputs, outputs) = match kind {
-        "ingest" => {
-            let s: IngestSpec = keys(at, table)?;
-            let path = at.path(&s.contract);
-            if !path.is_file() {
-                return Err(at.err("contract", format!("{}: no such file", path.display())));
-            }
-            let contract = Contract::load(&path)?;
-            if let Some(r) = s.max_reject_rate
-                && !(0.0..=1.0).contains(&r)
-            {
-                return Err(at.err("max_reject_rate", format!("{r} is not between 0 and 1")));
-            }
-            if let Some(f) = s.freshness
-                && !f.new_file
-                && f.max_age_hours.is_none()
-            {
-                return Err(at.err(
-                    "freshness",
-                    "says nothing: set new_file = true, max_age_hours = N, or both",
-                ));
-            }
-            if s.freshness.and_then(|f| f.max_age_hours) == Some(0) {
-                return Err(at.err("freshness.max_age_hours", "must be at least 1"));
-            }
-            let action = Action::Ingest {
-                contract: Box::new(contract),
-                max_reject_rate: s.max_reject_rate,
-                freshness: s.freshness,
-            };
-            (action, vec![], strs(&INGEST_TABLES))
-        }
-        "sql" => {
-            let s: SqlSpec = keys(at, table)?;
-            let sql = match (&s.sql, &s.file) {
-                (Some(sql), None) => sql.clone(),
-                (None, Some(f)) => {
-                    let path = at.path(f);
-                    std::fs::read_to_string(&path)
-                        .map_err(|e| at.err("file", format!("{}: {e}", path.display())))?
-                }
-                _ => return Err(at.err(
-                    "",
-                    "give the SQL inline (sql = \"...\") or in a file (file = \"x.sql\"), not both",
-                )),
-            };
-            check_name(at.file, &format!("stages.{}.output", at.stage), &s.output)?;
-            check_sql(at, &sql, &s.inputs)?;
-            let output = s.output.clone();
-            (Action::Sql { sql, output }, s.inputs, vec![s.output])
-        }
-        "features" => {
-            let _: FeaturesSpec = keys(at, table)?;
-            (
-                Action::Features,
-                strs(&MART_INPUTS),
-                vec![crate::features::TABLE.to_string()],
-            )
-        }
-        "segment" => {
-            let s: SegmentSpec = keys(at, table)?;
-            let d = SegmentParams::default();
-            let k = match &s.k {
-                None => None,
-                Some(toml::Value::Integer(i)) => Some(i.to_string()),
-                Some(toml::Value::String(t)) => Some(t.clone()),
-                Some(other) => {
-                    return Err(at.err("k", format!("{other} is not a number or \"auto\"")));
-                }
-            };
-            let params = SegmentParams {
-                method: match &s.method {
-                    Some(m) => at.choice("method", m)?,
-                    None => d.method,
-                },
-                k: k.map(|k| k.parse().map_err(|m: String| at.err("k", m)))
-                    .transpose()?,
-                features: s.features,
-                scale: match &s.scale {
-                    Some(m) => at.choice("scale", m)?,
-                    None => d.scale,
-                },
-                n_init: s.n_init.unwrap_or(d.n_init),
-                seed: s.seed.unwrap_or(d.seed),
-                eps: s.eps.unwrap_or(d.eps),
-                min_points: s.min_points.unwrap_or(d.min_points),
-            }
-            .check()
-            .map_err(|e| at.rekey(e))?;
-            (
-                Action::Segment(params),
-                vec![crate::features::TABLE.to_string()],
-                strs(&[
-                    crate::segment::SEGMENTS_TABLE,
-                    crate::segment::PROFILES_TABLE,
-                ]),
-            )
-        }
-        "churn-train" => {
-            let s: ChurnTrainSpec = keys(at, table)?;
-            check_name(at.file, &format!("stages.{}.model", at.stage), &s.model)?;
-            let d = TreeParams::default().0;
-            let params = TreeParams(ValidTreeParams {
-                max_depth: s.max_depth.unwrap_or(d.max_depth),
-                min_samples_split: s.min_samples_split.unwrap_or(d.min_samples_split),
-                min_samples_leaf: s.min_samples_leaf.unwrap_or(d.min_samples_leaf),
-                min_impurity_decrease: s.min_impurity_decrease.unwrap_or(d.min_impurity_decrease),
-                criterion: match &s.criterion {
-                    Some(c) => at.choice("criterion", c)?,
-                    None => d.criterion,
-                },
-                class_weight: match &s.class_weight {
-                    Some(c) => at.choice("class_weight", c)?,
-                    None => d.class_weight,
-                },
-                max_bins: d.max_bins,
-                leaf_probability: match &s.leaf_probability {
-                    Some(c) => at.choice("leaf_probability", c)?,
-                    None => d.leaf_probability,
-                },
-            });
-            let params = params.check().map_err(|e| at.rekey(e))?;
-            let window = crate::churn::warehouse::Window {
-                lookback_days: s
-                    .lookback_days
-                    .unwrap_or(crate::churn::warehouse::DEFAULT_LOOKBACK_DAYS),
-                horizon_days: s
-                    .horizon_days
-                    .unwrap_or(crate::churn::warehouse::DEFAULT_HORIZON_DAYS),
-            };
-            window.check().map_err(|e| at.rekey(e))?;
-            crate::churn::check_cv(s.cv).map_err(|e| at.rekey(e))?;
-            let action = Action::ChurnTrain {
-                model: s.model.clone(),
-                lookback_days: window.lookback_days,
-                horizon_days: window.horizon_days,
-                params,
-                cv: s.cv,
-                seed: s.seed.unwrap_or(crate::churn::DEFAULT_SEED),
-            };
-            (
-                action,
-                strs(&MART_INPUTS),
-                vec![format!("model:{}", s.model)],
-            )
-        }
-        "churn-score" => {
-            let s: ChurnScoreSpec = keys(at, table)?;
-            check_name(at.file, &format!("stages.{}.model", at.stage), &s.model)?;
-            let mut inputs = vec![format!("model:{}", s.model)];
-            inputs.extend(strs(&MART_INPUTS));
-            (
-                Action::ChurnScore { model: s.model },
-                inputs,
-                vec![crate::churn::warehouse::SCORES_TABLE.to_string()],
-            )
-        }
-        "basket" => {
-            use crate::basket::recommend as r;
-            let s: BasketSpec = keys(at, table)?;
-            let frac = |key: &str, v: &Option<FractionSpec>, default: &str| match v {
-                Some(f) => at.fraction(key, f),
-                None => Ok(default.parse::<Fraction>().expect("default parses")),
-            };
-            let level: Level = match &s.level {
-                Some(l) => at.choice("level", l)?,
-                None => Level::default(),
-            };
-            let top = s.top.unwrap_or(r::DEFAULT_TOP);
-            if top == 0 {
-                return Err(at.err("top", "must be at least 1"));
-            }
-            let p = RecommendParams {
-                itemsets: FpGrowthParams::new(frac(
-                    "min_support",
-                    &s.min_support,
-                    r::DEFAULT_MIN_SUPPORT,
-                )?)
-                .max_len(Some(s.max_len.unwrap_or(r::DEFAULT_MAX_LEN)))
-                .check()
-                .map_err(|e| at.rekey(e))?,
-                rules: RuleParams::default()
-                    .min_confidence(frac(
-                        "min_confidence",
-                        &s.min_confidence,
-                        r::DEFAULT_MIN_CONFIDENCE,
-                    )?)
-                    .min_lift(Some(frac("min_lift", &s.min_lift, r::DEFAULT_MIN_LIFT)?))
-                    .check()
-                    .map_err(|e| at.rekey(e))?,
-                level,
-                top,
-            };
-            (
-                Action::Basket(p),
-                strs(&["fact_sales", "dim_product"]),
-                strs(&[r::RULES_TABLE, r::TABLE]),
-            )
-        }
-        "sequence" => {
-            let s: SequenceSpec = keys(at, table)?;
-            let mut p = PrefixSpanParams::new(at.fraction("min_support", &s.min_support)?)
-                .max_len(s.max_len)
-                .max_gap(s.max_gap_days);
-            if let Some(n) = s.max_patterns {
-                p = p.max_patterns(n);
-            }
-            let params = p.check().map_err(|e| at.rekey(e))?;
-            let level = match &s.level {
-                Some(l) => at.choice("level", l)?,
-                None => Level::default(),
-            };
-            (
-                Action::Sequence { params, level },
-                strs(&["fact_sales", "dim_product"]),
-                vec![SEQUENCE_TABLE.to_string()],
-            )
-        }
-        "export" => {
-            let s: ExportSpec = keys(at, table)?;
-            let (selection, table_in) = match s.what.as_str() {
-                "segment" => {
-                    let seg = s.segment.clone().ok_or_else(|| {
-                        at.err(
-                            "segment",
-                            "missing: the segment_name or segment_id to export",
-                        )
-                    })?;
-                    (Selection::Segment(seg), crate::segment::SEGMENTS_TABLE)
-                }
-                "churn" => {
-                    if let Some(p) = s.min_probability
-                        && !(0.0..=1.0).contains(&p)
-                    {
-                        return Err(at.err(
-                            "min_probability",
-                            format!("{p} is not a probability; 0 to 1"),
-                        ));
-                    }
-                    let bands = s
-                        .risk
-                        .iter()
-                        .map(|b| at.choice("risk", b))
-                        .collect::<Result<Vec<_>>>()?;
-                    let sel = Selection::Churn {
-                        bands,
-                        min_probability: s.min_probability,
-                        top: s.top,
-                    };
-                    (sel, crate::churn::warehouse::SCORES_TABLE)
-                }
-                "recommendations" => (
-                    Selection::Recommendations {
-                        max_rank: s.max_rank,
-                    },
-                    crate::basket::recommend::TABLE,
-                ),
-                other => {
-                    return Err(at.err(
-                        "what",
-                        format!(
-                            "{other:?} is not exportable; one of: segment, churn, recommendations"
-                        ),
-                    ));
-                }
-            };
-            let misplaced = [
-                ("segment", s.segment.is_some() && s.what != "segment"),
-                ("risk", !s.risk.is_empty() && s.what != "churn"),
-                (
-                    "min_probability",
-                    s.min_probability.is_some() && s.what != "churn",
-                ),
-                ("top", s.top.is_some() && s.what != "churn"),
-                (
-                    "max_rank",
-                    s.max_rank.is_some() && s.what != "recommendations",
-                ),
-            ];
-            if let Some((key, _)) = misplaced.iter().find(|(_, bad)| *bad) {
-                return Err(at.err(key, format!("does not apply to what = {:?}", s.what)));
-            }
-            let out = at.path(&s.out);
-            let format = match &s.format {
-                Some(f) => at.choice("format", f)?,
-                None => crate::cli::output::Format::for_file(&out),
-            };
-            if format == crate::cli::output::Format::Table {
-                return Err(at.err("format", "an export is csv, parquet, json or ndjson"));
-            }
-            let require_consent: Option<Channel> = match &s.require_consent {
-                Some(c) => Some(at.choice("require_consent", c)?),
-                None => None,
-            };
-            let suppress = s.suppress.as_deref().map(|p| at.path(p));
-            if let Some(p) = &suppress
-                && !p.is_file()
-            {
-                return Err(at.err("suppress", format!("{}: no such file", p.display())));
-            }
-            let params = ExportParams {
-                selection,
-                format,
-                out,
-                require_consent,
-                suppress,
-                columns: s.columns,
-            };
-            let mut inputs = vec![table_in.to_string(), "dim_customer".to_string()];
-            if matches!(params.selection, Selection::Segment(_)) {
-                inputs.push(crate::features::TABLE.to_string());
-            }
-            let file = format!("file:{}", params.out.display());
-            (Action::Export(Box::new(params)), inputs, vec![file])
-        }
-        "report" => {
-            let s: ReportSpec = keys(at, table)?;
-            let out_dir = at.path(&s.out_dir);
-            let file = format!(
-                "file:{}",
-                out_dir
-                    .join(at.pipeline)
-                    .join("{as_of}/index.html")
-                    .display()
-            );
-            (Action::Report { out_dir }, strs(&REPORT_INPUTS), vec![file])
-        }
+        "ingest" => ingest_stage(at, table)?,
+        "sql" => sql_stage(at, table)?,
+        "features" => features_stage(at, table)?,
+        "segment" => segment_stage(at, table)?,
+        "churn-train" => churn_train_stage(at, table)?,
+        "churn-score" => churn_score_stage(at, table)?,
+        "basket" => basket_stage(at, table)?,
+        "sequence" => sequence_stage(at, table)?,
+        "export" => export_stage(at, table)?,
+        "report" => report_stage(at, table)?,
         _ => unreachable!("every kind in KINDS is matched"),
     };
     let tables: Vec<&String> = outputs.iter().filter(|o| !o.contains(':')).collect();
@@ -963,6 +646,356 @@ fn parse_stage(at: &At<'_>, mut table: toml::Table) -> Result<(Stage, Vec<String
     Ok((stage, common.after))
 }
 
+/// A stage's action, the tables it reads and the tables (models, files) it writes.
+type Parsed = (Action, Vec<String>, Vec<String>);
+
+/// Owned names.
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// An ingest stage: the contract (read and checked now), the reject-rate gate, freshness.
+fn ingest_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
+    let s: IngestSpec = keys(at, table)?;
+    let path = at.path(&s.contract);
+    if !path.is_file() {
+        return Err(at.err("contract", format!("{}: no such file", path.display())));
+    }
+    let contract = Contract::load(&path)?;
+    if let Some(r) = s.max_reject_rate
+        && !(0.0..=1.0).contains(&r)
+    {
+        return Err(at.err("max_reject_rate", format!("{r} is not between 0 and 1")));
+    }
+    if let Some(f) = s.freshness
+        && !f.new_file
+        && f.max_age_hours.is_none()
+    {
+        return Err(at.err(
+            "freshness",
+            "says nothing: set new_file = true, max_age_hours = N, or both",
+        ));
+    }
+    if s.freshness.and_then(|f| f.max_age_hours) == Some(0) {
+        return Err(at.err("freshness.max_age_hours", "must be at least 1"));
+    }
+    let action = Action::Ingest {
+        contract: Box::new(contract),
+        max_reject_rate: s.max_reject_rate,
+        freshness: s.freshness,
+    };
+    Ok((action, vec![], strs(&INGEST_TABLES)))
+}
+
+/// A sql stage: one query over its declared inputs, into `output`.
+fn sql_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
+    let s: SqlSpec = keys(at, table)?;
+    let sql = match (&s.sql, &s.file) {
+        (Some(sql), None) => sql.clone(),
+        (None, Some(f)) => {
+            let path = at.path(f);
+            std::fs::read_to_string(&path)
+                .map_err(|e| at.err("file", format!("{}: {e}", path.display())))?
+        }
+        _ => {
+            return Err(at.err(
+                "",
+                "give the SQL inline (sql = \"...\") or in a file (file = \"x.sql\"), not both",
+            ));
+        }
+    };
+    check_name(at.file, &format!("stages.{}.output", at.stage), &s.output)?;
+    check_sql(at, &sql, &s.inputs)?;
+    let output = s.output.clone();
+    Ok((Action::Sql { sql, output }, s.inputs, vec![s.output]))
+}
+
+/// A features stage (no keys: the as-of date is the run's).
+fn features_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
+    let _: FeaturesSpec = keys(at, table)?;
+    Ok((
+        Action::Features,
+        strs(&MART_INPUTS),
+        vec![crate::features::TABLE.to_string()],
+    ))
+}
+
+/// A segment stage: `ecrm segment`'s options.
+fn segment_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
+    let s: SegmentSpec = keys(at, table)?;
+    let d = SegmentParams::default();
+    let k = match &s.k {
+        None => None,
+        Some(toml::Value::Integer(i)) => Some(i.to_string()),
+        Some(toml::Value::String(t)) => Some(t.clone()),
+        Some(other) => {
+            return Err(at.err("k", format!("{other} is not a number or \"auto\"")));
+        }
+    };
+    let params = SegmentParams {
+        method: match &s.method {
+            Some(m) => at.choice("method", m)?,
+            None => d.method,
+        },
+        k: k.map(|k| k.parse().map_err(|m: String| at.err("k", m)))
+            .transpose()?,
+        features: s.features,
+        scale: match &s.scale {
+            Some(m) => at.choice("scale", m)?,
+            None => d.scale,
+        },
+        n_init: s.n_init.unwrap_or(d.n_init),
+        seed: s.seed.unwrap_or(d.seed),
+        eps: s.eps.unwrap_or(d.eps),
+        min_points: s.min_points.unwrap_or(d.min_points),
+    }
+    .check()
+    .map_err(|e| at.rekey(e))?;
+    Ok((
+        Action::Segment(params),
+        vec![crate::features::TABLE.to_string()],
+        strs(&[
+            crate::segment::SEGMENTS_TABLE,
+            crate::segment::PROFILES_TABLE,
+        ]),
+    ))
+}
+
+/// A churn-train stage: `ecrm churn train`'s options and the model name.
+fn churn_train_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
+    let s: ChurnTrainSpec = keys(at, table)?;
+    check_name(at.file, &format!("stages.{}.model", at.stage), &s.model)?;
+    let d = TreeParams::default().0;
+    let params = TreeParams(ValidTreeParams {
+        max_depth: s.max_depth.unwrap_or(d.max_depth),
+        min_samples_split: s.min_samples_split.unwrap_or(d.min_samples_split),
+        min_samples_leaf: s.min_samples_leaf.unwrap_or(d.min_samples_leaf),
+        min_impurity_decrease: s.min_impurity_decrease.unwrap_or(d.min_impurity_decrease),
+        criterion: match &s.criterion {
+            Some(c) => at.choice("criterion", c)?,
+            None => d.criterion,
+        },
+        class_weight: match &s.class_weight {
+            Some(c) => at.choice("class_weight", c)?,
+            None => d.class_weight,
+        },
+        max_bins: d.max_bins,
+        leaf_probability: match &s.leaf_probability {
+            Some(c) => at.choice("leaf_probability", c)?,
+            None => d.leaf_probability,
+        },
+    });
+    let params = params.check().map_err(|e| at.rekey(e))?;
+    let window = crate::churn::warehouse::Window {
+        lookback_days: s
+            .lookback_days
+            .unwrap_or(crate::churn::warehouse::DEFAULT_LOOKBACK_DAYS),
+        horizon_days: s
+            .horizon_days
+            .unwrap_or(crate::churn::warehouse::DEFAULT_HORIZON_DAYS),
+    };
+    window.check().map_err(|e| at.rekey(e))?;
+    crate::churn::check_cv(s.cv).map_err(|e| at.rekey(e))?;
+    let action = Action::ChurnTrain {
+        model: s.model.clone(),
+        lookback_days: window.lookback_days,
+        horizon_days: window.horizon_days,
+        params,
+        cv: s.cv,
+        seed: s.seed.unwrap_or(crate::churn::DEFAULT_SEED),
+    };
+    Ok((
+        action,
+        strs(&MART_INPUTS),
+        vec![format!("model:{}", s.model)],
+    ))
+}
+
+/// A churn-score stage: the model to score with.
+fn churn_score_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
+    let s: ChurnScoreSpec = keys(at, table)?;
+    check_name(at.file, &format!("stages.{}.model", at.stage), &s.model)?;
+    let mut inputs = vec![format!("model:{}", s.model)];
+    inputs.extend(strs(&MART_INPUTS));
+    Ok((
+        Action::ChurnScore { model: s.model },
+        inputs,
+        vec![crate::churn::warehouse::SCORES_TABLE.to_string()],
+    ))
+}
+
+/// A basket stage: `ecrm basket recommend`'s options.
+fn basket_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
+    use crate::basket::recommend as r;
+    let s: BasketSpec = keys(at, table)?;
+    let frac = |key: &str, v: &Option<FractionSpec>, default: &str| match v {
+        Some(f) => at.fraction(key, f),
+        None => Ok(default.parse::<Fraction>().expect("default parses")),
+    };
+    let level: Level = match &s.level {
+        Some(l) => at.choice("level", l)?,
+        None => Level::default(),
+    };
+    let top = s.top.unwrap_or(r::DEFAULT_TOP);
+    if top == 0 {
+        return Err(at.err("top", "must be at least 1"));
+    }
+    let p = RecommendParams {
+        itemsets: FpGrowthParams::new(frac("min_support", &s.min_support, r::DEFAULT_MIN_SUPPORT)?)
+            .max_len(Some(s.max_len.unwrap_or(r::DEFAULT_MAX_LEN)))
+            .check()
+            .map_err(|e| at.rekey(e))?,
+        rules: RuleParams::default()
+            .min_confidence(frac(
+                "min_confidence",
+                &s.min_confidence,
+                r::DEFAULT_MIN_CONFIDENCE,
+            )?)
+            .min_lift(Some(frac("min_lift", &s.min_lift, r::DEFAULT_MIN_LIFT)?))
+            .check()
+            .map_err(|e| at.rekey(e))?,
+        level,
+        top,
+    };
+    Ok((
+        Action::Basket(p),
+        strs(&["fact_sales", "dim_product"]),
+        strs(&[r::RULES_TABLE, r::TABLE]),
+    ))
+}
+
+/// A sequence stage: `ecrm sequence`'s options.
+fn sequence_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
+    let s: SequenceSpec = keys(at, table)?;
+    let mut p = PrefixSpanParams::new(at.fraction("min_support", &s.min_support)?)
+        .max_len(s.max_len)
+        .max_gap(s.max_gap_days);
+    if let Some(n) = s.max_patterns {
+        p = p.max_patterns(n);
+    }
+    let params = p.check().map_err(|e| at.rekey(e))?;
+    let level = match &s.level {
+        Some(l) => at.choice("level", l)?,
+        None => Level::default(),
+    };
+    Ok((
+        Action::Sequence { params, level },
+        strs(&["fact_sales", "dim_product"]),
+        vec![SEQUENCE_TABLE.to_string()],
+    ))
+}
+
+/// An export stage: `ecrm export WHAT`'s options.
+fn export_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
+    let s: ExportSpec = keys(at, table)?;
+    let (selection, table_in) = match s.what.as_str() {
+        "segment" => {
+            let seg = s.segment.clone().ok_or_else(|| {
+                at.err(
+                    "segment",
+                    "missing: the segment_name or segment_id to export",
+                )
+            })?;
+            (Selection::Segment(seg), crate::segment::SEGMENTS_TABLE)
+        }
+        "churn" => {
+            if let Some(p) = s.min_probability
+                && !(0.0..=1.0).contains(&p)
+            {
+                return Err(at.err(
+                    "min_probability",
+                    format!("{p} is not a probability; 0 to 1"),
+                ));
+            }
+            let bands = s
+                .risk
+                .iter()
+                .map(|b| at.choice("risk", b))
+                .collect::<Result<Vec<_>>>()?;
+            let sel = Selection::Churn {
+                bands,
+                min_probability: s.min_probability,
+                top: s.top,
+            };
+            (sel, crate::churn::warehouse::SCORES_TABLE)
+        }
+        "recommendations" => (
+            Selection::Recommendations {
+                max_rank: s.max_rank,
+            },
+            crate::basket::recommend::TABLE,
+        ),
+        other => {
+            return Err(at.err(
+                "what",
+                format!("{other:?} is not exportable; one of: segment, churn, recommendations"),
+            ));
+        }
+    };
+    let misplaced = [
+        ("segment", s.segment.is_some() && s.what != "segment"),
+        ("risk", !s.risk.is_empty() && s.what != "churn"),
+        (
+            "min_probability",
+            s.min_probability.is_some() && s.what != "churn",
+        ),
+        ("top", s.top.is_some() && s.what != "churn"),
+        (
+            "max_rank",
+            s.max_rank.is_some() && s.what != "recommendations",
+        ),
+    ];
+    if let Some((key, _)) = misplaced.iter().find(|(_, bad)| *bad) {
+        return Err(at.err(key, format!("does not apply to what = {:?}", s.what)));
+    }
+    let out = at.path(&s.out);
+    let format = match &s.format {
+        Some(f) => at.choice("format", f)?,
+        None => crate::cli::output::Format::for_file(&out),
+    };
+    if format == crate::cli::output::Format::Table {
+        return Err(at.err("format", "an export is csv, parquet, json or ndjson"));
+    }
+    let require_consent: Option<Channel> = match &s.require_consent {
+        Some(c) => Some(at.choice("require_consent", c)?),
+        None => None,
+    };
+    let suppress = s.suppress.as_deref().map(|p| at.path(p));
+    if let Some(p) = &suppress
+        && !p.is_file()
+    {
+        return Err(at.err("suppress", format!("{}: no such file", p.display())));
+    }
+    let params = ExportParams {
+        selection,
+        format,
+        out,
+        require_consent,
+        suppress,
+        columns: s.columns,
+    };
+    let mut inputs = vec![table_in.to_string(), "dim_customer".to_string()];
+    if matches!(params.selection, Selection::Segment(_)) {
+        inputs.push(crate::features::TABLE.to_string());
+    }
+    let file = format!("file:{}", params.out.display());
+    Ok((Action::Export(Box::new(params)), inputs, vec![file]))
+}
+
+/// A report stage: where reports go.
+fn report_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
+    let s: ReportSpec = keys(at, table)?;
+    let out_dir = at.path(&s.out_dir);
+    let file = format!(
+        "file:{}",
+        out_dir
+            .join(at.pipeline)
+            .join("{as_of}/index.html")
+            .display()
+    );
+    Ok((Action::Report { out_dir }, strs(&REPORT_INPUTS), vec![file]))
+}
+
 fn join(names: &[&String]) -> String {
     names
         .iter()
@@ -979,13 +1012,17 @@ fn check_sql(at: &At<'_>, sql: &str, inputs: &[String]) -> Result<()> {
         matches!(s, datafusion::sql::parser::Statement::Statement(q)
             if matches!(**q, datafusion::sql::sqlparser::ast::Statement::Query(_)))
     };
-    if statements.len() != 1 || !is_query(&statements[0]) {
+    let what = match statements.len() {
+        1 if is_query(&statements[0]) => None,
+        1 => Some("is not a query".to_string()),
+        n => Some(format!("holds {n} statements")),
+    };
+    if let Some(what) = what {
         return Err(at.err(
             "sql",
             format!(
-                "holds {} statement(s); a sql stage is one query (SELECT or WITH ... SELECT) \
-                 whose result becomes the output table",
-                statements.len()
+                "{what}; a sql stage is one query (SELECT or WITH ... SELECT) whose result \
+                 becomes the output table"
             ),
         ));
     }
