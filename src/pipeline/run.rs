@@ -42,7 +42,8 @@ pub struct RunOptions {
     pub full_refresh: bool,
     pub resume: Option<String>,
     pub engine: EngineOptions,
-    /// Progress bars on stderr (the CLI sets it when stderr is a terminal).
+    /// Progress on stderr (the CLI sets it when stderr is a terminal and `-q` is off): ingest's
+    /// bars per file, a spinner with the elapsed time for the other stages.
     pub progress: bool,
 }
 
@@ -203,7 +204,11 @@ pub fn run(p: &Pipeline, o: &RunOptions) -> Result<Outcome> {
             full_refresh,
             progress: o.progress,
         };
+        let spinner = spinner(o.progress, stage);
         let outcome = ctx.run_stage(stage, &mut m.stages[i]);
+        if let Some(s) = spinner {
+            s.finish_and_clear();
+        }
         let rec = &mut m.stages[i];
         rec.finished_at = Some(manifest::now());
         rec.seconds = Some((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
@@ -244,6 +249,21 @@ pub fn run(p: &Pipeline, o: &RunOptions) -> Result<Outcome> {
     m.write(root)?;
     tracing::info!(run_id = %run_id, status, "run finished");
     Ok(Outcome { manifest: m, path })
+}
+
+/// A spinner with the stage's name and elapsed time on stderr, when progress is shown (a
+/// terminal) and the stage has no bars of its own (ingest shows one per file).
+fn spinner(show: bool, stage: &Stage) -> Option<indicatif::ProgressBar> {
+    if !show || matches!(stage.action, Action::Ingest { .. }) {
+        return None;
+    }
+    let s = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        s.set_style(style);
+    }
+    s.set_message(format!("{} ({})", stage.name, stage.kind));
+    s.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(s)
 }
 
 /// Records a stage error (the message the user reads in the manifest and on stderr).
