@@ -74,6 +74,10 @@ pub enum Error {
     #[error("run {run_id} failed: {message}")]
     Pipeline { run_id: String, message: String },
 
+    /// The distributed engine (a Ballista scheduler or executor) failed or cannot be reached.
+    #[error("Ballista{}: {message}", if scheduler.is_empty() { String::new() } else { format!(" scheduler {scheduler}") })]
+    Engine { scheduler: String, message: String },
+
     /// A mining algorithm could not fit the data (e.g. too few distinct rows for k clusters).
     #[error("{algorithm}: {message}")]
     Mining {

@@ -25,11 +25,15 @@ fn main() -> ExitCode {
 }
 
 /// Logs to stderr, as text or JSON lines; `ECRM_LOG` (e.g. `debug`) overrides the level.
+/// The embedded Ballista scheduler and executor (`ecrm cluster`) log at ecrm's level too.
 fn init_logging(quiet: bool, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let default = if quiet { "warn" } else { "info" };
-    let filter = EnvFilter::try_from_env("ECRM_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("ecrm={default},warn")));
+    let d = if quiet { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_env("ECRM_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "ecrm={d},ballista_scheduler={d},ballista_executor={d},warn"
+        ))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

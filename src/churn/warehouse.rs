@@ -16,7 +16,6 @@
 //! from one cutoff to the next). NULL gaps between orders (one order only) read as 0, reported.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
@@ -125,20 +124,13 @@ pub async fn labelled_mart(
     w: Window,
     label: bool,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let mart = features::compute(ctx, Some(cutoff)).await?;
-    let view = format!("mart_{}", cutoff.format("%Y%m%d"));
-    ctx.deregister_table(view.as_str())?;
-    ctx.register_table(
-        view.as_str(),
-        Arc::new(datafusion::datasource::MemTable::try_new(
-            mart.schema.clone(),
-            vec![mart.batches],
-        )?),
-    )?;
+    // One query, the mart as a CTE, so that it runs wherever the session's engine is (a
+    // cluster cannot read a table held in this process's memory).
+    let view = format!("WITH m AS ({}) ", features::mart_sql(cutoff));
     let end = cutoff + Duration::days(w.horizon_days);
     let sql = if label {
         format!(
-            "SELECT m.*, b.customer_id IS NULL AS churned FROM {view} m
+            "{view}SELECT m.*, b.customer_id IS NULL AS churned FROM m
              LEFT JOIN (SELECT DISTINCT customer_id FROM fact_sales
                         WHERE NOT is_return AND customer_id IS NOT NULL
                           AND invoice_ts >= TIMESTAMP '{cutoff} 00:00:00'
@@ -149,7 +141,7 @@ pub async fn labelled_mart(
         )
     } else {
         format!(
-            "SELECT * FROM {view} WHERE recency_days <= {} ORDER BY customer_id",
+            "{view}SELECT * FROM m WHERE recency_days <= {} ORDER BY customer_id",
             w.lookback_days
         )
     };

@@ -65,6 +65,21 @@ pub struct GlobalArgs {
     /// Folder for SQL spill files. Default: the OS temporary folder.
     #[arg(long, global = true, env = "ECRM_SPILL_DIR", value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
+    /// Where SQL over warehouse tables runs: here, or on a Ballista cluster (--scheduler).
+    #[arg(long, global = true, env = "ECRM_ENGINE", value_enum, default_value_t = Engine::Local)]
+    pub engine: Engine,
+    /// The Ballista scheduler for --engine ballista: df://HOST:PORT.
+    #[arg(long, global = true, env = "ECRM_SCHEDULER", value_name = "URL")]
+    pub scheduler: Option<String>,
+}
+
+/// SQL engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// DataFusion in this process.
+    Local,
+    /// DataFusion Ballista: a scheduler and executors (see `ecrm cluster`).
+    Ballista,
 }
 
 impl GlobalArgs {
@@ -84,6 +99,10 @@ impl GlobalArgs {
             memory_limit: self.memory_limit.map(|b| b.as_u64()),
             spill_dir: self.spill_dir.clone(),
             as_of: None,
+            scheduler: match self.engine {
+                Engine::Ballista => self.scheduler.clone(),
+                Engine::Local => None,
+            },
         }
     }
 }
@@ -172,10 +191,57 @@ pub enum Command {
         #[command(flatten)]
         format: FormatArgs,
     },
+    /// Run a node of a Ballista cluster for scale-out SQL (see --engine ballista): a
+    /// scheduler, or an executor that joins the scheduler given by --scheduler.
+    #[cfg(feature = "distributed")]
+    Cluster {
+        #[command(subcommand)]
+        role: ClusterRole,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// The roles of `ecrm cluster`.
+#[cfg(feature = "distributed")]
+#[derive(Debug, Subcommand)]
+pub enum ClusterRole {
+    /// Run a scheduler until stopped.
+    Scheduler {
+        /// Address to listen on (and to advertise): HOST:PORT.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+        /// Seconds without a heartbeat after which an executor counts as lost (its tasks
+        /// are given to others).
+        #[arg(long, default_value_t = 180)]
+        executor_timeout_seconds: u64,
+    },
+    /// Run an executor until stopped; it joins the scheduler of --scheduler.
+    Executor {
+        /// Address to listen on and advertise to the scheduler and the other executors.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_host: String,
+        /// Port for shuffle data (Arrow Flight).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// Port for the executor's gRPC service.
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks at a time. Default: the cores.
+        #[arg(long)]
+        vcores: Option<usize>,
+        /// Memory for its tasks, e.g. 4GiB. Default: Ballista's share of the host's memory.
+        #[arg(long, value_name = "SIZE")]
+        memory_pool_size: Option<bytesize::ByteSize>,
+        /// Folder for shuffle files. Default: a temporary folder.
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<String>,
+        /// Seconds between heartbeats to the scheduler.
+        #[arg(long, default_value_t = 60)]
+        heartbeat_interval_seconds: u64,
     },
 }
 
@@ -607,6 +673,23 @@ pub struct CubeArgs {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    if cli.global.engine == Engine::Ballista {
+        let url = cli
+            .global
+            .scheduler
+            .as_deref()
+            .ok_or_else(|| Error::Usage {
+                arg: "--engine".into(),
+                message: "ballista needs --scheduler df://HOST:PORT (or ECRM_SCHEDULER)".into(),
+            })?;
+        #[cfg(feature = "distributed")]
+        olap::cluster::parse_scheduler(url)?;
+        #[cfg(not(feature = "distributed"))]
+        return Err(Error::Engine {
+            scheduler: url.to_string(),
+            message: "this ecrm was built without the `distributed` feature".into(),
+        });
+    }
     let wh_root = cli.global.warehouse_or(None);
     let quiet = cli.global.quiet;
     let engine = cli.global.engine();
@@ -996,6 +1079,40 @@ pub fn run(cli: Cli) -> Result<()> {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", r.path.display()).map_err(|e| Error::io("<stdout>", e))
         }
+        #[cfg(feature = "distributed")]
+        Command::Cluster { role } => match role {
+            ClusterRole::Scheduler {
+                bind,
+                executor_timeout_seconds,
+            } => olap::cluster::run_scheduler(&olap::cluster::SchedulerParams {
+                bind,
+                executor_timeout_seconds,
+            }),
+            ClusterRole::Executor {
+                bind_host,
+                port,
+                grpc_port,
+                vcores,
+                memory_pool_size,
+                work_dir,
+                heartbeat_interval_seconds,
+            } => {
+                let scheduler = cli.global.scheduler.clone().ok_or_else(|| Error::Usage {
+                    arg: "--scheduler".into(),
+                    message: "an executor needs its scheduler: --scheduler df://HOST:PORT".into(),
+                })?;
+                olap::cluster::run_executor(&olap::cluster::ExecutorParams {
+                    scheduler,
+                    bind_host,
+                    port,
+                    grpc_port,
+                    vcores,
+                    memory_pool_size: memory_pool_size.map(|b| b.as_u64()),
+                    work_dir,
+                    heartbeat_interval_seconds,
+                })
+            }
+        },
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ecrm", &mut std::io::stdout());

@@ -437,10 +437,12 @@ pub fn segment_warehouse(
     let rt = crate::cli::runtime(engine.threads)?;
     rt.block_on(async {
         let ctx = olap::session(&wh, engine).await?;
+        // The profiles are SQL over the mart and this run's segments, both in memory here:
+        // that SQL runs locally whatever the engine (a cluster cannot read them).
+        let local = olap::empty_session(&engine.local())?;
         let (mart_schema, mart, as_of) = if rebuild {
             let m = features::compute(&ctx, as_of).await?;
             tracing::info!(as_of = %m.as_of, customers = m.customers, "rebuilt {}", features::TABLE);
-            register_batches(&ctx, features::TABLE, m.schema.clone(), m.batches.clone())?;
             (m.schema, m.batches, m.as_of)
         } else {
             // In customer order: the clustering's random choices pick rows by position, so
@@ -502,8 +504,9 @@ pub fn segment_warehouse(
             (c.labels.clone(), names, Some(fit), feats)
         };
         let (seg_schema, seg_batch) = segments_batch(customer_ids, p.method, ids, names)?;
-        register_batches(&ctx, SEGMENTS_TABLE, seg_schema.clone(), vec![seg_batch.clone()])?;
-        let profiles = olap::sql(&ctx, &profiles_sql()).await?;
+        register_batches(&local, features::TABLE, mart_schema.clone(), mart.clone())?;
+        register_batches(&local, SEGMENTS_TABLE, seg_schema.clone(), vec![seg_batch.clone()])?;
+        let profiles = olap::sql(&local, &profiles_sql()).await?;
 
         let mut tx = wh.begin(&lock);
         if rebuild {

@@ -3,6 +3,8 @@
 mod bad_input;
 mod basket;
 mod churn;
+#[cfg(feature = "distributed")]
+mod cluster;
 mod contracts;
 mod crash;
 mod online_retail;
