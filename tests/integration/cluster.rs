@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::support::{ecrm_ok, sample_warehouse};
+use super::support::{copy_dir, ecrm_ok, sample_warehouse};
 
 /// A free port on 127.0.0.1 (bound, then released for the child to take).
 fn free_port() -> u16 {
@@ -129,18 +129,6 @@ fn warehouse_copy(into: &Path) -> PathBuf {
     let wh = into.join("wh");
     copy_dir(sample_warehouse(), &wh);
     wh
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// The five peer questions of `../shared/peers/olap_queries.sql`, over a view `sales` of the

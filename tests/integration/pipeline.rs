@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use ecrm::pipeline::Pipeline;
 use ecrm::pipeline::manifest::{Manifest, StageRecord};
 
-use super::support::{dataset, ecrm, ecrm_ok, repo, scalar, sql};
+use super::support::{copy_dir, dataset, ecrm, ecrm_ok, repo, scalar, sql};
 
 /// A copy of `pipelines/` in a temporary folder with the sample data beside it, so a run's
 /// exports (`../exports/...`) land in the folder, not in the repository.
@@ -55,18 +55,6 @@ impl Workspace {
 
     pub fn manifest(&self, id: &str) -> Manifest {
         Manifest::read(&self.warehouse(), id).unwrap()
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
     }
 }
 

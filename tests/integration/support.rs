@@ -101,9 +101,22 @@ pub fn scalar(warehouse: &Path, statement: &str) -> String {
     r[0][0].clone()
 }
 
-/// A warehouse loaded from the committed sample data (README's main job), built once per
-/// test run (under target/tmp, replacing the previous run's) and shared read-only by the
-/// tests that only query it.
+/// Copies a folder and everything in it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A warehouse loaded from the committed sample data (as the README's `ecrm ingest`
+/// example loads it), built once per test run (under target/tmp, replacing the previous
+/// run's) and shared read-only by the tests that only query it.
 pub fn sample_warehouse() -> &'static Path {
     static WH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     WH.get_or_init(|| {
