@@ -13,7 +13,7 @@
 //! Run ids are `YYYYMMDDTHHMMSSZ-xxxx` (UTC start time and 4 hex digits), so they sort by
 //! start time.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -108,13 +108,7 @@ impl Manifest {
         let dir = warehouse.join(RUNS_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let p = path(warehouse, &self.run_id);
-        let json =
-            serde_json::to_string_pretty(self).map_err(|e| Error::Internal(e.to_string()))?;
-        crate::cli::output::write_atomic(&p, |mut f| {
-            f.write_all(json.as_bytes())
-                .and_then(|_| f.write_all(b"\n"))
-                .map_err(|e| Error::io(&p, e))
-        })?;
+        crate::cli::write_json(&p, self)?;
         Ok(p)
     }
 
