@@ -214,9 +214,9 @@ pub enum ClusterRole {
         /// Address to listen on (and to advertise): HOST:PORT.
         #[arg(long, default_value = "127.0.0.1:50050")]
         bind: std::net::SocketAddr,
-        /// Seconds without a heartbeat after which an executor counts as lost (its tasks
-        /// are given to others).
-        #[arg(long, default_value_t = 180)]
+        /// Seconds without a heartbeat after which an executor counts as lost; the jobs
+        /// running then fail, naming it. Longer than the executors' heartbeat interval.
+        #[arg(long, default_value_t = 60)]
         executor_timeout_seconds: u64,
     },
     /// Run an executor until stopped; it joins the scheduler of --scheduler.
@@ -239,8 +239,9 @@ pub enum ClusterRole {
         /// Folder for shuffle files. Default: a temporary folder.
         #[arg(long, value_name = "DIR")]
         work_dir: Option<String>,
-        /// Seconds between heartbeats to the scheduler.
-        #[arg(long, default_value_t = 60)]
+        /// Seconds between heartbeats to the scheduler (shorter than its
+        /// --executor-timeout-seconds).
+        #[arg(long, default_value_t = 10)]
         heartbeat_interval_seconds: u64,
     },
 }

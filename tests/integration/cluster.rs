@@ -1,12 +1,14 @@
 //! Scale-out: a Ballista cluster of one scheduler and two executors, all `ecrm cluster`
 //! processes on 127.0.0.1 started by the tests themselves, answers like the local engine;
-//! a wrong scheduler address fails fast and clearly.
+//! losing an executor mid-query fails the query naming it; a wrong scheduler address fails
+//! fast and clearly.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::pipeline::Workspace;
 use super::support::{copy_dir, ecrm_ok, sample_warehouse};
 
 /// A free port on 127.0.0.1 (bound, then released for the child to take).
@@ -24,6 +26,8 @@ struct Cluster {
     url: String,
     scheduler: Child,
     executors: Vec<Child>,
+    /// Each executor's data port, by which the scheduler names it.
+    ports: Vec<u16>,
 }
 
 impl Cluster {
@@ -53,13 +57,15 @@ impl Cluster {
             url: url.clone(),
             scheduler,
             executors: Vec::new(),
+            ports: Vec::new(),
             dir,
         };
         for k in 0..n {
-            let work = cluster.dir.path().join(format!("work{k}"));
+            let work = cluster.work_dir(k);
+            let port = free_port();
             let child = Command::new(&bin)
                 .args(["--scheduler", &url, "cluster", "executor"])
-                .args(["--port", &free_port().to_string()])
+                .args(["--port", &port.to_string()])
                 .args(["--grpc-port", &free_port().to_string()])
                 .args(["--work-dir", work.to_str().unwrap()])
                 .args([
@@ -74,6 +80,7 @@ impl Cluster {
                 .spawn()
                 .unwrap();
             cluster.executors.push(child);
+            cluster.ports.push(port);
         }
         let start = Instant::now();
         while cluster.registered() < n {
@@ -85,6 +92,16 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(100));
         }
         cluster
+    }
+
+    /// Executor `k`'s folder for shuffle files.
+    fn work_dir(&self, k: usize) -> PathBuf {
+        self.dir.path().join(format!("work{k}"))
+    }
+
+    /// How many files and folders executor `k` has written (none before its first task).
+    fn written(&self, k: usize) -> usize {
+        std::fs::read_dir(self.work_dir(k)).map_or(0, |d| d.count())
     }
 
     fn log(&self, name: &str) -> String {
@@ -107,6 +124,19 @@ impl Cluster {
             .env_remove("ECRM_LOG")
             .timeout(Duration::from_secs(120))
             .output()
+            .unwrap()
+    }
+
+    /// The same, started in the background.
+    fn spawn_ecrm(&self, warehouse: &Path, args: &[&str]) -> Child {
+        Command::new(assert_cmd::cargo::cargo_bin("ecrm"))
+            .args(["--warehouse", warehouse.to_str().unwrap(), "-q"])
+            .args(["--engine", "ballista", "--scheduler", &self.url])
+            .args(args)
+            .env_remove("ECRM_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap()
     }
 }
@@ -143,10 +173,15 @@ fn peer_questions() -> String {
     )
 }
 
-/// Cells equal as text, or as numbers within a relative 1e-9 (sums of doubles may add up in
-/// another order on the cluster).
+/// The same rows: cells equal as text, or as numbers within a relative 1e-9 (sums of doubles
+/// may add up in another order on the cluster). Rows are compared sorted, because rows tied
+/// on an ORDER BY may come in either order (peer Q3's guest-customer row and its grand
+/// total both sort as `,,`); the golden tests check orders.
 fn assert_same_rows(local: &str, cluster: &str, what: &str) {
-    let (a, b): (Vec<&str>, Vec<&str>) = (local.lines().collect(), cluster.lines().collect());
+    let (mut a, mut b): (Vec<&str>, Vec<&str>) =
+        (local.lines().collect(), cluster.lines().collect());
+    a.sort_unstable();
+    b.sort_unstable();
     assert_eq!(a.len(), b.len(), "{what}: row counts differ");
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         if x == y {
@@ -180,6 +215,16 @@ fn a_two_executor_cluster_answers_like_the_local_engine() {
     assert!(local.lines().count() > 1000, "the questions return rows");
     assert_same_rows(&local, &remote, "peer questions");
 
+    // The OLAP golden questions (tests/sql/*.slt: SQL, cubes and error cases) give the
+    // expected results on the cluster too (doubles compared to 6 decimals).
+    super::sql_golden::run_files(
+        &ecrm::olap::EngineOptions {
+            scheduler: Some(cluster.url.clone()),
+            ..Default::default()
+        },
+        false,
+    );
+
     // The feature mart built on the cluster equals the local one.
     let mart = "SELECT * FROM customer_features ORDER BY customer_id";
     ecrm_ok(&wh, &["features", "--as-of", "2024-06-01"]);
@@ -195,10 +240,107 @@ fn a_two_executor_cluster_answers_like_the_local_engine() {
 
     // Both executors did work: each wrote shuffle files.
     for k in 0..2 {
-        let work = cluster.dir.path().join(format!("work{k}"));
-        let used = std::fs::read_dir(&work).map_or(0, |d| d.count());
-        assert!(used > 0, "executor {k} ran no task");
+        assert!(cluster.written(k) > 0, "executor {k} ran no task");
     }
+}
+
+/// The nightly pipeline with its SQL on the cluster: it succeeds, and every table it writes
+/// equals the local run's (doubles within 1e-9; mining runs in the client either way).
+#[test]
+fn the_nightly_pipeline_runs_on_the_cluster_like_locally() {
+    let cluster = Cluster::start(2);
+    let (local, remote) = (Workspace::new(), Workspace::new());
+    let file = "pipelines/nightly.toml";
+    let (code, _, err) = local.run(&local.path(file), &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = remote.run(
+        &remote.path(file),
+        &["--engine", "ballista", "--scheduler", &cluster.url],
+    );
+    assert_eq!(code, 0, "{err}");
+    for (table, order) in [
+        ("mart_monthly_revenue", "month, country"),
+        ("customer_features", "customer_id"),
+        ("segments", "customer_id"),
+        ("churn_scores", "customer_id"),
+        ("basket_rules", "antecedent, consequent"),
+        ("recommendations", "customer_id, rank"),
+        ("sequence_patterns", "pattern"),
+    ] {
+        let sql = format!("SELECT * FROM {table} ORDER BY {order}");
+        let rows =
+            |w: &Workspace| ecrm_ok(&w.warehouse(), &["query", "-e", &sql, "--format", "csv"]);
+        let (a, b) = (rows(&local), rows(&remote));
+        assert!(a.lines().count() > 1, "{table} is empty");
+        assert_same_rows(&a, &b, table);
+    }
+}
+
+/// Kills executor 1 as soon as it has written its first shuffle output for a self-join that
+/// takes seconds: the query must fail within the scheduler's 6 s executor timeout plus
+/// slack, naming the executor, and never hang or return a number.
+#[test]
+fn losing_an_executor_mid_query_fails_the_query_naming_the_executor() {
+    let mut cluster = Cluster::start(2);
+    let wh = sample_warehouse();
+    // 47 million join pairs with a string built for each: about 3 s on 2 cores locally.
+    let sql = "SELECT count(*), sum(length(concat(a.invoice_no, '/', b.invoice_no, '/', \
+               a.customer_id, '/', b.customer_id))) \
+               FROM fact_sales a JOIN fact_sales b ON a.product_id = b.product_id";
+    let mut client = cluster.spawn_ecrm(wh, &["query", "-e", sql, "--format", "csv"]);
+    let start = Instant::now();
+    while cluster.written(1) == 0 {
+        if let Some(status) = client.try_wait().unwrap() {
+            panic!("the query ended ({status}) before executor 1 wrote anything");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "executor 1 got no task"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cluster.executors[1].kill().unwrap();
+    let killed = Instant::now();
+    let status = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break status;
+        }
+        if killed.elapsed() > Duration::from_secs(60) {
+            let _ = client.kill();
+            panic!(
+                "the query hangs after losing an executor:\n{}",
+                cluster.log("scheduler.log")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = client.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(status.code(), Some(2), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.trim().is_empty(),
+        "a result after the loss: {stdout}"
+    );
+    let lost = format!(
+        "at 127.0.0.1:{} was lost while the job ran",
+        cluster.ports[1]
+    );
+    assert!(stderr.contains(&lost), "{stderr}");
+    assert!(stderr.contains("run it again"), "{stderr}");
+
+    // The cluster goes on with the other executor: the next query gets the local answer.
+    let sql = "SELECT count(*), sum(quantity) FROM fact_sales";
+    let local = ecrm_ok(wh, &["query", "-e", sql, "--format", "csv"]);
+    let out = cluster.ecrm(wh, &["query", "-e", sql, "--format", "csv"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), local);
 }
 
 #[test]

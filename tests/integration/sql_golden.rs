@@ -6,6 +6,8 @@
 //!
 //! After an intended change, regenerate the expected results and review them as a diff:
 //! `ECRM_SLT_COMPLETE=1 cargo test sql_golden`.
+//!
+//! The same files run through a Ballista cluster in `cluster.rs` ([`run_files`]).
 
 use std::path::PathBuf;
 
@@ -99,6 +101,16 @@ impl sqllogictest::AsyncDB for Db {
 
 #[test]
 fn sql_golden() {
+    let complete = std::env::var_os("ECRM_SLT_COMPLETE").is_some();
+    run_files(&ecrm::olap::EngineOptions::default(), complete);
+}
+
+/// The longest a `.slt` file may run (they take about a second each).
+const FILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs every `tests/sql/*.slt` file on the sample warehouse with the engine of `engine`
+/// (or, with `complete`, rewrites their expected results); panics listing the failures.
+pub fn run_files(engine: &ecrm::olap::EngineOptions, complete: bool) {
     let wh = support::sample_warehouse();
     let dir = support::repo().join("tests/sql");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -108,18 +120,18 @@ fn sql_golden() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no .slt files in {}", dir.display());
-    let complete = std::env::var_os("ECRM_SLT_COMPLETE").is_some();
     let rt = ecrm::cli::runtime(None).expect("runtime");
     let mut failures = Vec::new();
     for file in &files {
         let wh = wh.to_path_buf();
+        let engine = engine.clone();
         let result = rt.block_on(async {
             let make = move || {
-                let wh = wh.clone();
+                let (wh, engine) = (wh.clone(), engine.clone());
                 async move {
                     let w = ecrm::warehouse::Warehouse::open(&wh)
                         .map_err(|e| DbError(e.to_string()))?;
-                    let ctx = ecrm::olap::session(&w, &Default::default())
+                    let ctx = ecrm::olap::session(&w, &engine)
                         .await
                         .map_err(|e| DbError(e.to_string()))?;
                     Ok::<_, DbError>(Db { ctx })
@@ -138,9 +150,11 @@ fn sql_golden() {
                     .await
                     .map_err(|e| e.to_string())
             } else {
-                runner
-                    .run_file_async(file)
+                // Bounded: a query that never ends (as Ballista jobs did, see
+                // olap::cluster) fails the test instead of hanging CI.
+                tokio::time::timeout(FILE_TIMEOUT, runner.run_file_async(file))
                     .await
+                    .map_err(|_| format!("did not finish within {FILE_TIMEOUT:?}"))?
                     .map_err(|e| e.display(true).to_string())
             }
         });
