@@ -39,11 +39,12 @@ peers="CREATE VIEW sales AS SELECT invoice_no, invoice_ts, country, customer_id,
   product_id AS stock_code, quantity, unit_price, is_return AS is_cancellation FROM fact_sales;
 $(cat ../shared/peers/olap_queries.sql)"
 
-# seconds of one run of `ecrm ARGS..` (its output kept for the comparison below)
+# seconds of one run of `ecrm ARGS..` (stdout kept for the comparison below, stderr beside)
 run() {
   local out="$1"; shift
   local s; s=$(date +%s.%N)
-  "$ecrm" -q --warehouse "$ws/wh" "$@" >"$out"
+  "$ecrm" -q --warehouse "$ws/wh" "$@" >"$out" 2>"$out.stderr" \
+      || { echo "failed: ecrm $*" >&2; tail -5 "$out.stderr" >&2; exit 1; }
   echo "$(date +%s.%N) - $s" | bc
 }
 

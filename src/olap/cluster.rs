@@ -227,6 +227,7 @@ async fn watch_executors(
     cores: Arc<AtomicUsize>,
     mut events: ballista_scheduler::cluster::ClusterStateEventStream,
 ) {
+    use ballista_core::serde::protobuf::job_status;
     use ballista_scheduler::cluster::ClusterStateEvent;
     use futures::StreamExt;
     let state = scheduler.state.clone();
@@ -261,6 +262,10 @@ async fn watch_executors(
                 for (job_id, job) in state.task_manager.get_running_job_cache().iter() {
                     let running = {
                         let mut graph = job.execution_graph.write().await;
+                        // Failed already (by an earlier loss, not yet cleaned up).
+                        if matches!(graph.status().status, Some(job_status::Status::Failed(_))) {
+                            continue;
+                        }
                         let running = graph.abort_running(message.clone());
                         if let Err(e) = jobs.save_job(job_id, &graph).await {
                             tracing::warn!(job = %job_id, "cannot save the failed job: {e}");
