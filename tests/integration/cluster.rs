@@ -244,8 +244,9 @@ fn a_two_executor_cluster_answers_like_the_local_engine() {
     }
 }
 
-/// The nightly pipeline with its SQL on the cluster: it succeeds, and every table it writes
-/// equals the local run's (doubles within 1e-9; mining runs in the client either way).
+/// The nightly pipeline with its SQL on the cluster: it succeeds, and its seven result
+/// tables, mart to sequence patterns, equal the local run's (doubles within 1e-9; mining
+/// runs in the client either way).
 #[test]
 fn the_nightly_pipeline_runs_on_the_cluster_like_locally() {
     let cluster = Cluster::start(2);
