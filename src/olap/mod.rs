@@ -124,13 +124,11 @@ pub async fn session(wh: &Warehouse, opts: &EngineOptions) -> Result<SessionCont
             });
         }
     };
-    let root = std::path::absolute(wh.root()).map_err(|e| Error::io(wh.root(), e))?;
     for name in wh.table_names() {
         let paths: Vec<String> = wh
-            .table(&name)?
-            .files
-            .iter()
-            .map(|f| root.join(&f.path).to_string_lossy().into_owned())
+            .table_paths(&name)?
+            .into_iter()
+            .map(|p| p.to_string_lossy().into_owned())
             .collect();
         if paths.is_empty() {
             continue;

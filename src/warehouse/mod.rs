@@ -81,13 +81,15 @@ impl Warehouse {
             })
     }
 
-    /// Absolute paths of the files of table `name`.
+    /// Absolute paths of the files of table `name` (also when the warehouse was opened by a
+    /// relative path: Ballista executors elsewhere read them by these paths).
     pub fn table_paths(&self, name: &str) -> Result<Vec<PathBuf>> {
+        let root = std::path::absolute(&self.root).map_err(|e| Error::io(&self.root, e))?;
         Ok(self
             .table(name)?
             .files
             .iter()
-            .map(|f| self.root.join(&f.path))
+            .map(|f| root.join(&f.path))
             .collect())
     }
 
