@@ -10,7 +10,9 @@
 //!   the table `churn_scores` (warehouse) or one row per input row, in input order (file):
 //!   the id, `churn_probability`, `risk_band`, `reasons`.
 //! - Parameters: the tree's ([`tree::TreeParams`]; defaults depth 6, leaves of 1 row, Gini,
-//!   no class weights), the seed (default 42), cross-validation folds (default none).
+//!   no class weights), the seed (default 42), cross-validation folds (default none), and on
+//!   the warehouse a training sample (default none: every labelled customer; see
+//!   [`warehouse`]).
 //!
 //! Evaluation: a seeded stratified 80/20 hold-out (each class split 80/20 on its own, so both
 //! parts keep the churn rate); the model in the file is the one trained on the 80%, and its
@@ -55,6 +57,17 @@ pub const HIGH_RISK: f64 = 0.6;
 
 /// Default seed of the hold-out split and the folds.
 pub const DEFAULT_SEED: u64 = 42;
+
+/// A training sample, when asked for: at least 2 rows.
+pub fn check_train_sample(n: Option<usize>) -> Result<()> {
+    match n {
+        Some(n) if n < 2 => Err(Error::Usage {
+            arg: "--train-sample".into(),
+            message: format!("{n} is too few rows to train a tree; at least 2"),
+        }),
+        _ => Ok(()),
+    }
+}
 
 /// Cross-validation folds, when asked for: 2 to 100.
 pub fn check_cv(cv: Option<usize>) -> Result<()> {
@@ -140,6 +153,10 @@ pub struct Source {
     /// File models trained with `--test FILE`: that file, which holds the held-out rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_input: Option<String>,
+    /// Warehouse models trained with `--train-sample`: the labelled customers the stratified
+    /// sample was drawn from (`rows` is the sample's size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_from: Option<u64>,
 }
 
 /// The model file (JSON).
@@ -487,6 +504,7 @@ pub fn train_file(t: &TrainFile<'_>, engine: &EngineOptions) -> Result<(ModelFil
         lookback_days: None,
         horizon_days: None,
         test_input: t.test.map(|p| p.display().to_string()),
+        sampled_from: None,
     };
     Ok((
         model_file(source, encoder, model, &t.params, t.seed, metrics),

@@ -10,6 +10,13 @@
 //! last order line minus the horizon. Validation is time-based: the model trains at C − horizon
 //! (its labels end where C's window starts) and is measured at C.
 //!
+//! Training on a sample (`--train-sample N`): the model trains on a seeded stratified sample of
+//! about N of the customers labelled at the training cutoff (each class sampled on its own,
+//! so the sample keeps the churn rate), and is measured on every customer labelled at the
+//! test cutoff. The labels and the mart are still computed for everyone (by SQL, on the
+//! cluster when there is one); the sample bounds the tree's fit, which grows with rows ×
+//! features × depth. The encoder learns categories from every labelled customer.
+//!
 //! Features: the mart's numeric columns, `top_category`, `age_band`, `country` and
 //! `acquisition_channel` as categories, the opt-in flags as booleans. Left out: the ids and
 //! dates, and the RFM scores and segment (ranks within one date's population, which shift
@@ -24,7 +31,7 @@ use datafusion::prelude::SessionContext;
 
 use super::{
     Evaluation, ModelFile, Source, evaluate as measure, model_file, predict_rows, scores_batch,
-    sha256_of, train_and_measure, tree::ValidTreeParams,
+    select_rows, sha256_of, stratified_holdout, train_and_measure, tree::ValidTreeParams,
 };
 use crate::error::{Error, Result};
 use crate::features::{self, bridge::Encoder};
@@ -171,6 +178,8 @@ pub struct TrainWarehouse {
     pub params: ValidTreeParams,
     pub cv: Option<usize>,
     pub seed: u64,
+    /// Train on a stratified sample of about this many customers (see the module doc).
+    pub train_sample: Option<usize>,
 }
 
 /// Trains at cutoff − horizon and measures at the cutoff (see the module doc).
@@ -210,6 +219,16 @@ pub fn train(
         let test_source = format!("warehouse {} at {cutoff}", wh_root.display());
         let (x_test, more) = encoder.transform(&test_schema, &test_batches, &test_source)?;
         notes.extend(more.into_iter().map(|n| format!("test at {cutoff}: {n}")));
+        let population = y.len();
+        let (x, y) = match t.train_sample {
+            Some(n) if n < population => {
+                let pick = stratified_holdout(&y, n as f64 / population as f64, t.seed);
+                let rows: Vec<usize> = (0..population).filter(|&i| pick[i]).collect();
+                let y: Vec<bool> = rows.iter().map(|&i| y[i]).collect();
+                (select_rows(&x, &rows), y)
+            }
+            _ => (x, y),
+        };
         let (model, metrics) =
             train_and_measure(&t.params, &x, &y, Some((x_test, y_test)), t.cv, t.seed)?;
         let src = Source {
@@ -222,6 +241,7 @@ pub fn train(
             lookback_days: Some(t.window.lookback_days),
             horizon_days: Some(t.window.horizon_days),
             test_input: None,
+            sampled_from: (y.len() < population).then_some(population as u64),
         };
         Ok((
             model_file(src, encoder, model, &t.params, t.seed, metrics),

@@ -423,6 +423,10 @@ pub struct SegmentArgs {
     /// DBSCAN: neighbours that make a core point.
     #[arg(long, default_value_t = 10)]
     pub min_points: usize,
+    /// k-means: fit the scaling, k and centroids on a seeded sample of N rows, then label
+    /// every row with its nearest centroid. Default: fit on every row.
+    #[arg(long, value_name = "N")]
+    pub train_sample: Option<usize>,
     /// Cluster this Parquet or CSV file instead of the warehouse's customers.
     #[arg(long, requires = "out")]
     pub input: Option<PathBuf>,
@@ -497,9 +501,13 @@ pub struct ChurnTrainArgs {
     /// Stratified cross-validation folds (2 or more).
     #[arg(long, value_name = "K")]
     pub cv: Option<usize>,
-    /// Seed of the hold-out split and the folds.
+    /// Seed of the hold-out split, the folds and the training sample.
     #[arg(long, default_value_t = churn::DEFAULT_SEED)]
     pub seed: u64,
+    /// Warehouse: train on a seeded stratified sample of about N of the labelled customers
+    /// (the churn rate kept); the model is still measured on every customer at the cutoff.
+    #[arg(long, value_name = "N", conflicts_with = "input")]
+    pub train_sample: Option<usize>,
     /// With --input: measure the model on this labelled table (same columns) instead of a
     /// 20% hold-out; the model then trains on every input row.
     #[arg(long, value_name = "FILE", requires = "input")]
@@ -1144,6 +1152,7 @@ fn churn_train(
     })
     .check()?;
     churn::check_cv(a.cv)?;
+    churn::check_train_sample(a.train_sample)?;
     let window = churn::warehouse::Window {
         lookback_days: a.lookback_days,
         horizon_days: a.horizon_days,
@@ -1174,6 +1183,7 @@ fn churn_train(
                 params,
                 cv: a.cv,
                 seed: a.seed,
+                train_sample: a.train_sample,
             };
             churn::warehouse::train(wh_root, &t, engine)?
         }
@@ -1183,9 +1193,13 @@ fn churn_train(
     }
     write_json(&a.model, &model)?;
     let mut out = std::io::stdout().lock();
+    let sample = match model.source.sampled_from {
+        Some(n) => format!(" sampled from {n}"),
+        None => String::new(),
+    };
     writeln!(
         out,
-        "model written to {} ({} rows, {} features, {} leaves, depth {})",
+        "model written to {} ({} rows{sample}, {} features, {} leaves, depth {})",
         a.model.display(),
         model.source.rows,
         model.feature_names.len(),
@@ -1288,6 +1302,7 @@ fn segment_command(
         seed: a.seed,
         eps: a.eps,
         min_points: a.min_points,
+        train_sample: a.train_sample,
     }
     .check()?;
     let as_of = a
@@ -1349,8 +1364,15 @@ fn segment_command(
         if let Some(inertia) = fit.clustering.inertia
             && !quiet
         {
+            let sample = match fit.trained_on {
+                Some(n) => format!(
+                    " (fitted on a sample of {n} of {} customers)",
+                    fit.clustering.labels.len()
+                ),
+                None => String::new(),
+            };
             eprintln!(
-                "{} on {}: k={}, inertia {inertia:.6e} in the scaled space",
+                "{} on {}: k={}, inertia {inertia:.6e} in the scaled space{sample}",
                 run.method.name(),
                 run.features.join(", "),
                 fit.clustering.k

@@ -150,6 +150,7 @@ pub enum Action {
         params: ValidTreeParams,
         cv: Option<usize>,
         seed: u64,
+        train_sample: Option<usize>,
     },
     ChurnScore {
         model: String,
@@ -280,6 +281,7 @@ struct SegmentSpec {
     seed: Option<u64>,
     eps: Option<f64>,
     min_points: Option<usize>,
+    train_sample: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +299,7 @@ struct ChurnTrainSpec {
     leaf_probability: Option<String>,
     cv: Option<usize>,
     seed: Option<u64>,
+    train_sample: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -748,6 +751,7 @@ fn segment_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
         seed: s.seed.unwrap_or(d.seed),
         eps: s.eps.unwrap_or(d.eps),
         min_points: s.min_points.unwrap_or(d.min_points),
+        train_sample: s.train_sample,
     }
     .check()
     .map_err(|e| at.rekey(e))?;
@@ -796,6 +800,7 @@ fn churn_train_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
     };
     window.check().map_err(|e| at.rekey(e))?;
     crate::churn::check_cv(s.cv).map_err(|e| at.rekey(e))?;
+    crate::churn::check_train_sample(s.train_sample).map_err(|e| at.rekey(e))?;
     let action = Action::ChurnTrain {
         model: s.model.clone(),
         lookback_days: window.lookback_days,
@@ -803,6 +808,7 @@ fn churn_train_stage(at: &At<'_>, table: toml::Table) -> Result<Parsed> {
         params,
         cv: s.cv,
         seed: s.seed.unwrap_or(crate::churn::DEFAULT_SEED),
+        train_sample: s.train_sample,
     };
     Ok((
         action,

@@ -532,7 +532,7 @@ impl StageContext<'_> {
             Action::Segment(params) => {
                 rec.seed = Some(params.params().seed);
                 let r = crate::segment::segment_warehouse(root, None, params, engine)?;
-                let (k, inertia, silhouette) = match &r.fit {
+                let (k, inertia, silhouette, trained_on) = match &r.fit {
                     Some(f) => (
                         Some(f.clustering.k),
                         f.clustering.inertia,
@@ -540,8 +540,9 @@ impl StageContext<'_> {
                             .iter()
                             .find(|s| s.k == f.clustering.k)
                             .map(|s| s.silhouette),
+                        f.trained_on,
                     ),
-                    None => (None, None, None),
+                    None => (None, None, None, None),
                 };
                 Ok((
                     json!({
@@ -550,6 +551,7 @@ impl StageContext<'_> {
                         "k": k,
                         "inertia": inertia,
                         "sampled_silhouette": silhouette,
+                        "trained_on_sample": trained_on,
                         "features_as_of": r.as_of.to_string(),
                     }),
                     None,
@@ -562,6 +564,7 @@ impl StageContext<'_> {
                 params,
                 cv,
                 seed,
+                train_sample,
             } => {
                 rec.seed = Some(*seed);
                 let t = crate::churn::warehouse::TrainWarehouse {
@@ -573,6 +576,7 @@ impl StageContext<'_> {
                     params: params.clone(),
                     cv: *cv,
                     seed: *seed,
+                    train_sample: *train_sample,
                 };
                 let (file, notes) = crate::churn::warehouse::train(root, &t, engine)?;
                 for n in &notes {
@@ -586,6 +590,7 @@ impl StageContext<'_> {
                     json!({
                         "model_file": path.display().to_string(),
                         "training_rows": file.source.rows,
+                        "sampled_from": file.source.sampled_from,
                         "training_cutoff": file.source.cutoff.map(|d| d.to_string()),
                         "leaves": file.tree.leaves(),
                         "depth": file.tree.depth(),

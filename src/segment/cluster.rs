@@ -10,6 +10,8 @@
 //! - Labels are renumbered so that segment 1 is the largest cluster (ties: the cluster whose
 //!   first row comes first), which makes ids stable across runs with the same seed and
 //!   readable. DBSCAN's noise points get segment 0.
+//! - A k-means model fitted on a sample labels every row with [`assign`]: the nearest
+//!   centroid, then the ids renumbered by size over all rows.
 
 use linfa::prelude::*;
 use linfa_clustering::{Dbscan, GaussianMixtureModel};
@@ -17,7 +19,7 @@ use ndarray::{Array2, ArrayView1, Axis};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
 
-use super::kmeans::{self, KMeansParams};
+use super::kmeans::{self, FittedKMeans, KMeansParams};
 use crate::error::{Error, Result};
 
 /// Rows the silhouette is measured on when choosing k.
@@ -122,6 +124,9 @@ pub struct Clustering {
     /// k-means: the sum of squared distances to the nearest centroid, in the space the
     /// clustering ran in.
     pub inertia: Option<f64>,
+    /// k-means: the fitted model (its cluster indices are before renumbering), to label rows
+    /// it was not fitted on.
+    pub model: Option<FittedKMeans>,
 }
 
 /// One k tried by [`choose_k`].
@@ -187,7 +192,21 @@ pub fn kmeans(x: &Array2<f64>, k: usize, n_init: usize, seed: u64) -> Result<Clu
         labels,
         k,
         inertia: Some(inertia),
+        model: Some(model),
     })
+}
+
+/// Every row of `x` labelled by a fitted k-means model (nearest centroid, one parallel pass),
+/// renumbered by size over these rows; the inertia is these rows'.
+pub fn assign(x: &Array2<f64>, model: FittedKMeans) -> Clustering {
+    let (raw, inertia) = model.assign_all(x.view());
+    let (labels, k) = renumber(&raw.into_iter().map(Some).collect::<Vec<_>>());
+    Clustering {
+        labels,
+        k,
+        inertia: Some(inertia),
+        model: Some(model),
+    }
 }
 
 /// DBSCAN with neighbourhood radius `eps` (in the scaled space) and `min_points` neighbours
@@ -205,6 +224,7 @@ pub fn dbscan(x: &Array2<f64>, eps: f64, min_points: usize) -> Result<Clustering
         labels,
         k,
         inertia: None,
+        model: None,
     })
 }
 
@@ -223,6 +243,7 @@ pub fn gmm(x: &Array2<f64>, k: usize, n_init: usize, seed: u64) -> Result<Cluste
         labels,
         k,
         inertia: None,
+        model: None,
     })
 }
 

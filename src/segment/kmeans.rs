@@ -166,6 +166,18 @@ impl FittedKMeans {
     pub fn iterations(&self) -> usize {
         self.iterations
     }
+
+    /// Every row of `x` assigned to its nearest centroid, in one parallel pass (the
+    /// assignment step of the fit): the labels and the inertia of `x`. This is how a model
+    /// trained on a sample labels the whole population.
+    pub fn assign_all(&self, x: ArrayView2<f64>) -> (Vec<usize>, f64) {
+        let d = self.centroids.ncols();
+        let rows: Vec<f64> = x.as_standard_layout().iter().copied().collect();
+        let centroids: Vec<f64> = self.centroids.iter().copied().collect();
+        let mut labels = vec![usize::MAX; x.nrows()];
+        let (_, _, inertia, _) = by_dim!(d, assign(&rows, d, &centroids, &mut labels));
+        (labels, inertia)
+    }
 }
 
 #[inline(always)]
@@ -488,8 +500,11 @@ mod tests {
                 .collect();
             assert_eq!(l.len(), 1, "blob {c} split over {l:?}");
         }
-        // predict agrees with the training labels.
+        // predict and assign_all agree with the training labels and inertia.
         assert_eq!(ours.predict(&x), ours.labels().clone());
+        let (labels, inertia) = ours.assign_all(x.view());
+        assert_eq!(labels, ours.labels().to_vec());
+        assert!((inertia - ours.inertia()).abs() <= 1e-9 * ours.inertia());
     }
 
     #[test]

@@ -9,8 +9,16 @@
 //!   original units).
 //! - Parameters ([`SegmentParams`], checked into [`ValidSegmentParams`]): method (default
 //!   k-means), k (default auto over 2..=10), features (default [`DEFAULT_FEATURES`]), scaling
-//!   (default log-standard), k-means runs (default 10), seed (default 42), and for DBSCAN the
-//!   radius (default 0.5, in the scaled space) and core size (default 10).
+//!   (default log-standard), k-means runs (default 10), seed (default 42), the training
+//!   sample (default none: every row), and for DBSCAN the radius (default 0.5, in the scaled
+//!   space) and core size (default 10).
+//!
+//! Training on a sample (`--train-sample N`, k-means only): the scaling, the choice of k and
+//! the k-means runs see a seeded uniform sample of N rows; then one pass labels every row
+//! with its nearest centroid, and segment ids, sizes, names, profiles and the inertia are
+//! the whole population's. The fit then costs N rows instead of all (it is the part that
+//! grows with k × runs × iterations); the assignment is one distance pass. The README's
+//! "Mining stays on one node" says when to use it and what it changes.
 //!
 //! Segment ids: RFM segments are numbered by their place in [`rfm::SEGMENTS`]; clusters are
 //! numbered 1..=k from the largest ([`cluster`]), DBSCAN noise is segment 0 ("outliers").
@@ -36,7 +44,9 @@ use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringA
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256Plus;
 
 pub use cluster::Scale;
 use cluster::{Clustering, KScore, Scaler};
@@ -147,6 +157,9 @@ pub struct SegmentParams {
     pub seed: u64,
     pub eps: f64,
     pub min_points: usize,
+    /// k-means: fit on a seeded sample of this many rows, then label every row. None, or a
+    /// number at least the row count: fit on every row.
+    pub train_sample: Option<usize>,
 }
 
 impl Default for SegmentParams {
@@ -160,6 +173,7 @@ impl Default for SegmentParams {
             seed: 42,
             eps: 0.5,
             min_points: 10,
+            train_sample: None,
         }
     }
 }
@@ -222,6 +236,29 @@ impl SegmentParams {
         if self.min_points == 0 {
             return Err(usage("--min-points", "must be at least 1".into()));
         }
+        if let Some(n) = self.train_sample {
+            if self.method != Method::Kmeans {
+                return Err(usage(
+                    "--train-sample",
+                    format!(
+                        "only k-means labels rows it was not fitted on (nearest centroid); \
+                         --method {} fits on every row",
+                        self.method.name()
+                    ),
+                ));
+            }
+            let least = match &self.k {
+                Some(K::Fixed(k)) => *k,
+                Some(K::Auto { max, .. }) => *max,
+                None => 10,
+            };
+            if n < least {
+                return Err(usage(
+                    "--train-sample",
+                    format!("{n} rows cannot hold {least} clusters; at least {least}"),
+                ));
+            }
+        }
         Ok(ValidSegmentParams(self))
     }
 }
@@ -240,13 +277,26 @@ pub struct Fit {
     pub scaler: Scaler,
     pub k_scores: Vec<KScore>,
     pub k_reason: Option<String>,
+    /// With `--train-sample`: the rows the scaling and k-means were fitted on (the
+    /// clustering still labels every row). None: fitted on every row.
+    pub trained_on: Option<usize>,
 }
 
-/// Scales `x` and clusters it by `params` (not RFM).
+/// Scales `x` and clusters it by `params` (not RFM); with a training sample smaller than
+/// `x`, fits on the sample and labels every row of `x` (see the module doc).
 pub fn fit(x: &Array2<f64>, params: &ValidSegmentParams) -> Result<Fit> {
     let p = params.params();
-    let scaler = Scaler::fit(x, p.scale);
-    let z = scaler.transform(x);
+    let sample = p.train_sample.filter(|&n| n < x.nrows()).map(|n| {
+        let mut rng = Xoshiro256Plus::seed_from_u64(p.seed);
+        let mut rows = rand::seq::index::sample(&mut rng, x.nrows(), n).into_vec();
+        // In row order, so the sample is the same set of customers in the same order for
+        // the same seed, whatever order the draw came in.
+        rows.sort_unstable();
+        x.select(Axis(0), &rows)
+    });
+    let train = sample.as_ref().unwrap_or(x);
+    let scaler = Scaler::fit(train, p.scale);
+    let z = scaler.transform(train);
     let k = p.k.clone().unwrap_or(K::Auto { min: 2, max: 10 });
     let (mut k_scores, mut k_reason) = (Vec::new(), None);
     let clustering = match (p.method, k) {
@@ -266,11 +316,24 @@ pub fn fit(x: &Array2<f64>, params: &ValidSegmentParams) -> Result<Fit> {
             }
         }
     };
+    let (clustering, trained_on) = match &sample {
+        None => (clustering, None),
+        Some(s) => {
+            let model = clustering.model.ok_or_else(|| {
+                Error::Internal("a clustering fitted on a sample has no model to label with".into())
+            })?;
+            (
+                cluster::assign(&scaler.transform(x), model),
+                Some(s.nrows()),
+            )
+        }
+    };
     Ok(Fit {
         clustering,
         scaler,
         k_scores,
         k_reason,
+        trained_on,
     })
 }
 

@@ -346,6 +346,94 @@ fn labelled(wh: &Path, cutoff: &str) -> (Vec<Vec<String>>, Vec<String>) {
     (features, rows.iter().map(|r| r[label].clone()).collect())
 }
 
+/// `--train-sample`: the tree learns from a stratified sample of the customers labelled at the
+/// training cutoff, and is measured on every customer at the test cutoff.
+#[test]
+fn a_warehouse_model_trains_on_a_stratified_sample_and_is_measured_on_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = sample_copy(dir.path());
+    let (whole, sampled) = (
+        dir.path().join("whole.json"),
+        dir.path().join("sampled.json"),
+    );
+    let train = |model: &Path, extra: &[&str]| {
+        let mut args = vec!["churn", "train", "--max-depth", "4"];
+        args.extend(extra);
+        args.extend(["--model", model.to_str().unwrap()]);
+        ecrm_ok(&wh, &args)
+    };
+    train(&whole, &[]);
+    let printed = train(&sampled, &["--train-sample", "600"]);
+    let (w, s) = (model_json(&whole), model_json(&sampled));
+
+    // The population: the labelled mart at the training cutoff, read here independently.
+    let (_, labels) = labelled(&wh, "2024-05-29");
+    let population = labels.len() as f64;
+    let churners = labels.iter().filter(|l| *l == "true").count() as f64;
+    assert_eq!(w["source"]["rows"], labels.len());
+    assert_eq!(s["source"]["sampled_from"], labels.len());
+    assert!(w["source"].get("sampled_from").is_none());
+    // Each class sampled on its own: the root's class counts are the population's, scaled
+    // to 600 and rounded.
+    let share = 600.0 / population;
+    let root = &s["tree"]["nodes"][0]["counts"];
+    let expected = [
+        ((population - churners) * share).round(),
+        (churners * share).round(),
+    ];
+    assert_eq!(root[0].as_f64().unwrap(), expected[0], "{root}");
+    assert_eq!(root[1].as_f64().unwrap(), expected[1], "{root}");
+    let rows = s["source"]["rows"].as_u64().unwrap();
+    assert_eq!(rows as f64, expected[0] + expected[1]);
+    assert!(
+        printed.contains(&format!("({rows} rows sampled from {},", labels.len())),
+        "{printed}"
+    );
+    // Measured on every customer at the test cutoff, as the whole model is; a sample of a
+    // third still ranks churners well.
+    assert_eq!(s["metrics"]["held_out_rows"], w["metrics"]["held_out_rows"]);
+    let auc = s["metrics"]["roc_auc"].as_f64().unwrap();
+    assert!(auc > 0.7, "held-out ROC AUC {auc}");
+    // The same seed draws the same sample and grows the same tree; the model scores.
+    let again = dir.path().join("again.json");
+    train(&again, &["--train-sample", "600"]);
+    assert_eq!(model_json(&again)["tree"], s["tree"]);
+    let printed = ecrm_ok(
+        &wh,
+        &["churn", "score", "--model", sampled.to_str().unwrap()],
+    );
+    assert!(printed.starts_with("scored "), "{printed}");
+
+    for (args, needle) in [
+        (
+            vec!["churn", "train", "--train-sample", "1", "--model", "x.json"],
+            "--train-sample: 1 is too few rows to train a tree; at least 2",
+        ),
+        (
+            vec![
+                "churn",
+                "train",
+                "--input",
+                "t.csv",
+                "--label",
+                "l",
+                "--id",
+                "i",
+                "--train-sample",
+                "100",
+                "--model",
+                "x.json",
+            ],
+            "--train-sample",
+        ),
+    ] {
+        let out = ecrm(&wh, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn churn_features_see_nothing_from_the_cutoff_on_and_labels_do() {
     let dir = tempfile::tempdir().unwrap();

@@ -581,6 +581,10 @@ fn pipeline_mistakes_are_named() {
             edited("model = \"churn\"\n", "model = \"churn\"\nmax_depth = 0\n"),
         ),
         ("bad_param_type", edited("k = 4", "k = 4.5")),
+        (
+            "bad_train_sample",
+            edited("k = 4", "k = 4\ntrain_sample = 3"),
+        ),
         ("bad_choice", edited("k = 4", "k = 4\nmethod = \"kmeanz\"")),
         (
             "bad_fraction",

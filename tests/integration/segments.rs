@@ -194,6 +194,69 @@ fn kmeans_recovers_the_groups_synth_planted() {
     );
 }
 
+/// k-means fitted on a seeded sample of customers still labels every customer, and labels
+/// them as the fit on every customer does (and as synth planted them).
+#[test]
+fn kmeans_fitted_on_a_sample_labels_every_customer_like_the_whole_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = sample_copy(dir.path());
+    let query = "SELECT customer_id, segment_id, segment_name FROM segments ORDER BY customer_id";
+    ecrm_ok(&wh, &["segment", "--k", "4"]);
+    let whole = sql(&wh, query);
+    let customers = scalar(&wh, "SELECT count(*) FROM customer_features");
+
+    // Not quiet: the fit's summary line says what it was fitted on.
+    let out = assert_cmd::Command::cargo_bin("ecrm")
+        .unwrap()
+        .args(["--warehouse", wh.to_str().unwrap()])
+        .args(["segment", "--k", "4", "--train-sample", "800"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "(fitted on a sample of 800 of {customers} customers)"
+        )),
+        "{err}"
+    );
+    let sampled = sql(&wh, query);
+    // Every customer of the mart is labelled, not only the sample.
+    assert_eq!(sampled.len().to_string(), customers);
+    let ids = |rows: &[Vec<String>]| rows.iter().map(|r| r[1].clone()).collect::<Vec<_>>();
+    let ari = adjusted_rand_index(&ids(&whole), &ids(&sampled));
+    assert!(
+        ari >= 0.9,
+        "against the whole fit: adjusted Rand index {ari:.3}"
+    );
+    let groups = crate::support::sample_synth()["customer_groups"].clone();
+    let planted: Vec<String> = sampled
+        .iter()
+        .map(|r| groups[&r[0]].as_str().unwrap().to_string())
+        .collect();
+    let ari = adjusted_rand_index(&planted, &ids(&sampled));
+    assert!(
+        ari >= 0.8,
+        "against synth's groups: adjusted Rand index {ari:.3}"
+    );
+    // Ids are numbered by size over every customer, and the profiles count every customer.
+    let sizes: Vec<u64> = sql(
+        &wh,
+        "SELECT customers FROM segment_profiles ORDER BY segment_id",
+    )
+    .iter()
+    .map(|r| r[0].parse().unwrap())
+    .collect();
+    assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<u64>().to_string(), customers);
+
+    // The same seed draws the same sample; a sample as large as the mart is the whole fit.
+    ecrm_ok(&wh, &["segment", "--k", "4", "--train-sample", "800"]);
+    assert_eq!(sql(&wh, query), sampled);
+    ecrm_ok(&wh, &["segment", "--k", "4", "--train-sample", &customers]);
+    assert_eq!(sql(&wh, query), whole);
+}
+
 #[test]
 fn k_auto_reports_inertia_and_silhouette_for_each_k_and_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -253,6 +316,14 @@ fn segment_parameters_are_checked_before_any_data_is_read() {
             "--eps: -1 must be a positive number",
         ),
         (vec!["segment", "--k", "auto:5-3"], "auto:5-3"),
+        (
+            vec!["segment", "--method", "gmm", "--train-sample", "500"],
+            "--train-sample: only k-means labels rows it was not fitted on",
+        ),
+        (
+            vec!["segment", "--k", "8", "--train-sample", "5"],
+            "--train-sample: 5 rows cannot hold 8 clusters",
+        ),
     ] {
         let out = ecrm(&missing, &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
