@@ -191,6 +191,9 @@ pub fn train(
     let wh = Warehouse::open(wh_root)?;
     wh.table("fact_sales")?;
     let rt = crate::cli::runtime(engine.threads)?;
+    let clock = std::time::Instant::now();
+    let lap =
+        |step: &str| tracing::debug!(step, ms = clock.elapsed().as_millis() as u64, "churn train");
     rt.block_on(async {
         let ctx = olap::session(&wh, engine).await?;
         let cutoff = match t.cutoff {
@@ -203,6 +206,7 @@ pub fn train(
         let train_cutoff = cutoff - Duration::days(t.window.horizon_days);
         let (schema, batches) = labelled_mart(&ctx, train_cutoff, t.window, true).await?;
         let (test_schema, test_batches) = labelled_mart(&ctx, cutoff, t.window, true).await?;
+        lap("labelled marts");
         let y = churned(&batches, &schema)?;
         let y_test = churned(&test_batches, &test_schema)?;
         if y.is_empty() || y_test.is_empty() {
@@ -219,6 +223,7 @@ pub fn train(
         let test_source = format!("warehouse {} at {cutoff}", wh_root.display());
         let (x_test, more) = encoder.transform(&test_schema, &test_batches, &test_source)?;
         notes.extend(more.into_iter().map(|n| format!("test at {cutoff}: {n}")));
+        lap("encoded");
         let population = y.len();
         let (x, y) = match t.train_sample {
             Some(n) if n < population => {
@@ -231,6 +236,7 @@ pub fn train(
         };
         let (model, metrics) =
             train_and_measure(&t.params, &x, &y, Some((x_test, y_test)), t.cv, t.seed)?;
+        lap("fitted and measured");
         let src = Source {
             input: source,
             id_column: "customer_id".into(),
