@@ -1338,9 +1338,13 @@ fn segment_command(
         if !logged.is_empty() {
             tracing::info!("log-transformed (skewed): {}", logged.join(", "));
         }
+        let fitted = match run.fit.trained_on {
+            Some(n) => format!(" (fitted on a sample of {n})"),
+            None => String::new(),
+        };
         write!(
             out,
-            "{} rows, {} features, {} clusters written to {}",
+            "{} rows{fitted}, {} features, {} clusters written to {}",
             run.rows,
             run.features.len(),
             c.k,

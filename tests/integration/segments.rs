@@ -728,6 +728,30 @@ fn clustering_a_file_labels_every_row_in_input_order() {
         ecrm_ok(&none, &args);
         assert_eq!(std::fs::read(&out).unwrap(), first);
     }
+    // Fitted on 300 rows, every row still gets its blob.
+    let out = dir.path().join("sampled.parquet");
+    let printed = ecrm_ok(
+        &none,
+        &[
+            "segment",
+            "--input",
+            parquet.to_str().unwrap(),
+            "--features",
+            "x,y",
+            "--k",
+            "3",
+            "--train-sample",
+            "300",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        printed.contains("30000 rows (fitted on a sample of 300), 2 features, 3 clusters"),
+        "{printed}"
+    );
+    let l = labels(&out);
+    assert!(l.iter().enumerate().all(|(i, s)| *s == (i % 3) as i64 + 1));
     // Without --features every numeric column is used (id included): still one label per row.
     let out = dir.path().join("all.csv");
     let printed = ecrm_ok(
