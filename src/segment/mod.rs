@@ -117,13 +117,18 @@ pub enum K {
     Auto { min: usize, max: usize },
 }
 
+impl K {
+    /// `--k auto` and the default of k-means and mixtures: every k in 2..=10.
+    pub const AUTO: K = K::Auto { min: 2, max: 10 };
+}
+
 impl std::str::FromStr for K {
     type Err = String;
     /// `N`, `auto` (2..=10) or `auto:MIN-MAX`.
     fn from_str(s: &str) -> std::result::Result<K, String> {
         let s = s.trim();
         if s == "auto" {
-            return Ok(K::Auto { min: 2, max: 10 });
+            return Ok(K::AUTO);
         }
         if let Some(r) = s.strip_prefix("auto:") {
             let (a, b) = r
@@ -247,10 +252,9 @@ impl SegmentParams {
                     ),
                 ));
             }
-            let least = match &self.k {
-                Some(K::Fixed(k)) => *k,
-                Some(K::Auto { max, .. }) => *max,
-                None => 10,
+            let least = match self.k.as_ref().unwrap_or(&K::AUTO) {
+                K::Fixed(k) => *k,
+                K::Auto { max, .. } => *max,
             };
             if n < least {
                 return Err(usage(
@@ -297,7 +301,7 @@ pub fn fit(x: &Array2<f64>, params: &ValidSegmentParams) -> Result<Fit> {
     let train = sample.as_ref().unwrap_or(x);
     let scaler = Scaler::fit(train, p.scale);
     let z = scaler.transform(train);
-    let k = p.k.clone().unwrap_or(K::Auto { min: 2, max: 10 });
+    let k = p.k.clone().unwrap_or(K::AUTO);
     let (mut k_scores, mut k_reason) = (Vec::new(), None);
     let clustering = match (p.method, k) {
         (Method::Dbscan, _) => cluster::dbscan(&z, p.eps, p.min_points)?,
