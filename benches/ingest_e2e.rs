@@ -13,14 +13,9 @@
 use std::path::Path;
 use std::time::Instant;
 
+/// The process's peak resident memory in MiB (the run manifests' reader).
 fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    ecrm::warehouse::runs::peak_rss_mib().unwrap_or(f64::NAN)
 }
 
 fn run_one(lines: u64) {

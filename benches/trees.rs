@@ -19,7 +19,10 @@ use ndarray::Array1;
 
 fn load(path: &std::path::Path) -> (ndarray::Array2<f64>, Vec<usize>) {
     let engine = ecrm::olap::EngineOptions::default();
-    let (schema, batches) = ecrm::olap::read_in_order(path, None, &engine).expect("read");
+    let rt = ecrm::olap::runtime(None).expect("runtime");
+    let (schema, batches) = rt
+        .block_on(ecrm::olap::read_in_order(path, None, &engine))
+        .expect("read");
     let features: Vec<String> = (0..20).map(|i| format!("x{i}")).collect();
     let x = ecrm::features::bridge::matrix(&schema, &batches, &features, "bench").expect("x");
     let y = ecrm::features::bridge::matrix(&schema, &batches, &["label".into()], "bench")
@@ -47,9 +50,10 @@ fn main() {
         xt.nrows()
     );
 
-    let mut p = ecrm::churn::tree::TreeParams::default();
-    p.0.max_depth = depth;
-    let params = p.check().expect("params");
+    let params = ecrm::churn::tree::TreeParams::default()
+        .max_depth(depth)
+        .check()
+        .expect("params");
     let data = DatasetBase::new(x.view(), Array1::from(y.clone()));
     let t = Instant::now();
     let ours = params.fit(&data).expect("fit");

@@ -24,9 +24,17 @@ pub enum Error {
         message: String,
     },
 
-    /// A command-line value is wrong.
+    /// A command-line value is wrong in a way only the command line can be (a `NAME=PATH`
+    /// that is not one, options that do not combine); `arg` is the flag as typed.
     #[error("{arg}: {message}")]
     Usage { arg: String, message: String },
+
+    /// A parameter is out of range or does not fit the data: its canonical snake_case key
+    /// (`max_depth`) and what is allowed. Each face names the key its own way: shown as it
+    /// is, the key reads as the command line's flag (`--max-depth`); a pipeline renders it as
+    /// `stages.NAME.max_depth` with the file and line ([`Error::at_stage`]).
+    #[error("--{}: {message}", key.replace('_', "-"))]
+    Param { key: String, message: String },
 
     /// Input data cannot be read as declared (a whole file, not a single row: bad rows become
     /// rejects with reason codes instead).
@@ -150,6 +158,28 @@ impl Error {
             .map(|s| format!("line {}", text[..s.start].matches('\n').count() + 1))
             .unwrap_or_else(|| "file".to_string());
         Error::config(file, key, e.message().to_string())
+    }
+
+    /// A parameter error naming the canonical snake_case `key`.
+    pub fn param(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Param {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// This error as a pipeline stage's: a parameter error becomes a configuration error at
+    /// `stages.STAGE.KEY` of `file` (the stage's table starts at `line`), as the pipeline
+    /// names its keys; any other error is unchanged.
+    pub fn at_stage(self, file: &std::path::Path, stage: &str, line: usize) -> Error {
+        match self {
+            Error::Param { key, message } => Error::config(
+                file,
+                format!("stages.{stage}.{key} (stage at line {line})"),
+                message,
+            ),
+            other => other,
+        }
     }
 
     /// An input-file error.

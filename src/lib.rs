@@ -44,6 +44,7 @@ pub mod export;
 pub mod features;
 pub mod ingest;
 pub mod olap;
+pub mod param;
 pub mod pipeline;
 pub mod report;
 pub mod segment;

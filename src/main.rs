@@ -1,4 +1,5 @@
-//! The `ecrm` binary: parse the command line, run, map the outcome to an exit code.
+//! The `ecrm` binary: parse the command line, make the process's one async runtime, run,
+//! map the outcome to an exit code.
 
 use std::process::ExitCode;
 
@@ -9,7 +10,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_format = cli.global.log_format;
     init_logging(cli.global.quiet, log_format);
-    match ecrm::cli::run(cli) {
+    let outcome = ecrm::olap::runtime(cli.global.threads.map(usize::from))
+        .and_then(|rt| ecrm::cli::run(cli, &rt));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         // `ecrm query ... | head` closing the pipe early is success, as in ripgrep.
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,

@@ -28,8 +28,13 @@ use linfa::dataset::DatasetBase;
 use linfa::traits::Fit;
 use rayon::prelude::*;
 
-use super::{Baskets, Fraction, Items};
+use super::{Baskets, Items};
 use crate::error::{Error, Result};
+use crate::param::Fraction;
+
+/// Itemsets beyond which mining stops with an error suggesting a higher support, so memory
+/// stays bounded.
+pub const DEFAULT_MAX_ITEMSETS: usize = 5_000_000;
 
 /// FP-growth parameters as given.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +55,7 @@ impl FpGrowthParams {
         FpGrowthParams(ValidFpGrowthParams {
             min_support,
             max_len: None,
-            max_itemsets: 5_000_000,
+            max_itemsets: DEFAULT_MAX_ITEMSETS,
         })
     }
 
@@ -74,25 +79,19 @@ impl ParamGuard for FpGrowthParams {
     fn check_ref(&self) -> Result<&ValidFpGrowthParams> {
         let p = &self.0;
         if p.min_support.num == 0 || p.min_support.num > p.min_support.den {
-            return Err(Error::Usage {
-                arg: "--min-support".into(),
-                message: format!(
+            return Err(Error::param(
+                "min_support",
+                format!(
                     "{} is out of range; a share of the baskets above 0 and at most 1",
                     p.min_support
                 ),
-            });
+            ));
         }
         if p.max_len == Some(0) {
-            return Err(Error::Usage {
-                arg: "--max-len".into(),
-                message: "must be at least 1".into(),
-            });
+            return Err(Error::param("max_len", "must be at least 1"));
         }
         if p.max_itemsets == 0 {
-            return Err(Error::Usage {
-                arg: "max_itemsets".into(),
-                message: "must be at least 1".into(),
-            });
+            return Err(Error::param("max_itemsets", "must be at least 1"));
         }
         Ok(p)
     }

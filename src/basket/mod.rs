@@ -13,7 +13,8 @@
 //!   sorted and joined by ` | `. Itemsets are sorted by descending count, rules by descending
 //!   lift, then by the item text, so output is stable. [`recommend`] writes the table
 //!   `recommendations`.
-//! - Parameters: see [`fpgrowth`] and [`rules`]. Thresholds are exact [`Fraction`]s: `0.001`
+//! - Parameters: see [`fpgrowth`] and [`rules`]. Thresholds are exact
+//!   [`Fraction`](crate::param::Fraction)s: `0.001`
 //!   is one thousandth, not the nearest binary double, so an itemset needs
 //!   `ceil(min_support × baskets)` baskets, computed in integers.
 //!
@@ -25,7 +26,6 @@ pub mod recommend;
 pub mod rules;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -36,113 +36,12 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{Error, Result};
-use crate::olap::{self, EngineOptions};
+use crate::olap::{self, EngineOptions, text_column};
 use fpgrowth::FrequentItemsets;
 use rules::Rule;
 
 pub use fpgrowth::{FpGrowthParams, ValidFpGrowthParams};
 pub use rules::{RuleParams, ValidRuleParams};
-
-/// An exact non-negative fraction, read from text such as `0.001`, `1e-3`, `5%` or `1/3`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fraction {
-    pub num: u64,
-    pub den: u64,
-}
-
-impl Fraction {
-    /// `ceil(self × n)`, exactly.
-    pub fn ceil_mul(self, n: u64) -> u64 {
-        let p = u128::from(self.num) * u128::from(n);
-        p.div_ceil(u128::from(self.den)) as u64
-    }
-}
-
-fn gcd(a: u128, b: u128) -> u128 {
-    if b == 0 { a } else { gcd(b, a % b) }
-}
-
-impl std::str::FromStr for Fraction {
-    type Err = String;
-
-    fn from_str(text: &str) -> std::result::Result<Fraction, String> {
-        let t = text.trim();
-        let bad = || format!("{text:?} is not a number such as 0.01, 1e-3, 1% or 1/100");
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let (num, den): (u128, u128) = if let Some((a, b)) = t.split_once('/') {
-            let (a, b) = (a.trim(), b.trim());
-            if !digits(a) || !digits(b) {
-                return Err(bad());
-            }
-            let (a, b) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-            if b == 0 {
-                return Err(format!("{text:?} divides by zero"));
-            }
-            (a, b)
-        } else {
-            let (t, percent) = match t.strip_suffix('%') {
-                Some(p) => (p.trim_end(), true),
-                None => (t, false),
-            };
-            let (mantissa, exp) = match t.find(['e', 'E']) {
-                Some(i) => (&t[..i], t[i + 1..].parse::<i32>().map_err(|_| bad())?),
-                None => (t, 0),
-            };
-            let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-            if !(digits(int) || digits(frac))
-                || !(int.is_empty() || digits(int))
-                || !(frac.is_empty() || digits(frac))
-            {
-                return Err(bad());
-            }
-            let all = format!("{int}{frac}");
-            if all.len() > 30 {
-                return Err(bad());
-            }
-            let mut num: u128 = all.parse().map_err(|_| bad())?;
-            let scale = frac.len() as i32 - exp + if percent { 2 } else { 0 };
-            let mut den: u128 = 1;
-            if !(-30..=30).contains(&scale) {
-                return Err(bad());
-            }
-            if scale >= 0 {
-                den = 10u128.pow(scale as u32);
-            } else {
-                num *= 10u128.pow((-scale) as u32);
-            }
-            (num, den)
-        };
-        let g = gcd(num, den).max(1);
-        let (num, den) = (num / g, den / g);
-        match (u64::try_from(num), u64::try_from(den)) {
-            (Ok(num), Ok(den)) => Ok(Fraction { num, den }),
-            _ => Err(bad()),
-        }
-    }
-}
-
-impl fmt::Display for Fraction {
-    /// A decimal when the denominator divides a power of ten, else `num/den`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let den = u128::from(self.den);
-        let Some(scale) = (0..=19u32).find(|&k| 10u128.pow(k) % den == 0) else {
-            return write!(f, "{}/{}", self.num, self.den);
-        };
-        let p = 10u128.pow(scale);
-        let scaled = u128::from(self.num) * p / den;
-        if scale == 0 {
-            write!(f, "{scaled}")
-        } else {
-            write!(
-                f,
-                "{}.{:0width$}",
-                scaled / p,
-                scaled % p,
-                width = scale as usize
-            )
-        }
-    }
-}
 
 /// Item names and their ids (an id is the name's position), shared by baskets, itemsets
 /// and sequences.
@@ -334,8 +233,8 @@ pub fn read_lines(path: &Path, sep: Separator) -> Result<Baskets> {
 
 /// Reads a basket-id / item table (CSV with a header, or Parquet): its first two columns,
 /// baskets in order of first appearance. A missing id or item is an error naming the row.
-pub fn read_pairs(path: &Path, engine: &EngineOptions) -> Result<Baskets> {
-    let (schema, batches) = olap::read_in_order(path, None, engine)?;
+pub async fn read_pairs(path: &Path, engine: &EngineOptions) -> Result<Baskets> {
+    let (schema, batches) = olap::read_in_order(path, None, engine).await?;
     if schema.fields().len() < 2 {
         return Err(Error::Input {
             file: path.into(),
@@ -349,9 +248,8 @@ pub fn read_pairs(path: &Path, engine: &EngineOptions) -> Result<Baskets> {
     let mut items: Vec<Vec<String>> = Vec::new();
     let mut row = 0u64;
     for batch in &batches {
-        let ids = cast(batch.column(0), &DataType::Utf8)?;
-        let its = cast(batch.column(1), &DataType::Utf8)?;
-        let (ids, its) = (text(&ids)?, text(&its)?);
+        let ids = text_column(batch.column(0))?;
+        let its = text_column(batch.column(1))?;
         for i in 0..batch.num_rows() {
             row += 1;
             if ids.is_null(i) || its.is_null(i) {
@@ -375,20 +273,15 @@ pub fn read_pairs(path: &Path, engine: &EngineOptions) -> Result<Baskets> {
     Ok(b)
 }
 
-fn text(a: &Arc<dyn Array>) -> Result<&StringArray> {
-    a.as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| Error::Internal("cast to text".into()))
-}
-
-/// What warehouse baskets are made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Level {
-    /// Products (`product_id`).
-    #[default]
-    Product,
-    /// Product categories (`dim_product.category`).
-    Category,
+crate::choices! {
+    /// What warehouse baskets are made of.
+    pub enum Level {
+        /// Products (`product_id`).
+        Product = "product",
+        /// Product categories (`dim_product.category`).
+        Category = "category",
+    }
+    default = Product;
 }
 
 /// The item expression over `fact_sales f` at a level, and the join it needs.
@@ -425,9 +318,8 @@ pub async fn warehouse_baskets(
     let mut current: Option<String> = None;
     let mut items: Vec<String> = Vec::new();
     olap::for_each_batch(ctx, &sql, |batch| {
-        let inv = cast(batch.column(0), &DataType::Utf8)?;
-        let its = cast(batch.column(1), &DataType::Utf8)?;
-        let (inv, its) = (text(&inv)?, text(&its)?);
+        let inv = text_column(batch.column(0))?;
+        let its = text_column(batch.column(1))?;
         for i in 0..batch.num_rows() {
             if current.as_deref() != Some(inv.value(i)) {
                 baskets.push(items.iter().map(String::as_str));
@@ -461,14 +353,15 @@ pub async fn warehouse_baskets(
     })
 }
 
-/// How a basket file is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum BasketFormat {
-    /// One basket per line, items split by a separator.
-    #[default]
-    Lines,
-    /// A basket-id / item table (CSV with a header, or Parquet).
-    Pairs,
+crate::choices! {
+    /// How a basket file is laid out.
+    pub enum BasketFormat {
+        /// One basket per line, items split by a separator.
+        Lines = "lines",
+        /// A basket-id / item table (CSV with a header, or Parquet).
+        Pairs = "pairs",
+    }
+    default = Lines;
 }
 
 /// Where baskets come from.
@@ -487,7 +380,7 @@ pub enum Source {
 }
 
 /// Reads baskets; returns them with a sentence saying where they came from.
-pub fn load(source: &Source, engine: &EngineOptions) -> Result<(Baskets, String)> {
+pub async fn load(source: &Source, engine: &EngineOptions) -> Result<(Baskets, String)> {
     match source {
         Source::File {
             path,
@@ -498,7 +391,7 @@ pub fn load(source: &Source, engine: &EngineOptions) -> Result<(Baskets, String)
                 BasketFormat::Lines => {
                     read_lines(path, separator.unwrap_or_else(|| Separator::for_file(path)))?
                 }
-                BasketFormat::Pairs => read_pairs(path, engine)?,
+                BasketFormat::Pairs => read_pairs(path, engine).await?,
             };
             let note = format!(
                 "{} baskets of {} items from {}",
@@ -511,11 +404,8 @@ pub fn load(source: &Source, engine: &EngineOptions) -> Result<(Baskets, String)
         Source::Warehouse { root, level } => {
             let wh = crate::warehouse::Warehouse::open(root)?;
             wh.table("fact_sales")?;
-            let rt = crate::cli::runtime(engine.threads)?;
-            let w = rt.block_on(async {
-                let ctx = olap::session(&wh, engine).await?;
-                warehouse_baskets(&ctx, *level).await
-            })?;
+            let ctx = olap::session(&wh, engine).await?;
+            let w = warehouse_baskets(&ctx, *level).await?;
             let note = format!(
                 "{} invoices of {} {} from warehouse {} ({} return lines and {} service lines left out)",
                 w.baskets.len(),
@@ -627,28 +517,6 @@ pub fn rules_batch(sets: &FrequentItemsets, rules: &[Rule]) -> Result<RecordBatc
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fractions_are_read_exactly() {
-        let f = |s: &str| s.parse::<Fraction>().unwrap();
-        assert_eq!(f("0.001"), Fraction { num: 1, den: 1000 });
-        assert_eq!(f("1e-3"), Fraction { num: 1, den: 1000 });
-        assert_eq!(f("2.5E-3"), Fraction { num: 1, den: 400 });
-        assert_eq!(f("5%"), Fraction { num: 1, den: 20 });
-        assert_eq!(f(".5"), Fraction { num: 1, den: 2 });
-        assert_eq!(f("1/3"), Fraction { num: 1, den: 3 });
-        assert_eq!(f("1"), Fraction { num: 1, den: 1 });
-        for bad in ["", "x", "-0.1", "1/0", "0.1.2", "e3", "1e"] {
-            assert!(bad.parse::<Fraction>().is_err(), "{bad:?}");
-        }
-        // 0.1 × 30 is 3.0000000000000004 in doubles; exactly 3 here.
-        assert_eq!(f("0.1").ceil_mul(30), 3);
-        assert_eq!(f("0.001").ceil_mul(9835), 10);
-        assert_eq!(f("0.001").to_string(), "0.001");
-        assert_eq!(f("1/3").to_string(), "1/3");
-        assert_eq!(f("5%").to_string(), "0.05");
-        assert_eq!(f("2").to_string(), "2");
-    }
 
     #[test]
     fn baskets_are_sets_and_empty_lines_are_not_baskets() {

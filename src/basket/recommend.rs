@@ -28,24 +28,12 @@ use linfa::traits::Fit;
 
 use super::fpgrowth::FrequentItemsets;
 use super::rules::Rule;
-use super::{Level, ValidFpGrowthParams, ValidRuleParams};
+use super::{FpGrowthParams, Level, RuleParams, ValidFpGrowthParams, ValidRuleParams};
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions};
+use crate::param::Fraction;
 use crate::warehouse::{Warehouse, WriterLock};
-
-/// The recommendations table.
-pub const TABLE: &str = "recommendations";
-
-/// `ecrm basket recommend`'s defaults (also a pipeline's basket stage's): itemsets in 0.5%
-/// of invoices, of at most 4 items; rules of confidence ≥ 0.2 and lift ≥ 1.5; 5 per customer.
-pub const DEFAULT_MIN_SUPPORT: &str = "0.005";
-pub const DEFAULT_MAX_LEN: usize = 4;
-pub const DEFAULT_MIN_CONFIDENCE: &str = "0.2";
-pub const DEFAULT_MIN_LIFT: &str = "1.5";
-pub const DEFAULT_TOP: usize = 5;
-
-/// The rules behind them (what the report's "top rules by lift" shows).
-pub const RULES_TABLE: &str = "basket_rules";
+use linfa::ParamGuard;
 
 /// One recommendation before it becomes a row.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,13 +175,83 @@ pub fn table(
     Ok((schema, batch))
 }
 
-/// What `ecrm basket recommend` needs.
-#[derive(Debug, Clone)]
+/// Recommendation parameters: `ecrm basket recommend`'s options and a pipeline `basket`
+/// stage's keys, one type for both; [`Default`] is the one place a default is written.
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RecommendParams {
-    pub itemsets: ValidFpGrowthParams,
-    pub rules: ValidRuleParams,
-    pub level: Level,
+    /// Least share of invoices an itemset must be in (see `basket itemsets`).
+    #[arg(long, value_name = "X", default_value_t = RecommendParams::default().min_support)]
+    pub min_support: Fraction,
+    /// Itemsets, and so rules, of at most this many items.
+    #[arg(long, value_name = "N", default_value_t = RecommendParams::default().max_len)]
+    pub max_len: usize,
+    /// Least confidence of a rule that recommends, exactly.
+    #[arg(long, value_name = "Y", default_value_t = RecommendParams::default().min_confidence)]
+    pub min_confidence: Fraction,
+    /// Least lift of a rule that recommends, exactly: above 1, the item follows more often
+    /// than it sells anyway.
+    #[arg(long, value_name = "Z", default_value_t = RecommendParams::default().min_lift)]
+    pub min_lift: Fraction,
+    /// Products (or categories) per customer.
+    #[arg(long, value_name = "N", default_value_t = RecommendParams::default().top)]
     pub top: usize,
+    /// Recommend products or categories.
+    #[arg(long, value_enum, default_value_t = RecommendParams::default().level)]
+    pub level: Level,
+}
+
+impl Default for RecommendParams {
+    /// Itemsets in 0.5% of invoices, of at most 4 items; rules of confidence ≥ 0.2 and
+    /// lift ≥ 1.5; 5 products per customer.
+    fn default() -> Self {
+        RecommendParams {
+            min_support: Fraction { num: 1, den: 200 },
+            max_len: 4,
+            min_confidence: Fraction { num: 1, den: 5 },
+            min_lift: Fraction { num: 3, den: 2 },
+            top: 5,
+            level: Level::Product,
+        }
+    }
+}
+
+impl RecommendParams {
+    /// Checks each parameter; the first failure names its key and what is allowed.
+    pub fn check(self) -> Result<ValidRecommendParams> {
+        if self.top == 0 {
+            return Err(Error::param("top", "must be at least 1"));
+        }
+        Ok(ValidRecommendParams {
+            itemsets: FpGrowthParams::new(self.min_support)
+                .max_len(Some(self.max_len))
+                .check()?,
+            rules: RuleParams::default()
+                .min_confidence(self.min_confidence)
+                .min_lift(Some(self.min_lift))
+                .check()?,
+            level: self.level,
+            top: self.top,
+        })
+    }
+}
+
+/// Checked recommendation parameters: the only kind [`recommend`] accepts.
+#[derive(Debug, Clone)]
+pub struct ValidRecommendParams {
+    itemsets: ValidFpGrowthParams,
+    rules: ValidRuleParams,
+    level: Level,
+    top: usize,
+}
+
+impl ValidRecommendParams {
+    pub fn level(&self) -> Level {
+        self.level
+    }
+    pub fn top(&self) -> usize {
+        self.top
+    }
 }
 
 /// What a recommendation run did.
@@ -209,32 +267,22 @@ pub struct RecommendSummary {
 
 /// Mines the warehouse's baskets, derives rules and writes `recommendations` for every
 /// customer with a purchase (see the module doc).
-pub fn recommend(
+pub async fn recommend(
     wh_root: &std::path::Path,
-    p: &RecommendParams,
+    p: &ValidRecommendParams,
     engine: &EngineOptions,
 ) -> Result<RecommendSummary> {
-    if p.top == 0 {
-        return Err(Error::Usage {
-            arg: "--top".into(),
-            message: "must be at least 1".into(),
-        });
-    }
     let lock = WriterLock::acquire(wh_root, "basket recommend")?;
     let wh = Warehouse::open(wh_root)?;
     wh.table("fact_sales")?;
-    let rt = crate::cli::runtime(engine.threads)?;
-    let w = rt.block_on(async {
-        let ctx = olap::session(&wh, engine).await?;
-        super::warehouse_baskets(&ctx, p.level).await
-    })?;
+    let ctx = olap::session(&wh, engine).await?;
+    let w = super::warehouse_baskets(&ctx, p.level).await?;
     let baskets = format!("{} invoices", w.baskets.len());
     let sets = p.itemsets.fit(&DatasetBase::new(w.baskets, ()))?;
     let rules = p.rules.rules(&sets)?;
     // Histories after mining: only frequent items can take part in a rule, so each history
     // is kept as their ids (4 bytes an item instead of a string).
-    let histories = rt.block_on(async {
-        let ctx = olap::session(&wh, engine).await?;
+    let histories = {
         let (item, join) = super::item_sql(p.level);
         let sql = format!(
             "SELECT DISTINCT f.customer_id, {item} AS item FROM fact_sales f {join}
@@ -244,9 +292,8 @@ pub fn recommend(
         );
         let mut histories: Vec<(String, Vec<u32>)> = Vec::new();
         olap::for_each_batch(&ctx, &sql, |b| {
-            let ids = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-            let its = datafusion::arrow::compute::cast(b.column(1), &DataType::Utf8)?;
-            let (ids, its) = (super::text(&ids)?, super::text(&its)?);
+            let ids = olap::text_column(b.column(0))?;
+            let its = olap::text_column(b.column(1))?;
             for i in 0..b.num_rows() {
                 if histories.last().is_none_or(|(c, _)| c != ids.value(i)) {
                     histories.push((ids.value(i).to_string(), Vec::new()));
@@ -259,8 +306,8 @@ pub fn recommend(
             Ok(())
         })
         .await?;
-        Ok::<_, Error>(histories)
-    })?;
+        histories
+    };
     let column = match p.level {
         Level::Product => "product_id",
         Level::Category => "category",
@@ -274,14 +321,18 @@ pub fn recommend(
         .unwrap_or(0);
     let rules_batch = super::rules_batch(&sets, &rules)?;
     let mut tx = wh.begin(&lock);
-    let f = tx.write_arrow(TABLE, &schema, std::slice::from_ref(&batch))?;
-    tx.replace(TABLE, vec![f]);
     let f = tx.write_arrow(
-        RULES_TABLE,
+        crate::warehouse::tables::RECOMMENDATIONS,
+        &schema,
+        std::slice::from_ref(&batch),
+    )?;
+    tx.replace(crate::warehouse::tables::RECOMMENDATIONS, vec![f]);
+    let f = tx.write_arrow(
+        crate::warehouse::tables::BASKET_RULES,
         &rules_batch.schema(),
         std::slice::from_ref(&rules_batch),
     )?;
-    tx.replace(RULES_TABLE, vec![f]);
+    tx.replace(crate::warehouse::tables::BASKET_RULES, vec![f]);
     Warehouse::commit(tx, &format!("{} recommendations", batch.num_rows()))?;
     Ok(RecommendSummary {
         baskets,

@@ -21,9 +21,9 @@ use std::collections::HashMap;
 
 use linfa::ParamGuard;
 
-use super::Fraction;
 use super::fpgrowth::FrequentItemsets;
 use crate::error::{Error, Result};
+use crate::param::Fraction;
 
 /// Rule parameters as given.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,11 +39,14 @@ pub struct ValidRuleParams {
     consequent: Option<String>,
 }
 
+/// The least confidence a rule needs when none is given: 0.8, arules' default.
+pub const DEFAULT_MIN_CONFIDENCE: Fraction = Fraction { num: 4, den: 5 };
+
 impl Default for RuleParams {
     /// Confidence at least 0.8, no lift threshold, one-item consequents, no item filters.
     fn default() -> Self {
         RuleParams(ValidRuleParams {
-            min_confidence: Fraction { num: 4, den: 5 },
+            min_confidence: DEFAULT_MIN_CONFIDENCE,
             min_lift: None,
             max_consequent: 1,
             antecedent: None,
@@ -85,16 +88,13 @@ impl ParamGuard for RuleParams {
     fn check_ref(&self) -> Result<&ValidRuleParams> {
         let p = &self.0;
         if p.min_confidence.num > p.min_confidence.den {
-            return Err(Error::Usage {
-                arg: "--min-confidence".into(),
-                message: format!("{} is out of range; 0 to 1", p.min_confidence),
-            });
+            return Err(Error::param(
+                "min_confidence",
+                format!("{} is out of range; 0 to 1", p.min_confidence),
+            ));
         }
         if p.max_consequent == 0 {
-            return Err(Error::Usage {
-                arg: "--consequent-size".into(),
-                message: "must be at least 1".into(),
-            });
+            return Err(Error::param("consequent_size", "must be at least 1"));
         }
         Ok(p)
     }
@@ -186,18 +186,16 @@ impl ValidRuleParams {
             u128::from(self.min_confidence.num),
             u128::from(self.min_confidence.den),
         );
-        let id_of = |arg: &str, name: &Option<String>| -> Result<Option<u32>> {
+        let id_of = |key: &str, name: &Option<String>| -> Result<Option<u32>> {
             name.as_ref()
                 .map(|w| {
-                    sets.id(w).ok_or_else(|| Error::Usage {
-                        arg: arg.into(),
-                        message: format!("no item {w:?} in the baskets"),
-                    })
+                    sets.id(w)
+                        .ok_or_else(|| Error::param(key, format!("no item {w:?} in the baskets")))
                 })
                 .transpose()
         };
-        let must_x = id_of("--antecedent", &self.antecedent)?;
-        let must_y = id_of("--consequent", &self.consequent)?;
+        let must_x = id_of("antecedent", &self.antecedent)?;
+        let must_y = id_of("consequent", &self.consequent)?;
         let mut out = Vec::new();
         let mut x = Vec::new();
         for i in 0..sets.len() {

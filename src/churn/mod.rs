@@ -25,6 +25,7 @@
 //! `low` below. Reasons are the three conditions on the row's decision path with the largest
 //! impurity decrease, e.g. `Contract = Month-to-month; tenure <= 16.5`.
 
+pub mod explain;
 pub mod metrics;
 pub mod tree;
 pub mod warehouse;
@@ -32,8 +33,8 @@ pub mod warehouse;
 use std::path::Path;
 
 use datafusion::arrow::array::{Array, Float64Array, RecordBatch, StringArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use linfa::ParamGuard;
 use linfa::dataset::DatasetBase;
 use linfa::prelude::*;
 use ndarray::{Array1, Array2, Axis};
@@ -44,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::features::bridge::{Column, Encoder};
+use crate::features::bridge::Encoder;
 use crate::olap::{self, EngineOptions};
 use tree::{FittedTree, ValidTreeParams};
 
@@ -54,61 +55,175 @@ pub const MODEL_VERSION: u32 = 1;
 
 /// Probability cut-offs of the risk bands.
 pub const HIGH_RISK: f64 = 0.6;
-
-/// Default seed of the hold-out split and the folds.
-pub const DEFAULT_SEED: u64 = 42;
-
-/// A training sample, when asked for: at least 2 rows.
-pub fn check_train_sample(n: Option<usize>) -> Result<()> {
-    match n {
-        Some(n) if n < 2 => Err(Error::Usage {
-            arg: "--train-sample".into(),
-            message: format!("{n} is too few rows to train a tree; at least 2"),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Cross-validation folds, when asked for: 2 to 100.
-pub fn check_cv(cv: Option<usize>) -> Result<()> {
-    match cv {
-        Some(k) if !(2..=100).contains(&k) => Err(Error::Usage {
-            arg: "--cv".into(),
-            message: format!("{k} is out of range; 2 to 100 folds"),
-        }),
-        _ => Ok(()),
-    }
-}
 pub const MEDIUM_RISK: f64 = 0.3;
 
-/// Risk bands, by the cut-offs [`HIGH_RISK`] and [`MEDIUM_RISK`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RiskBand {
-    High,
-    Medium,
-    Low,
+/// Churn training parameters: `ecrm churn train`'s options and a pipeline `churn-train`
+/// stage's keys, one type for both. [`Default`] is the one place a default is written (the
+/// tree's own come from [`tree::TreeParams`]); [`check`](ChurnTrainParams::check) gives the
+/// [`ValidChurnTrainParams`] that training accepts.
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChurnTrainParams {
+    /// Warehouse: a customer counts when they bought in this many days before the cutoff.
+    #[arg(long, default_value_t = ChurnTrainParams::default().lookback_days)]
+    pub lookback_days: i64,
+    /// Warehouse: a customer churns when they buy nothing in this many days from the cutoff.
+    #[arg(long, default_value_t = ChurnTrainParams::default().horizon_days)]
+    pub horizon_days: i64,
+    /// Deepest split level.
+    #[arg(long, default_value_t = ChurnTrainParams::default().max_depth)]
+    pub max_depth: usize,
+    /// Fewest rows in a leaf.
+    #[arg(long, default_value_t = ChurnTrainParams::default().min_samples_leaf)]
+    pub min_samples_leaf: usize,
+    /// Fewest rows in a node to split it.
+    #[arg(long, default_value_t = ChurnTrainParams::default().min_samples_split)]
+    pub min_samples_split: usize,
+    /// Smallest weighted impurity decrease a split must bring (scikit-learn's definition).
+    #[arg(long, default_value_t = ChurnTrainParams::default().min_impurity_decrease)]
+    pub min_impurity_decrease: f64,
+    /// Impurity measure.
+    #[arg(long, value_enum, default_value_t = ChurnTrainParams::default().criterion)]
+    pub criterion: tree::Criterion,
+    /// Class weights: balanced weighs each class the same in total.
+    #[arg(long, value_enum, default_value_t = ChurnTrainParams::default().class_weight)]
+    pub class_weight: tree::ClassWeight,
+    /// Leaf probabilities: Laplace-corrected (a small pure leaf is not certain; better
+    /// rankings) or the raw class shares (scikit-learn's).
+    #[arg(long, value_enum, default_value_t = ChurnTrainParams::default().leaf_probability)]
+    pub leaf_probability: tree::LeafProbability,
+    /// Stratified cross-validation folds (2 or more).
+    #[arg(long, value_name = "K")]
+    pub cv: Option<usize>,
+    /// Seed of the hold-out split, the folds and the training sample.
+    #[arg(long, default_value_t = ChurnTrainParams::default().seed)]
+    pub seed: u64,
+    /// Warehouse: train on a seeded stratified sample of about N of the labelled customers
+    /// (the churn rate kept); the model is still measured on every customer at the cutoff.
+    #[arg(long, value_name = "N", conflicts_with = "input")]
+    pub train_sample: Option<usize>,
 }
 
-impl RiskBand {
-    /// The band's name, as in `churn_scores.risk_band`.
-    pub fn name(self) -> &'static str {
-        match self {
-            RiskBand::High => "high",
-            RiskBand::Medium => "medium",
-            RiskBand::Low => "low",
+impl Default for ChurnTrainParams {
+    /// A look-back of a year and a horizon of 90 days, the tree's defaults
+    /// ([`tree::TreeParams::default`]), no cross-validation, seed 42, no training sample.
+    fn default() -> Self {
+        let tree = tree::TreeParams::default().check_unwrap();
+        ChurnTrainParams {
+            lookback_days: 365,
+            horizon_days: 90,
+            max_depth: tree.max_depth(),
+            min_samples_leaf: tree.min_samples_leaf(),
+            min_samples_split: tree.min_samples_split(),
+            min_impurity_decrease: tree.min_impurity_decrease(),
+            criterion: tree.criterion(),
+            class_weight: tree.class_weight(),
+            leaf_probability: tree.leaf_probability(),
+            cv: None,
+            seed: 42,
+            train_sample: None,
         }
     }
 }
 
-/// The risk band of a churn probability.
-pub fn risk_band(p: f64) -> &'static str {
-    if p >= HIGH_RISK {
-        RiskBand::High.name()
-    } else if p >= MEDIUM_RISK {
-        RiskBand::Medium.name()
-    } else {
-        RiskBand::Low.name()
+/// Checked churn training parameters: the only kind training accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidChurnTrainParams {
+    window: warehouse::Window,
+    tree: ValidTreeParams,
+    cv: Option<usize>,
+    seed: u64,
+    train_sample: Option<usize>,
+}
+
+impl ChurnTrainParams {
+    /// Checks each parameter; the first failure names its key and what is allowed.
+    pub fn check(self) -> Result<ValidChurnTrainParams> {
+        let window = warehouse::Window {
+            lookback_days: self.lookback_days,
+            horizon_days: self.horizon_days,
+        };
+        window.check()?;
+        let tree = tree::TreeParams::default()
+            .max_depth(self.max_depth)
+            .min_samples_leaf(self.min_samples_leaf)
+            .min_samples_split(self.min_samples_split)
+            .min_impurity_decrease(self.min_impurity_decrease)
+            .criterion(self.criterion)
+            .class_weight(self.class_weight)
+            .leaf_probability(self.leaf_probability)
+            .check()?;
+        if let Some(k) = self.cv
+            && !(2..=100).contains(&k)
+        {
+            return Err(Error::param(
+                "cv",
+                format!("{k} is out of range; 2 to 100 folds"),
+            ));
+        }
+        if let Some(n) = self.train_sample
+            && n < 2
+        {
+            return Err(Error::param(
+                "train_sample",
+                format!("{n} is too few rows to train a tree; at least 2"),
+            ));
+        }
+        Ok(ValidChurnTrainParams {
+            window,
+            tree,
+            cv: self.cv,
+            seed: self.seed,
+            train_sample: self.train_sample,
+        })
     }
+}
+
+impl ValidChurnTrainParams {
+    /// The label windows (warehouse training).
+    pub fn window(&self) -> warehouse::Window {
+        self.window
+    }
+    pub fn tree(&self) -> &ValidTreeParams {
+        &self.tree
+    }
+    pub fn cv(&self) -> Option<usize> {
+        self.cv
+    }
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    pub fn train_sample(&self) -> Option<usize> {
+        self.train_sample
+    }
+}
+
+crate::choices! {
+    /// Risk bands, by the cut-offs [`HIGH_RISK`] and [`MEDIUM_RISK`]; the names are those of
+    /// `churn_scores.risk_band`.
+    pub enum RiskBand {
+        High = "high",
+        Medium = "medium",
+        Low = "low",
+    }
+}
+
+impl RiskBand {
+    /// The band of a churn probability.
+    pub fn of(p: f64) -> RiskBand {
+        if p >= HIGH_RISK {
+            RiskBand::High
+        } else if p >= MEDIUM_RISK {
+            RiskBand::Medium
+        } else {
+            RiskBand::Low
+        }
+    }
+}
+
+/// The risk band of a churn probability, by name.
+pub fn risk_band(p: f64) -> &'static str {
+    RiskBand::of(p).name()
 }
 
 /// Held-out (and cross-validated) quality of a model. Scripts read `roc_auc`,
@@ -197,7 +312,41 @@ impl ModelFile {
                 ),
             });
         }
+        m.check().map_err(|message| Error::Input {
+            file: path.into(),
+            message: format!("not a valid churn model: {message}"),
+        })?;
         Ok(m)
+    }
+
+    /// The checks a model file must pass before it scores anything, so that a hand-edited
+    /// or damaged file is an error naming the field, never a panic or an endless walk: the
+    /// tree's nodes ([`FittedTree::check`]), the encoder's columns, and that both describe
+    /// the same features.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.encoder.check()?;
+        let encoded = self.encoder.feature_names();
+        if self.feature_names != encoded {
+            return Err(format!(
+                "feature_names ({} names) are not the encoder's features ({} names)",
+                self.feature_names.len(),
+                encoded.len()
+            ));
+        }
+        if self.tree.n_features != encoded.len() {
+            return Err(format!(
+                "tree.n_features: {} is not the encoder's {} features",
+                self.tree.n_features,
+                encoded.len()
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!(
+                "threshold: {} is not a probability",
+                self.threshold
+            ));
+        }
+        self.tree.check()
     }
 }
 
@@ -205,11 +354,7 @@ impl ModelFile {
 fn labels(batches: &[RecordBatch], idx: usize, name: &str, source: &str) -> Result<Vec<bool>> {
     let mut out = Vec::new();
     for b in batches {
-        let t = cast(b.column(idx), &DataType::Utf8)?;
-        let t = t
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| Error::Internal("label cast to text".into()))?;
+        let t = olap::text_column(b.column(idx))?;
         for i in 0..t.len() {
             let v = if t.is_null(i) { "" } else { t.value(i).trim() };
             let l = match v.to_ascii_lowercase().as_str() {
@@ -301,84 +446,11 @@ pub fn evaluate(scores: &[f64], y: &[bool], threshold: f64) -> Metrics {
     }
 }
 
-/// One condition of a split as text: `name <= t` / `name > t`, `col = level` / `col ≠ level`
-/// for categories, `name is true/false` for booleans.
-fn condition(
-    encoder: &Encoder,
-    names: &[String],
-    feature: usize,
-    threshold: f64,
-    right: bool,
-) -> String {
-    let name = &names[feature];
-    // Which encoded column the feature belongs to.
-    let mut at = 0;
-    for c in &encoder.columns {
-        let width = match c {
-            Column::Category { levels, .. } => levels.len(),
-            _ => 1,
-        };
-        if feature < at + width {
-            return match c {
-                Column::Category { name: col, levels } => {
-                    let level = &levels[feature - at];
-                    if right {
-                        format!("{col} = {level}")
-                    } else {
-                        format!("{col} ≠ {level}")
-                    }
-                }
-                Column::Boolean { name } => format!("{name} is {right}"),
-                _ => {
-                    if right {
-                        format!("{name} > {threshold}")
-                    } else {
-                        format!("{name} <= {threshold}")
-                    }
-                }
-            };
-        }
-        at += width;
-    }
-    format!("{name} {} {threshold}", if right { ">" } else { "<=" })
-}
-
-/// For every leaf (by node index; empty for inner nodes), the top three conditions (by
-/// impurity decrease) on the path from the root: the reasons of every row that lands there.
-fn leaf_reasons(m: &ModelFile) -> Vec<String> {
-    let mut out = vec![String::new(); m.tree.nodes.len()];
-    let mut stack: Vec<(usize, Vec<(f64, String)>)> = vec![(0, Vec::new())];
-    while let Some((at, steps)) = stack.pop() {
-        let n = &m.tree.nodes[at];
-        match n.feature {
-            Some(f) => {
-                for (child, right) in [(n.left, false), (n.right, true)] {
-                    let mut s = steps.clone();
-                    let text = condition(&m.encoder, &m.feature_names, f, n.threshold, right);
-                    s.push((n.decrease, text));
-                    stack.push((child, s));
-                }
-            }
-            None => {
-                let mut steps = steps;
-                steps.sort_by(|a, b| b.0.total_cmp(&a.0));
-                out[at] = steps
-                    .into_iter()
-                    .take(3)
-                    .map(|s| s.1)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-            }
-        }
-    }
-    out
-}
-
 /// Churn probability and reasons for every row of `x`: one leaf lookup per row (in
 /// parallel), the texts computed once per leaf.
 fn predict_rows(m: &ModelFile, x: &Array2<f64>) -> (Vec<f64>, Vec<String>) {
     use rayon::prelude::*;
-    let texts = leaf_reasons(m);
+    let texts = explain::leaf_reasons(m);
     let x = x.as_standard_layout();
     let leaves: Vec<usize> = (0..x.nrows())
         .into_par_iter()
@@ -389,40 +461,6 @@ fn predict_rows(m: &ModelFile, x: &Array2<f64>) -> (Vec<f64>, Vec<String>) {
         leaves.iter().map(|&l| proba(l)).collect(),
         leaves.iter().map(|&l| texts[l].clone()).collect(),
     )
-}
-
-/// The tree as if-then rules, one per leaf, highest churn probability first.
-fn rules(tree: &FittedTree, encoder: &Encoder, names: &[String]) -> Vec<String> {
-    let mut out: Vec<(f64, String)> = Vec::new();
-    let mut stack: Vec<(usize, Vec<String>)> = vec![(0, Vec::new())];
-    while let Some((at, conds)) = stack.pop() {
-        let n = &tree.nodes[at];
-        match n.feature {
-            Some(f) => {
-                let mut l = conds.clone();
-                l.push(condition(encoder, names, f, n.threshold, false));
-                let mut r = conds;
-                r.push(condition(encoder, names, f, n.threshold, true));
-                stack.push((n.right, r));
-                stack.push((n.left, l));
-            }
-            None => {
-                let p = tree.proba(at).get(1).copied().unwrap_or(0.0);
-                let rows: u64 = n.counts.iter().sum();
-                let when = if conds.is_empty() {
-                    "always".to_string()
-                } else {
-                    conds.join(" AND ")
-                };
-                out.push((
-                    p,
-                    format!("IF {when} THEN churn probability {p:.3} ({rows} rows)"),
-                ));
-            }
-        }
-    }
-    out.sort_by(|a, b| b.0.total_cmp(&a.0));
-    out.into_iter().map(|r| r.1).collect()
 }
 
 fn sha256_of(x: &Array2<f64>, y: &[bool]) -> String {
@@ -436,33 +474,35 @@ fn sha256_of(x: &Array2<f64>, y: &[bool]) -> String {
     hex::encode(h.finalize())
 }
 
-/// What training a model on a file needs.
+/// What training a model on a file needs (its label windows and training sample are not
+/// used: a file is labelled already, and small enough to train on whole).
 #[derive(Debug, Clone)]
 pub struct TrainFile<'a> {
     pub input: &'a Path,
     pub label: &'a str,
     pub id: &'a str,
-    pub params: ValidTreeParams,
-    pub cv: Option<usize>,
-    pub seed: u64,
+    pub params: &'a ValidChurnTrainParams,
     /// Evaluate on this labelled file instead of a hold-out of the input.
     pub test: Option<&'a Path>,
 }
 
 /// Trains on a file (see the module doc): hold-out evaluation, optional cross-validation, the
 /// model file contents. Returns the model and notes on the encoding.
-pub fn train_file(t: &TrainFile<'_>, engine: &EngineOptions) -> Result<(ModelFile, Vec<String>)> {
+pub async fn train_file(
+    t: &TrainFile<'_>,
+    engine: &EngineOptions,
+) -> Result<(ModelFile, Vec<String>)> {
     let source = t.input.display().to_string();
-    let (schema, batches) = olap::read_in_order(t.input, None, engine)?;
-    for (flag, col) in [("--label", t.label), ("--id", t.id)] {
+    let (schema, batches) = olap::read_in_order(t.input, None, engine).await?;
+    for (key, col) in [("label", t.label), ("id", t.id)] {
         if schema.index_of(col).is_err() {
-            return Err(Error::Usage {
-                arg: flag.into(),
-                message: format!(
+            return Err(Error::param(
+                key,
+                format!(
                     "{source} has no column {col:?}; its columns are: {}",
                     olap::column_list(&schema)
                 ),
-            });
+            ));
         }
     }
     let y = labels(&batches, schema.index_of(t.label)?, t.label, &source)?;
@@ -481,7 +521,7 @@ pub fn train_file(t: &TrainFile<'_>, engine: &EngineOptions) -> Result<(ModelFil
         // A separate test file (e.g. a later period): train on every input row.
         Some(test) => {
             let test_source = test.display().to_string();
-            let (ts, tb) = olap::read_in_order(test, None, engine)?;
+            let (ts, tb) = olap::read_in_order(test, None, engine).await?;
             let label_idx = ts.index_of(t.label).map_err(|_| Error::Input {
                 file: test.into(),
                 message: format!("has no label column {:?}", t.label),
@@ -493,7 +533,8 @@ pub fn train_file(t: &TrainFile<'_>, engine: &EngineOptions) -> Result<(ModelFil
         }
         None => None,
     };
-    let (model, metrics) = train_and_measure(&t.params, &x, &y, test, t.cv, t.seed)?;
+    let p = t.params;
+    let (model, metrics) = train_and_measure(p.tree(), &x, &y, test, p.cv(), p.seed())?;
     let source = Source {
         input: source,
         id_column: t.id.into(),
@@ -507,19 +548,19 @@ pub fn train_file(t: &TrainFile<'_>, engine: &EngineOptions) -> Result<(ModelFil
         sampled_from: None,
     };
     Ok((
-        model_file(source, encoder, model, &t.params, t.seed, metrics),
+        model_file(source, encoder, model, p.tree(), p.seed(), metrics),
         notes,
     ))
 }
 
 /// A labelled file read and encoded the model's way: (features, labels, notes).
-fn labelled_file(
+async fn labelled_file(
     model: &ModelFile,
     input: &Path,
     engine: &EngineOptions,
 ) -> Result<(Array2<f64>, Vec<bool>, Vec<String>)> {
     let source = input.display().to_string();
-    let (schema, batches) = olap::read_in_order(input, None, engine)?;
+    let (schema, batches) = olap::read_in_order(input, None, engine).await?;
     let label = &model.source.label_column;
     let idx = schema.index_of(label).map_err(|_| Error::Input {
         file: input.into(),
@@ -537,16 +578,16 @@ fn labelled_file(
 /// the model's own held-out data: its `--test` file, or the 20% hold-out of its training file,
 /// re-drawn with the model's seed after checking that the file still hashes to the training
 /// data's hash.
-pub fn evaluate_file(
+pub async fn evaluate_file(
     model: &ModelFile,
     input: Option<&Path>,
     engine: &EngineOptions,
 ) -> Result<Evaluation> {
     if model.source.cutoff.is_some() {
-        return Err(Error::Usage {
-            arg: "--input".into(),
-            message: "this model was trained on the warehouse; evaluate it at a --cutoff".into(),
-        });
+        return Err(Error::param(
+            "input",
+            "this model was trained on the warehouse; evaluate it at a --cutoff",
+        ));
     }
     let given = input.map(Path::to_path_buf);
     let test = model
@@ -555,7 +596,7 @@ pub fn evaluate_file(
         .as_ref()
         .map(std::path::PathBuf::from);
     if let Some(file) = given.or(test) {
-        let (x, y, notes) = labelled_file(model, &file, engine)?;
+        let (x, y, notes) = labelled_file(model, &file, engine).await?;
         let p = predict_rows(model, &x).0;
         return Ok(Evaluation {
             data: format!("{} ({} rows)", file.display(), y.len()),
@@ -566,16 +607,16 @@ pub fn evaluate_file(
     }
     let train = Path::new(&model.source.input);
     if !train.exists() {
-        return Err(Error::Usage {
-            arg: "--input".into(),
-            message: format!(
+        return Err(Error::param(
+            "input",
+            format!(
                 "the model's training file {} is not there to re-draw its hold-out from; \
                  name a labelled file",
                 train.display()
             ),
-        });
+        ));
     }
-    let (x, y, notes) = labelled_file(model, train, engine)?;
+    let (x, y, notes) = labelled_file(model, train, engine).await?;
     if sha256_of(&x, &y) != model.source.training_data_sha256 {
         return Err(Error::Input {
             file: train.into(),
@@ -697,7 +738,7 @@ fn model_file(
         ecrm_version: env!("CARGO_PKG_VERSION").into(),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         source,
-        rules: rules(&model, &encoder, &names),
+        rules: explain::rules(&model, &encoder, &names),
         encoder,
         feature_names: names,
         params: params.clone(),
@@ -709,16 +750,37 @@ fn model_file(
     }
 }
 
-/// Scores a file with a model: one output row per input row, in input order. Returns the
-/// schema, the batch, and notes on the encoding (blanks, unseen categories).
-pub fn score_file(
-    model: &ModelFile,
-    input: &Path,
-    engine: &EngineOptions,
-) -> Result<(SchemaRef, RecordBatch, Vec<String>)> {
+/// Scored rows and what the scoring noticed.
+#[derive(Debug)]
+pub struct Scores {
+    /// The id, `churn_probability`, `risk_band` and `reasons`, one row per scored row.
+    pub batch: RecordBatch,
+    /// Warehouse scores: the date the customers were scored as of.
+    pub as_of: Option<chrono::NaiveDate>,
+    /// Notes on the encoding (blanks, unseen categories).
+    pub notes: Vec<String>,
+    /// Rows per risk band, in [`RiskBand::ALL`] order.
+    bands: [usize; 3],
+}
+
+impl Scores {
+    /// Rows scored.
+    pub fn rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    /// Rows in `band`.
+    pub fn band_count(&self, band: RiskBand) -> usize {
+        let i = RiskBand::ALL.iter().position(|b| *b == band).unwrap_or(0);
+        self.bands[i]
+    }
+}
+
+/// Scores a file with a model: one output row per input row, in input order.
+pub async fn score_file(model: &ModelFile, input: &Path, engine: &EngineOptions) -> Result<Scores> {
     let source = input.display().to_string();
     // All columns: a missing one is then reported by the encoder, with every one missing.
-    let (schema, batches) = olap::read_in_order(input, None, engine)?;
+    let (schema, batches) = olap::read_in_order(input, None, engine).await?;
     if schema.index_of(&model.source.id_column).is_err() {
         return Err(Error::Input {
             file: input.into(),
@@ -732,18 +794,19 @@ pub fn score_file(
     let id_idx = schema.index_of(&model.source.id_column)?;
     let ids: Vec<&dyn Array> = batches.iter().map(|b| b.column(id_idx).as_ref()).collect();
     let ids = datafusion::arrow::compute::concat(&ids)?;
-    let (schema, batch) = scores_batch(model, &model.source.id_column, ids, &x)?;
-    Ok((schema, batch, notes))
+    scores(model, &model.source.id_column, ids, &x, None, notes)
 }
 
-/// The scores of encoded rows `x` as one batch: the id column `id_name` (`ids`, one per row),
+/// The scores of encoded rows `x`: the id column `id_name` (`ids`, one per row),
 /// `churn_probability`, `risk_band` and `reasons`.
-fn scores_batch(
+fn scores(
     model: &ModelFile,
     id_name: &str,
     ids: std::sync::Arc<dyn Array>,
     x: &Array2<f64>,
-) -> Result<(SchemaRef, RecordBatch)> {
+    as_of: Option<chrono::NaiveDate>,
+    notes: Vec<String>,
+) -> Result<Scores> {
     let (p, reasons) = predict_rows(model, x);
     let schema = std::sync::Arc::new(Schema::new(vec![
         Field::new(id_name, ids.data_type().clone(), true),
@@ -751,9 +814,17 @@ fn scores_batch(
         Field::new("risk_band", DataType::Utf8, false),
         Field::new("reasons", DataType::Utf8, false),
     ]));
-    let bands: Vec<&str> = p.iter().map(|&v| risk_band(v)).collect();
+    let mut counts = [0usize; 3];
+    let bands: Vec<&str> = p
+        .iter()
+        .map(|&v| {
+            let band = RiskBand::of(v);
+            counts[RiskBand::ALL.iter().position(|b| *b == band).unwrap_or(0)] += 1;
+            band.name()
+        })
+        .collect();
     let batch = RecordBatch::try_new(
-        schema.clone(),
+        schema,
         vec![
             ids,
             std::sync::Arc::new(Float64Array::from(p)),
@@ -761,7 +832,12 @@ fn scores_batch(
             std::sync::Arc::new(StringArray::from(reasons)),
         ],
     )?;
-    Ok((schema, batch))
+    Ok(Scores {
+        batch,
+        as_of,
+        notes,
+        bands: counts,
+    })
 }
 
 #[cfg(test)]

@@ -30,23 +30,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Impurity measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Criterion {
-    Gini,
-    Entropy,
+crate::choices! {
+    /// Impurity measures.
+    pub enum Criterion {
+        Gini = "gini",
+        Entropy = "entropy",
+    }
 }
 
-/// How a leaf's class counts become probabilities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LeafProbability {
-    /// (w_c + 1) / (W + classes): a small pure leaf is not certain.
-    #[default]
-    Laplace,
-    /// w_c / W, as scikit-learn's `predict_proba`.
-    Raw,
+crate::choices! {
+    /// How a leaf's class counts become probabilities.
+    pub enum LeafProbability {
+        /// (w_c + 1) / (W + classes): a small pure leaf is not certain.
+        Laplace = "laplace",
+        /// w_c / W, as scikit-learn's `predict_proba`.
+        Raw = "raw",
+    }
 }
 
 impl LeafProbability {
@@ -56,33 +55,99 @@ impl LeafProbability {
     }
 }
 
-/// Class weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ClassWeight {
-    /// Every row weighs 1.
-    None,
-    /// Rows of class c weigh n / (classes × n_c), so each class weighs the same in total.
-    Balanced,
+crate::choices! {
+    /// Class weights.
+    pub enum ClassWeight {
+        /// Every row weighs 1.
+        None = "none",
+        /// Rows of class c weigh n / (classes × n_c), so each class weighs the same in total.
+        Balanced = "balanced",
+    }
 }
 
-/// Checked tree parameters: the only kind that fits.
+/// Checked tree parameters: the only kind that fits. Read from a model file, they are
+/// checked again ([`TreeParams::check`]), so a hand-edited file cannot hold a value the
+/// tree cannot take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "TreeFields")]
 pub struct ValidTreeParams {
-    pub max_depth: usize,
-    pub min_samples_split: usize,
-    pub min_samples_leaf: usize,
-    pub min_impurity_decrease: f64,
-    pub criterion: Criterion,
-    pub class_weight: ClassWeight,
-    pub max_bins: usize,
-    #[serde(default = "LeafProbability::raw")]
-    pub leaf_probability: LeafProbability,
+    max_depth: usize,
+    min_samples_split: usize,
+    min_samples_leaf: usize,
+    min_impurity_decrease: f64,
+    criterion: Criterion,
+    class_weight: ClassWeight,
+    max_bins: usize,
+    leaf_probability: LeafProbability,
 }
 
-/// Tree parameters as given, wrapping the checked kind as linfa's params do.
+impl ValidTreeParams {
+    pub fn max_depth(&self) -> usize {
+        self.max_depth
+    }
+    pub fn min_samples_split(&self) -> usize {
+        self.min_samples_split
+    }
+    pub fn min_samples_leaf(&self) -> usize {
+        self.min_samples_leaf
+    }
+    pub fn min_impurity_decrease(&self) -> f64 {
+        self.min_impurity_decrease
+    }
+    pub fn criterion(&self) -> Criterion {
+        self.criterion
+    }
+    pub fn class_weight(&self) -> ClassWeight {
+        self.class_weight
+    }
+    pub fn max_bins(&self) -> usize {
+        self.max_bins
+    }
+    pub fn leaf_probability(&self) -> LeafProbability {
+        self.leaf_probability
+    }
+}
+
+/// The fields of [`ValidTreeParams`] as a model file holds them, before they are checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TreeFields {
+    max_depth: usize,
+    min_samples_split: usize,
+    min_samples_leaf: usize,
+    min_impurity_decrease: f64,
+    criterion: Criterion,
+    class_weight: ClassWeight,
+    max_bins: usize,
+    #[serde(default = "LeafProbability::raw")]
+    leaf_probability: LeafProbability,
+}
+
+impl TryFrom<TreeFields> for ValidTreeParams {
+    type Error = String;
+    fn try_from(f: TreeFields) -> std::result::Result<Self, String> {
+        TreeParams(ValidTreeParams {
+            max_depth: f.max_depth,
+            min_samples_split: f.min_samples_split,
+            min_samples_leaf: f.min_samples_leaf,
+            min_impurity_decrease: f.min_impurity_decrease,
+            criterion: f.criterion,
+            class_weight: f.class_weight,
+            max_bins: f.max_bins,
+            leaf_probability: f.leaf_probability,
+        })
+        .check()
+        .map_err(|e| match e {
+            Error::Param { key, message } => format!("params.{key}: {message}"),
+            other => other.to_string(),
+        })
+    }
+}
+
+/// Tree parameters as given: linfa's unchecked builder, turned into [`ValidTreeParams`] by
+/// [`ParamGuard::check`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct TreeParams(pub ValidTreeParams);
+pub struct TreeParams(ValidTreeParams);
 
 impl Default for TreeParams {
     /// Depth 6, split from 2 rows, leaves of 1 row, no minimum decrease, Gini, no class
@@ -101,36 +166,71 @@ impl Default for TreeParams {
     }
 }
 
+impl TreeParams {
+    /// Deepest split level (1 to 64).
+    pub fn max_depth(mut self, n: usize) -> Self {
+        self.0.max_depth = n;
+        self
+    }
+    /// Fewest rows in a node to split it (at least 2).
+    pub fn min_samples_split(mut self, n: usize) -> Self {
+        self.0.min_samples_split = n;
+        self
+    }
+    /// Fewest rows in a leaf (at least 1).
+    pub fn min_samples_leaf(mut self, n: usize) -> Self {
+        self.0.min_samples_leaf = n;
+        self
+    }
+    /// Smallest weighted impurity decrease a split must bring (a number ≥ 0).
+    pub fn min_impurity_decrease(mut self, d: f64) -> Self {
+        self.0.min_impurity_decrease = d;
+        self
+    }
+    pub fn criterion(mut self, c: Criterion) -> Self {
+        self.0.criterion = c;
+        self
+    }
+    pub fn class_weight(mut self, w: ClassWeight) -> Self {
+        self.0.class_weight = w;
+        self
+    }
+    /// Bins per feature (2 to 256: bins are stored as bytes).
+    pub fn max_bins(mut self, n: usize) -> Self {
+        self.0.max_bins = n;
+        self
+    }
+    pub fn leaf_probability(mut self, p: LeafProbability) -> Self {
+        self.0.leaf_probability = p;
+        self
+    }
+}
+
 impl ParamGuard for TreeParams {
     type Checked = ValidTreeParams;
     type Error = Error;
 
     fn check_ref(&self) -> Result<&ValidTreeParams> {
         let p = &self.0;
-        let bad = |arg: &str, message: String| {
-            Err(Error::Usage {
-                arg: arg.into(),
-                message,
-            })
-        };
+        let bad = |key: &str, message: String| Err(Error::param(key, message));
         if !(1..=64).contains(&p.max_depth) {
             return bad(
-                "--max-depth",
+                "max_depth",
                 format!("{} is out of range; 1 to 64", p.max_depth),
             );
         }
         if p.min_samples_split < 2 {
             return bad(
-                "--min-samples-split",
+                "min_samples_split",
                 format!("{} is too small; at least 2", p.min_samples_split),
             );
         }
         if p.min_samples_leaf < 1 {
-            return bad("--min-samples-leaf", "must be at least 1".into());
+            return bad("min_samples_leaf", "must be at least 1".into());
         }
         if !(p.min_impurity_decrease.is_finite() && p.min_impurity_decrease >= 0.0) {
             return bad(
-                "--min-impurity-decrease",
+                "min_impurity_decrease",
                 format!("{} must be a number >= 0", p.min_impurity_decrease),
             );
         }
@@ -497,6 +597,54 @@ impl FittedTree {
             imp.iter_mut().for_each(|v| *v /= total);
         }
         imp
+    }
+
+    /// The shape a tree must have to be walked (a model file may be edited by hand): at
+    /// least one node; classes for every count; every split on a feature there is, at a
+    /// finite threshold, with both children after it (so every walk ends at a leaf).
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let n = self.nodes.len();
+        if n == 0 {
+            return Err("tree.nodes: empty".into());
+        }
+        if self.n_classes == 0 {
+            return Err("tree.n_classes: 0".into());
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            let at = |field: &str| format!("tree.nodes[{i}].{field}");
+            if node.counts.len() != self.n_classes || node.weights.len() != self.n_classes {
+                return Err(format!(
+                    "{}: {} classes, the tree has {}",
+                    at("counts"),
+                    node.counts.len().max(node.weights.len()),
+                    self.n_classes
+                ));
+            }
+            let Some(f) = node.feature else { continue };
+            if f >= self.n_features {
+                return Err(format!(
+                    "{}: {f} is not a feature (the tree has {})",
+                    at("feature"),
+                    self.n_features
+                ));
+            }
+            if !node.threshold.is_finite() {
+                return Err(format!(
+                    "{}: {} is not a number",
+                    at("threshold"),
+                    node.threshold
+                ));
+            }
+            for (field, child) in [("left", node.left), ("right", node.right)] {
+                if child <= i || child >= n {
+                    return Err(format!(
+                        "{}: {child} is not a node after {i} (the tree has {n} nodes)",
+                        at(field)
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Number of leaves.

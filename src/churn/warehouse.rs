@@ -30,16 +30,13 @@ use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 
 use super::{
-    Evaluation, ModelFile, Source, evaluate as measure, model_file, predict_rows, scores_batch,
-    select_rows, sha256_of, stratified_holdout, train_and_measure, tree::ValidTreeParams,
+    Evaluation, ModelFile, Scores, Source, ValidChurnTrainParams, evaluate as measure, model_file,
+    predict_rows, scores, select_rows, sha256_of, stratified_holdout, train_and_measure,
 };
 use crate::error::{Error, Result};
 use crate::features::{self, bridge::Encoder};
 use crate::olap::{self, EngineOptions};
 use crate::warehouse::{Warehouse, WriterLock};
-
-/// The scores table.
-pub const SCORES_TABLE: &str = "churn_scores";
 
 /// Mart columns that are not features.
 const NOT_FEATURES: [&str; 7] = [
@@ -52,13 +49,7 @@ const NOT_FEATURES: [&str; 7] = [
     "churned",
 ];
 
-/// Default look-back: a customer counts when they bought in the year before the cutoff.
-pub const DEFAULT_LOOKBACK_DAYS: i64 = 365;
-
-/// Default horizon: a customer churns when they buy nothing in 90 days from the cutoff.
-pub const DEFAULT_HORIZON_DAYS: i64 = 90;
-
-/// The label windows.
+/// The label windows (see [`ValidChurnTrainParams::window`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub lookback_days: i64,
@@ -67,16 +58,16 @@ pub struct Window {
 
 impl Window {
     /// Both windows between 1 and 3650 days.
-    pub fn check(&self) -> Result<()> {
-        for (arg, days) in [
-            ("--lookback-days", self.lookback_days),
-            ("--horizon-days", self.horizon_days),
+    pub(super) fn check(&self) -> Result<()> {
+        for (key, days) in [
+            ("lookback_days", self.lookback_days),
+            ("horizon_days", self.horizon_days),
         ] {
             if !(1..=3650).contains(&days) {
-                return Err(Error::Usage {
-                    arg: arg.into(),
-                    message: format!("{days} is out of range; 1 to 3650 days"),
-                });
+                return Err(Error::param(
+                    key,
+                    format!("{days} is out of range; 1 to 3650 days"),
+                ));
             }
         }
         Ok(())
@@ -94,9 +85,9 @@ pub async fn default_cutoff(ctx: &SessionContext, w: Window) -> Result<NaiveDate
 async fn check_horizon(ctx: &SessionContext, cutoff: NaiveDate, w: Window) -> Result<()> {
     let end = features::default_as_of(ctx).await?;
     if cutoff + Duration::days(w.horizon_days) > end {
-        return Err(Error::Usage {
-            arg: "--cutoff".into(),
-            message: format!(
+        return Err(Error::param(
+            "cutoff",
+            format!(
                 "{cutoff} is too late: its {}-day horizon runs to {}, but the order lines end \
                  on {}; the latest cutoff with complete labels is {}",
                 w.horizon_days,
@@ -104,22 +95,22 @@ async fn check_horizon(ctx: &SessionContext, cutoff: NaiveDate, w: Window) -> Re
                 end - Duration::days(1),
                 end - Duration::days(w.horizon_days)
             ),
-        });
+        ));
     }
     Ok(())
 }
 
 /// The label windows of a warehouse model; a file model is refused with `hint`.
-fn model_window(model: &ModelFile, arg: &str, hint: &str) -> Result<Window> {
+fn model_window(model: &ModelFile, key: &str, hint: &str) -> Result<Window> {
     match (model.source.lookback_days, model.source.horizon_days) {
         (Some(lookback_days), Some(horizon_days)) => Ok(Window {
             lookback_days,
             horizon_days,
         }),
-        _ => Err(Error::Usage {
-            arg: arg.into(),
-            message: format!("this model was trained on a file; {hint}"),
-        }),
+        _ => Err(Error::param(
+            key,
+            format!("this model was trained on a file; {hint}"),
+        )),
     }
 }
 
@@ -171,113 +162,105 @@ fn churned(batches: &[RecordBatch], schema: &Schema) -> Result<Vec<bool>> {
 
 /// What training on the warehouse needs.
 #[derive(Debug, Clone)]
-pub struct TrainWarehouse {
+pub struct TrainWarehouse<'a> {
     /// The test cutoff (default: [`default_cutoff`]); training happens at cutoff − horizon.
     pub cutoff: Option<NaiveDate>,
-    pub window: Window,
-    pub params: ValidTreeParams,
-    pub cv: Option<usize>,
-    pub seed: u64,
-    /// Train on a stratified sample of about this many customers (see the module doc).
-    pub train_sample: Option<usize>,
+    /// The windows, the tree, and a training sample of about this many customers (see the
+    /// module doc).
+    pub params: &'a ValidChurnTrainParams,
 }
 
 /// Trains at cutoff − horizon and measures at the cutoff (see the module doc).
-pub fn train(
+pub async fn train(
     wh_root: &Path,
-    t: &TrainWarehouse,
+    t: &TrainWarehouse<'_>,
     engine: &EngineOptions,
 ) -> Result<(ModelFile, Vec<String>)> {
+    let p = t.params;
+    let window = p.window();
     let wh = Warehouse::open(wh_root)?;
     wh.table("fact_sales")?;
-    let rt = crate::cli::runtime(engine.threads)?;
     let clock = std::time::Instant::now();
     let lap =
         |step: &str| tracing::debug!(step, ms = clock.elapsed().as_millis() as u64, "churn train");
-    rt.block_on(async {
-        let ctx = olap::session(&wh, engine).await?;
-        let cutoff = match t.cutoff {
-            Some(c) => {
-                check_horizon(&ctx, c, t.window).await?;
-                c
-            }
-            None => default_cutoff(&ctx, t.window).await?,
-        };
-        let train_cutoff = cutoff - Duration::days(t.window.horizon_days);
-        let (schema, batches) = labelled_mart(&ctx, train_cutoff, t.window, true).await?;
-        let (test_schema, test_batches) = labelled_mart(&ctx, cutoff, t.window, true).await?;
-        lap("labelled marts");
-        let y = churned(&batches, &schema)?;
-        let y_test = churned(&test_batches, &test_schema)?;
-        if y.is_empty() || y_test.is_empty() {
-            return Err(Error::NotFound {
-                what: "active customers at cutoff",
-                name: (if y.is_empty() { train_cutoff } else { cutoff }).to_string(),
-                hint: ": choose a later --cutoff or a longer --lookback-days".into(),
-            });
+    let ctx = olap::session(&wh, engine).await?;
+    let cutoff = match t.cutoff {
+        Some(c) => {
+            check_horizon(&ctx, c, window).await?;
+            c
         }
-        let (encoder, mut notes) = Encoder::fit(&schema, &batches, &NOT_FEATURES)?;
-        let source = format!("warehouse {} at {train_cutoff}", wh_root.display());
-        let (x, more) = encoder.transform(&schema, &batches, &source)?;
-        notes.extend(more);
-        let test_source = format!("warehouse {} at {cutoff}", wh_root.display());
-        let (x_test, more) = encoder.transform(&test_schema, &test_batches, &test_source)?;
-        notes.extend(more.into_iter().map(|n| format!("test at {cutoff}: {n}")));
-        lap("encoded");
-        let population = y.len();
-        let (x, y) = match t.train_sample {
-            Some(n) if n < population => {
-                let pick = stratified_holdout(&y, n as f64 / population as f64, t.seed);
-                let rows: Vec<usize> = (0..population).filter(|&i| pick[i]).collect();
-                let y: Vec<bool> = rows.iter().map(|&i| y[i]).collect();
-                (select_rows(&x, &rows), y)
-            }
-            _ => (x, y),
-        };
-        let (model, metrics) =
-            train_and_measure(&t.params, &x, &y, Some((x_test, y_test)), t.cv, t.seed)?;
-        lap("fitted and measured");
-        let src = Source {
-            input: source,
-            id_column: "customer_id".into(),
-            label_column: "churned".into(),
-            rows: y.len() as u64,
-            training_data_sha256: sha256_of(&x, &y),
-            cutoff: Some(train_cutoff),
-            lookback_days: Some(t.window.lookback_days),
-            horizon_days: Some(t.window.horizon_days),
-            test_input: None,
-            sampled_from: (y.len() < population).then_some(population as u64),
-        };
-        Ok((
-            model_file(src, encoder, model, &t.params, t.seed, metrics),
-            notes,
-        ))
-    })
+        None => default_cutoff(&ctx, window).await?,
+    };
+    let train_cutoff = cutoff - Duration::days(window.horizon_days);
+    let (schema, batches) = labelled_mart(&ctx, train_cutoff, window, true).await?;
+    let (test_schema, test_batches) = labelled_mart(&ctx, cutoff, window, true).await?;
+    lap("labelled marts");
+    let y = churned(&batches, &schema)?;
+    let y_test = churned(&test_batches, &test_schema)?;
+    if y.is_empty() || y_test.is_empty() {
+        return Err(Error::NotFound {
+            what: "active customers at cutoff",
+            name: (if y.is_empty() { train_cutoff } else { cutoff }).to_string(),
+            hint: ": choose a later --cutoff or a longer --lookback-days".into(),
+        });
+    }
+    let (encoder, mut notes) = Encoder::fit(&schema, &batches, &NOT_FEATURES)?;
+    let source = format!("warehouse {} at {train_cutoff}", wh_root.display());
+    let (x, more) = encoder.transform(&schema, &batches, &source)?;
+    notes.extend(more);
+    let test_source = format!("warehouse {} at {cutoff}", wh_root.display());
+    let (x_test, more) = encoder.transform(&test_schema, &test_batches, &test_source)?;
+    notes.extend(more.into_iter().map(|n| format!("test at {cutoff}: {n}")));
+    lap("encoded");
+    let population = y.len();
+    let (x, y) = match p.train_sample() {
+        Some(n) if n < population => {
+            let pick = stratified_holdout(&y, n as f64 / population as f64, p.seed());
+            let rows: Vec<usize> = (0..population).filter(|&i| pick[i]).collect();
+            let y: Vec<bool> = rows.iter().map(|&i| y[i]).collect();
+            (select_rows(&x, &rows), y)
+        }
+        _ => (x, y),
+    };
+    let (model, metrics) =
+        train_and_measure(p.tree(), &x, &y, Some((x_test, y_test)), p.cv(), p.seed())?;
+    lap("fitted and measured");
+    let src = Source {
+        input: source,
+        id_column: "customer_id".into(),
+        label_column: "churned".into(),
+        rows: y.len() as u64,
+        training_data_sha256: sha256_of(&x, &y),
+        cutoff: Some(train_cutoff),
+        lookback_days: Some(window.lookback_days),
+        horizon_days: Some(window.horizon_days),
+        test_input: None,
+        sampled_from: (y.len() < population).then_some(population as u64),
+    };
+    Ok((
+        model_file(src, encoder, model, p.tree(), p.seed(), metrics),
+        notes,
+    ))
 }
 
 /// The scores of the customers active as of `as_of` (default: all the data), written as
-/// `churn_scores` in one commit. Returns the rows written and notes on the encoding.
-pub fn score(
+/// `churn_scores` in one commit.
+pub async fn score(
     wh_root: &Path,
     model: &ModelFile,
     as_of: Option<NaiveDate>,
     engine: &EngineOptions,
-) -> Result<(NaiveDate, RecordBatch, Vec<String>)> {
-    let window = model_window(model, "--model", "score a file with --input and --out")?;
+) -> Result<Scores> {
+    let window = model_window(model, "model", "score a file with --input and --out")?;
     let lock = WriterLock::acquire(wh_root, "churn score")?;
     let wh = Warehouse::open(wh_root)?;
     wh.table("fact_sales")?;
-    let rt = crate::cli::runtime(engine.threads)?;
-    let (as_of, schema, batches) = rt.block_on(async {
-        let ctx = olap::session(&wh, engine).await?;
-        let as_of = match as_of {
-            Some(d) => d,
-            None => features::default_as_of(&ctx).await?,
-        };
-        let (s, b) = labelled_mart(&ctx, as_of, window, false).await?;
-        Ok::<_, Error>((as_of, s, b))
-    })?;
+    let ctx = olap::session(&wh, engine).await?;
+    let as_of = match as_of {
+        Some(d) => d,
+        None => features::default_as_of(&ctx).await?,
+    };
+    let (schema, batches) = labelled_mart(&ctx, as_of, window, false).await?;
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Err(Error::NotFound {
             what: "customers active in the look-back window as of",
@@ -293,17 +276,22 @@ pub fn score(
         &datafusion::arrow::compute::concat(&ids)?,
         &DataType::Utf8,
     )?;
-    let (out_schema, batch) = scores_batch(model, "customer_id", ids, &x)?;
+    let scored = scores(model, "customer_id", ids, &x, Some(as_of), notes)?;
+    let batch = &scored.batch;
     let mut tx = wh.begin(&lock);
-    let f = tx.write_arrow(SCORES_TABLE, &out_schema, std::slice::from_ref(&batch))?;
-    tx.replace(SCORES_TABLE, vec![f]);
+    let f = tx.write_arrow(
+        crate::warehouse::tables::CHURN_SCORES,
+        &batch.schema(),
+        std::slice::from_ref(batch),
+    )?;
+    tx.replace(crate::warehouse::tables::CHURN_SCORES, vec![f]);
     Warehouse::commit(tx, &format!("churn scores as of {as_of}"))?;
-    Ok((as_of, batch, notes))
+    Ok(scored)
 }
 
 /// Measures a warehouse model on the labels at `cutoff` (default: its own held-out cutoff,
 /// one horizon after its training cutoff), which must have its whole horizon inside the data.
-pub fn evaluate(
+pub async fn evaluate(
     wh_root: &Path,
     model: &ModelFile,
     cutoff: Option<NaiveDate>,
@@ -311,37 +299,34 @@ pub fn evaluate(
 ) -> Result<Evaluation> {
     let window = model_window(
         model,
-        "--model",
+        "model",
         "evaluate it on a labelled file with --input",
     )?;
     let wh = Warehouse::open(wh_root)?;
     wh.table("fact_sales")?;
-    let rt = crate::cli::runtime(engine.threads)?;
-    rt.block_on(async {
-        let ctx = olap::session(&wh, engine).await?;
-        let cutoff = match (cutoff, model.source.cutoff) {
-            (Some(c), _) => c,
-            (None, Some(trained)) => trained + Duration::days(window.horizon_days),
-            (None, None) => default_cutoff(&ctx, window).await?,
-        };
-        check_horizon(&ctx, cutoff, window).await?;
-        let (schema, batches) = labelled_mart(&ctx, cutoff, window, true).await?;
-        let y = churned(&batches, &schema)?;
-        if y.is_empty() {
-            return Err(Error::NotFound {
-                what: "active customers at cutoff",
-                name: cutoff.to_string(),
-                hint: ": choose a later --cutoff".into(),
-            });
-        }
-        let source = format!("warehouse {} at {cutoff}", wh_root.display());
-        let (x, notes) = model.encoder.transform(&schema, &batches, &source)?;
-        let p = predict_rows(model, &x).0;
-        Ok(Evaluation {
-            data: format!("{} customers active at {cutoff}", y.len()),
-            cutoff: Some(cutoff),
-            metrics: measure(&p, &y, model.threshold),
-            notes,
-        })
+    let ctx = olap::session(&wh, engine).await?;
+    let cutoff = match (cutoff, model.source.cutoff) {
+        (Some(c), _) => c,
+        (None, Some(trained)) => trained + Duration::days(window.horizon_days),
+        (None, None) => default_cutoff(&ctx, window).await?,
+    };
+    check_horizon(&ctx, cutoff, window).await?;
+    let (schema, batches) = labelled_mart(&ctx, cutoff, window, true).await?;
+    let y = churned(&batches, &schema)?;
+    if y.is_empty() {
+        return Err(Error::NotFound {
+            what: "active customers at cutoff",
+            name: cutoff.to_string(),
+            hint: ": choose a later --cutoff".into(),
+        });
+    }
+    let source = format!("warehouse {} at {cutoff}", wh_root.display());
+    let (x, notes) = model.encoder.transform(&schema, &batches, &source)?;
+    let p = predict_rows(model, &x).0;
+    Ok(Evaluation {
+        data: format!("{} customers active at {cutoff}", y.len()),
+        cutoff: Some(cutoff),
+        metrics: measure(&p, &y, model.threshold),
+        notes,
     })
 }

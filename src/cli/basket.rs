@@ -10,15 +10,16 @@ use linfa::ParamGuard;
 use linfa::dataset::DatasetBase;
 use linfa::traits::Fit;
 
-use super::FormatArgs;
 use super::sql::Sink;
+use super::{Context, FormatArgs, say};
 use crate::basket::{
-    self, BasketFormat, FpGrowthParams, Fraction, Level, RuleParams, Separator, Source,
+    self, BasketFormat, FpGrowthParams, Level, RuleParams, Separator, Source,
     recommend::{RecommendParams, recommend},
 };
 use crate::error::Result;
-use crate::olap::EngineOptions;
-use crate::sequence::{self, PrefixSpanParams, SequenceFormat};
+use crate::param::Fraction;
+use crate::sequence::{self, SequenceFormat, SequenceParams};
+use crate::warehouse::tables;
 
 #[derive(Debug, Subcommand)]
 pub enum BasketAction {
@@ -31,7 +32,7 @@ pub enum BasketAction {
     Rules(RulesArgs),
     /// Cross-sell: each customer's top N products not yet bought, from the rules that fire
     /// on their history, into table recommendations.
-    Recommend(RecommendArgs),
+    Recommend(RecommendParams),
 }
 
 /// Where baskets come from.
@@ -80,7 +81,7 @@ pub struct MiningArgs {
     #[arg(long, value_name = "N")]
     pub max_len: Option<usize>,
     /// Stop with an error beyond this many itemsets (memory stays bounded).
-    #[arg(long, value_name = "N", default_value_t = 5_000_000)]
+    #[arg(long, value_name = "N", default_value_t = basket::fpgrowth::DEFAULT_MAX_ITEMSETS)]
     pub max_itemsets: usize,
 }
 
@@ -97,7 +98,7 @@ impl MiningArgs {
 #[derive(Debug, Args)]
 pub struct RuleArgs {
     /// Least confidence count(X ∪ Y) / count(X), exactly (default 0.8, as arules).
-    #[arg(long, value_name = "Y", default_value = "0.8")]
+    #[arg(long, value_name = "Y", default_value_t = basket::rules::DEFAULT_MIN_CONFIDENCE)]
     pub min_confidence: Fraction,
     /// Least lift confidence / support(Y), exactly.
     #[arg(long, value_name = "Z")]
@@ -141,36 +142,14 @@ pub struct RulesArgs {
     pub format: FormatArgs,
 }
 
-#[derive(Debug, Args)]
-pub struct RecommendArgs {
-    /// Least share of invoices an itemset must be in (see `basket itemsets`).
-    #[arg(long, value_name = "X", default_value = crate::basket::recommend::DEFAULT_MIN_SUPPORT)]
-    pub min_support: Fraction,
-    /// Itemsets, and so rules, of at most this many items.
-    #[arg(long, value_name = "N", default_value_t = crate::basket::recommend::DEFAULT_MAX_LEN)]
-    pub max_len: usize,
-    /// Least confidence of a rule that recommends, exactly.
-    #[arg(long, value_name = "Y", default_value = crate::basket::recommend::DEFAULT_MIN_CONFIDENCE)]
-    pub min_confidence: Fraction,
-    /// Least lift of a rule that recommends, exactly: above 1, the item follows more often
-    /// than it sells anyway.
-    #[arg(long, value_name = "Z", default_value = crate::basket::recommend::DEFAULT_MIN_LIFT)]
-    pub min_lift: Fraction,
-    /// Products (or categories) per customer.
-    #[arg(long, value_name = "N", default_value_t = crate::basket::recommend::DEFAULT_TOP)]
-    pub top: usize,
-    /// Recommend products or categories.
-    #[arg(long, value_enum, default_value_t)]
-    pub level: Level,
-}
-
 /// Runs one `ecrm basket` action.
-pub fn run(action: BasketAction, wh_root: &std::path::Path, engine: &EngineOptions) -> Result<()> {
+pub fn run(action: BasketAction, cx: &Context<'_>) -> Result<()> {
+    let (wh_root, engine) = (cx.wh_root.as_path(), &cx.engine);
     match action {
         BasketAction::Itemsets(a) => {
             let params = a.mining.params()?;
             let mut sink = Sink::new(a.format.format, a.out.as_deref(), a.format.max_rows)?;
-            let (baskets, note) = basket::load(&a.source.source(wh_root), engine)?;
+            let (baskets, note) = cx.block(basket::load(&a.source.source(wh_root), engine))?;
             let t = Instant::now();
             let sets = params.fit(&DatasetBase::new(baskets, ()))?;
             summary(&note, &sets, t);
@@ -187,7 +166,7 @@ pub fn run(action: BasketAction, wh_root: &std::path::Path, engine: &EngineOptio
                 .consequent(a.consequent)
                 .check()?;
             let mut sink = Sink::new(a.format.format, a.out.as_deref(), a.format.max_rows)?;
-            let (baskets, note) = basket::load(&a.source.source(wh_root), engine)?;
+            let (baskets, note) = cx.block(basket::load(&a.source.source(wh_root), engine))?;
             let t = Instant::now();
             let sets = params.fit(&DatasetBase::new(baskets, ()))?;
             summary(&note, &sets, t);
@@ -206,29 +185,21 @@ pub fn run(action: BasketAction, wh_root: &std::path::Path, engine: &EngineOptio
             sink.emit(&batch.schema(), &[batch], true)
         }
         BasketAction::Recommend(a) => {
-            let p = RecommendParams {
-                itemsets: FpGrowthParams::new(a.min_support)
-                    .max_len(Some(a.max_len))
-                    .check()?,
-                rules: RuleParams::default()
-                    .min_confidence(a.min_confidence)
-                    .min_lift(Some(a.min_lift))
-                    .check()?,
-                level: a.level,
-                top: a.top,
-            };
-            let s = recommend(wh_root, &p, engine)?;
-            println!(
-                "{} rows for {} of {} customers into table {} ({} itemsets and {} rules from {})",
-                s.rows,
-                s.with_recommendations,
-                s.customers,
-                basket::recommend::TABLE,
-                s.itemsets,
-                s.rules,
-                s.baskets
-            );
-            Ok(())
+            let p = a.check()?;
+            let s = cx.block(recommend(wh_root, &p, engine))?;
+            say(
+                &mut std::io::stdout().lock(),
+                format_args!(
+                    "{} rows for {} of {} customers into table {} ({} itemsets and {} rules from {})",
+                    s.rows,
+                    s.with_recommendations,
+                    s.customers,
+                    tables::RECOMMENDATIONS,
+                    s.itemsets,
+                    s.rules,
+                    s.baskets
+                ),
+            )
         }
     }
 }
@@ -245,28 +216,14 @@ fn summary(note: &str, sets: &basket::fpgrowth::FrequentItemsets, t: Instant) {
 
 #[derive(Debug, Args)]
 pub struct SequenceArgs {
-    /// Least share of sequences (customers) a pattern must be in, exactly, as for baskets.
-    #[arg(long, value_name = "X")]
-    pub min_support: Fraction,
-    /// Patterns of at most this many items in all.
-    #[arg(long, value_name = "N")]
-    pub max_len: Option<usize>,
-    /// Consecutive elements of a pattern at most this many days apart (file sequences: in
-    /// the file's time unit; SPMF: events).
-    #[arg(long, value_name = "D")]
-    pub max_gap_days: Option<i64>,
-    /// Stop with an error beyond this many patterns.
-    #[arg(long, value_name = "N", default_value_t = 5_000_000)]
-    pub max_patterns: usize,
+    #[command(flatten)]
+    pub params: SequenceParams,
     /// Sequences from this file instead of the warehouse's customers.
     #[arg(long, value_name = "FILE")]
     pub sequences: Option<PathBuf>,
     /// The file's layout: a sequence-id / time / item table, or SPMF text.
     #[arg(long, value_enum, default_value_t, requires = "sequences")]
     pub sequence_format: SequenceFormat,
-    /// Warehouse sequences of products or of their categories.
-    #[arg(long, value_enum, default_value_t, conflicts_with = "sequences")]
-    pub level: Level,
     /// Write the patterns to this file (format from --format or the extension).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -275,16 +232,8 @@ pub struct SequenceArgs {
 }
 
 /// `ecrm sequence`.
-pub fn run_sequence(
-    a: SequenceArgs,
-    wh_root: &std::path::Path,
-    engine: &EngineOptions,
-) -> Result<()> {
-    let params = PrefixSpanParams::new(a.min_support)
-        .max_len(a.max_len)
-        .max_gap(a.max_gap_days)
-        .max_patterns(a.max_patterns)
-        .check()?;
+pub fn run_sequence(a: SequenceArgs, cx: &Context<'_>) -> Result<()> {
+    let params = a.params.check()?;
     let mut sink = Sink::new(a.format.format, a.out.as_deref(), a.format.max_rows)?;
     let source = match &a.sequences {
         Some(path) => sequence::Source::File {
@@ -292,13 +241,13 @@ pub fn run_sequence(
             format: a.sequence_format,
         },
         None => sequence::Source::Warehouse {
-            root: wh_root.to_path_buf(),
-            level: a.level,
+            root: cx.wh_root.clone(),
+            level: params.level(),
         },
     };
-    let (seqs, note) = sequence::load(&source, engine)?;
+    let (seqs, note) = cx.block(sequence::load(&source, &cx.engine))?;
     let t = Instant::now();
-    let patterns = params.fit(&DatasetBase::new(seqs, ()))?;
+    let patterns = params.mining().fit(&DatasetBase::new(seqs, ()))?;
     tracing::info!(
         "{note}; a pattern needs {} sequences; {} frequent patterns in {:.3} s",
         patterns.min_count(),

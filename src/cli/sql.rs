@@ -3,16 +3,95 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
+use clap::Args;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 
 use super::output::{self, Format};
-use super::{CubeArgs, QueryArgs, runtime};
+use super::{Context, FormatArgs};
 use crate::error::{Error, Result};
 use crate::olap::cube::{Cube, CubeQuery};
+use crate::olap::sqltext::{ends_statement, split_statements};
 use crate::olap::{self, EngineOptions};
 use crate::warehouse::Warehouse;
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// SQL to run; several statements separated by `;` print one result each.
+    // SQL may start with a `--` comment.
+    #[arg(
+        short = 'e',
+        long = "execute",
+        conflicts_with = "file",
+        allow_hyphen_values = true
+    )]
+    pub sql: Option<String>,
+    /// A file of `;`-separated SQL statements.
+    #[arg(short, long)]
+    pub file: Option<PathBuf>,
+    /// Register a Parquet or CSV file or folder as an extra table: NAME=PATH. Repeatable.
+    #[arg(long, value_name = "NAME=PATH")]
+    pub table: Vec<String>,
+    /// Write the last statement's result to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CubeArgs {
+    /// The cube: a model file, or NAME for CUBES_DIR/NAME.toml.
+    #[arg(long)]
+    pub cube: String,
+    /// Where models named by NAME live.
+    #[arg(long, env = "ECRM_CUBES", default_value = "pipelines/cubes")]
+    pub cubes_dir: PathBuf,
+    /// Row levels, coarse to fine (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "LEVEL[,LEVEL]")]
+    pub rows: Vec<String>,
+    /// A column level: one more grouping column, or with --pivot one column per member.
+    #[arg(long, value_name = "LEVEL")]
+    pub cols: Option<String>,
+    /// Measures (comma-separated). Default: the model's `revenue`.
+    #[arg(long, value_delimiter = ',', value_name = "M[,M]")]
+    pub measures: Vec<String>,
+    /// Keep one member of a level: LEVEL=VALUE. Repeatable.
+    #[arg(long, value_name = "LEVEL=VALUE")]
+    pub slice: Vec<String>,
+    /// Keep some members of a level: LEVEL=V1,V2,... Repeatable.
+    #[arg(long, value_name = "LEVEL=V1,V2")]
+    pub dice: Vec<String>,
+    /// Subtotals and a grand total; subtotal members read `All`.
+    #[arg(long, value_enum)]
+    pub subtotals: Option<olap::cube::Subtotals>,
+    /// Go one level down this row level's hierarchy (year → year, quarter).
+    #[arg(long, value_name = "LEVEL")]
+    pub drill: Option<String>,
+    /// Only the top N members of the last row level within each member of the levels before
+    /// it, ranked by --by.
+    #[arg(long, value_name = "N", requires = "by")]
+    pub top: Option<usize>,
+    /// The measure --top ranks by.
+    #[arg(long, value_name = "MEASURE", requires = "top")]
+    pub by: Option<String>,
+    /// One column per member of the --cols level (`<member>`, or `<member>_<measure>` with
+    /// several measures).
+    #[arg(long)]
+    pub pivot: bool,
+    /// Period-over-period growth over the time level in --rows: `<m>_prev`, `<m>_growth`.
+    #[arg(long, value_enum)]
+    pub compare: Option<olap::cube::Compare>,
+    /// Print the SQL on stderr before running it.
+    #[arg(long)]
+    pub show_sql: bool,
+    /// Write the result to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
 
 /// A session over the warehouse plus the `--table NAME=PATH` files; an error when there are
 /// no tables at all.
@@ -102,7 +181,8 @@ impl<'a> Sink<'a> {
 }
 
 /// `ecrm query`.
-pub fn query(a: &QueryArgs, wh_root: &Path, engine: &EngineOptions) -> Result<()> {
+pub fn query(a: &QueryArgs, cx: &Context<'_>) -> Result<()> {
+    let (wh_root, engine) = (cx.wh_root.as_path(), &cx.engine);
     let script = match (&a.sql, &a.file) {
         (Some(s), _) => Some(s.clone()),
         (None, Some(f)) => Some(std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?),
@@ -123,13 +203,12 @@ pub fn query(a: &QueryArgs, wh_root: &Path, engine: &EngineOptions) -> Result<()
         });
     }
     let mut sink = Sink::new(a.format.format, a.out.as_deref(), a.format.max_rows)?;
-    let rt = runtime(engine.threads)?;
-    rt.block_on(async {
+    cx.block(async {
         let ctx = open_session(wh_root, &a.table, engine).await?;
         let Some(script) = script else {
             return prompt(&ctx, &mut sink).await;
         };
-        let statements = olap::split_statements(&script);
+        let statements = split_statements(&script);
         if statements.is_empty() {
             return Err(Error::Usage {
                 arg: "query".into(),
@@ -204,11 +283,11 @@ async fn prompt(ctx: &SessionContext, sink: &mut Sink<'_>) -> Result<()> {
         }
         buffer.push_str(&line);
         buffer.push('\n');
-        if !olap::ends_statement(&buffer) {
+        if !ends_statement(&buffer) {
             continue;
         }
         let _ = rl.add_history_entry(buffer.trim());
-        for stmt in olap::split_statements(&buffer) {
+        for stmt in split_statements(&buffer) {
             run_interactive(ctx, sink, &stmt).await;
         }
         buffer.clear();
@@ -261,19 +340,22 @@ impl CubeArgs {
         };
         for s in &self.slice {
             let (l, v) = level_value("--slice", s)?;
-            q.slices.push((l, v.to_string()));
+            q.slices.push((l, v.trim().to_string()));
         }
         for s in &self.dice {
             let (l, v) = level_value("--dice", s)?;
+            // `country=a, b` means members "a" and "b": the space after a comma is not
+            // part of a member.
             q.dices
-                .push((l, v.split(',').map(|x| x.to_string()).collect()));
+                .push((l, v.split(',').map(|x| x.trim().to_string()).collect()));
         }
         Ok(q)
     }
 }
 
 /// `ecrm cube`.
-pub fn cube(a: &CubeArgs, wh_root: &Path, engine: &EngineOptions) -> Result<()> {
+pub fn cube(a: &CubeArgs, cx: &Context<'_>) -> Result<()> {
+    let (wh_root, engine) = (cx.wh_root.as_path(), &cx.engine);
     let model = Cube::find(&a.cube, &a.cubes_dir)?;
     let mut sink = Sink::new(a.format.format, a.out.as_deref(), a.format.max_rows)?;
     if a.rows.is_empty() {
@@ -281,8 +363,7 @@ pub fn cube(a: &CubeArgs, wh_root: &Path, engine: &EngineOptions) -> Result<()> 
         return sink.emit(&schema, &[batch], true);
     }
     let q = a.query()?;
-    let rt = runtime(engine.threads)?;
-    rt.block_on(async {
+    cx.block(async {
         let wh = Warehouse::open(wh_root)?;
         let ctx = olap::session(&wh, engine).await?;
         let sql = model.sql(&ctx, &q).await?;

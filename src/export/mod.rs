@@ -38,13 +38,12 @@ use datafusion::arrow::compute::{
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 
-use crate::basket::recommend::TABLE as RECOMMENDATIONS;
-use crate::churn::warehouse::SCORES_TABLE;
-use crate::cli::output::{self, Format};
+use crate::churn::RiskBand;
 use crate::error::{Error, Result};
+use crate::olap::sqltext::{ident, literal};
 use crate::olap::{self, EngineOptions};
-use crate::segment::SEGMENTS_TABLE;
 use crate::warehouse::Warehouse;
+use crate::warehouse::files::{self, FileFormat};
 
 /// Columns of a segment export when none are named.
 pub const SEGMENT_COLUMNS: [&str; 6] = [
@@ -67,11 +66,12 @@ pub const CHURN_COLUMNS: [&str; 7] = [
     "reasons",
 ];
 
-/// Consent channels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Channel {
-    Email,
-    Phone,
+crate::choices! {
+    /// Consent channels.
+    pub enum Channel {
+        Email = "email",
+        Phone = "phone",
+    }
 }
 
 impl Channel {
@@ -96,32 +96,170 @@ pub const RECOMMENDATION_COLUMNS: [&str; 7] = [
 ];
 
 /// Which customers to export.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Selection {
     /// One segment of table `segments`: a name (case-insensitive) or an id.
-    Segment(String),
-    /// Customers of table `churn_scores`, riskiest first: those in one of `bands` (all when
-    /// empty) with a churn probability of at least `min_probability`, at most `top` written.
-    Churn {
-        bands: Vec<crate::churn::RiskBand>,
-        min_probability: Option<f64>,
-        top: Option<u64>,
-    },
-    /// Rows of table `recommendations` up to rank `max_rank` (all when None), by customer
-    /// and rank.
-    Recommendations { max_rank: Option<u32> },
+    Segment(SegmentSelection),
+    /// Customers of table `churn_scores`, riskiest first.
+    Churn(ChurnSelection),
+    /// Rows of table `recommendations`, by customer and rank.
+    Recommendations(RecommendationSelection),
 }
 
-/// What to export.
-#[derive(Debug, Clone)]
+impl Selection {
+    /// What a pipeline's export stage calls it (`what = "..."`).
+    pub fn what(&self) -> &'static str {
+        match self {
+            Selection::Segment(_) => "segment",
+            Selection::Churn(_) => "churn",
+            Selection::Recommendations(_) => "recommendations",
+        }
+    }
+
+    /// The table it selects from, and the command that builds that table.
+    pub fn table(&self) -> (&'static str, &'static str) {
+        match self {
+            Selection::Segment(_) => (crate::warehouse::tables::SEGMENTS, "ecrm segment"),
+            Selection::Churn(_) => (crate::warehouse::tables::CHURN_SCORES, "ecrm churn score"),
+            Selection::Recommendations(_) => (
+                crate::warehouse::tables::RECOMMENDATIONS,
+                "ecrm basket recommend",
+            ),
+        }
+    }
+}
+
+/// A segment export's selection.
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentSelection {
+    /// The segment: a segment_name (case-insensitive) or segment_id from table segments.
+    pub segment: String,
+}
+
+/// A churn export's selection: the customers in one of `risk` (all bands when empty) with a
+/// churn probability of at least `min_probability`, at most `top` of them written.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChurnSelection {
+    /// Only these risk bands (repeatable or comma-separated; high ≥ 0.6, medium ≥ 0.3, low
+    /// below). Default: all.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub risk: Vec<RiskBand>,
+    /// Only customers with at least this churn probability (0 to 1).
+    #[arg(long, value_name = "P")]
+    pub min_probability: Option<f64>,
+    /// At most this many customers: the riskiest who pass consent and suppression.
+    #[arg(long, value_name = "N")]
+    pub top: Option<u64>,
+}
+
+/// A recommendations export's selection.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecommendationSelection {
+    /// Only recommendations up to this rank.
+    #[arg(long, value_name = "N")]
+    pub max_rank: Option<u32>,
+}
+
+/// Where an export goes and who may be in it: the parameters every export has.
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    /// The file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// File format. Default: from the --out extension (csv when it says nothing).
+    #[arg(long, value_enum)]
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+    /// Only customers who opted in to this channel.
+    #[arg(long, value_enum)]
+    #[serde(default)]
+    pub require_consent: Option<Channel>,
+    /// Never export anyone listed here: one customer id or e-mail per line, no header.
+    #[arg(long, value_name = "FILE")]
+    #[serde(default)]
+    pub suppress: Option<PathBuf>,
+    /// Columns, in order (comma-separated). Default: the export's own (segment:
+    /// customer_id, email, name, country, segment_id, segment_name; churn: customer_id,
+    /// email, name, country, churn_probability, risk_band, reasons; recommendations:
+    /// customer_id, email, name, rank, product_id or category, score, rule).
+    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+}
+
+/// What to export: `ecrm export WHAT`'s options and a pipeline `export` stage's keys.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ExportParams {
     pub selection: Selection,
-    pub format: Format,
-    pub out: PathBuf,
-    pub require_consent: Option<Channel>,
-    pub suppress: Option<PathBuf>,
-    /// None: [`SEGMENT_COLUMNS`] or [`CHURN_COLUMNS`].
-    pub columns: Option<Vec<String>>,
+    pub to: Destination,
+}
+
+impl ExportParams {
+    /// Checks each parameter; the first failure names its key and what is allowed.
+    pub fn check(self) -> Result<ValidExportParams> {
+        if let Selection::Churn(c) = &self.selection
+            && let Some(p) = c.min_probability
+            && !(0.0..=1.0).contains(&p)
+        {
+            return Err(Error::param(
+                "min_probability",
+                format!("{p} is not a probability; 0 to 1"),
+            ));
+        }
+        if let Some(p) = &self.to.suppress
+            && !p.is_file()
+        {
+            return Err(Error::param(
+                "suppress",
+                format!("{}: no such file", p.display()),
+            ));
+        }
+        if let Some(c) = &self.to.columns
+            && c.is_empty()
+        {
+            return Err(Error::param("columns", "name at least one column"));
+        }
+        let format = self
+            .to
+            .format
+            .unwrap_or_else(|| FileFormat::for_path(&self.to.out));
+        Ok(ValidExportParams {
+            selection: self.selection,
+            format,
+            to: self.to,
+        })
+    }
+}
+
+/// Checked export parameters: the only kind [`export`] accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidExportParams {
+    selection: Selection,
+    /// The format, resolved from the file name when not given.
+    format: FileFormat,
+    to: Destination,
+}
+
+impl ValidExportParams {
+    pub fn selection(&self) -> &Selection {
+        &self.selection
+    }
+    pub fn out(&self) -> &Path {
+        &self.to.out
+    }
+    pub fn require_consent(&self) -> Option<Channel> {
+        self.to.require_consent
+    }
+    /// The same export to another file (a pipeline's `{as_of}` filled in); the format stays
+    /// the one checked.
+    pub fn with_out(mut self, out: PathBuf) -> Self {
+        self.to.out = out;
+        self
+    }
 }
 
 /// Counts of an export, for the summary on stderr.
@@ -171,14 +309,9 @@ impl Suppression {
     }
 }
 
+/// Column `name` of `b` as text.
 fn text_column(b: &RecordBatch, name: &str) -> Result<StringArray> {
-    let col = b.column(b.schema().index_of(name)?);
-    let col = cast(col, &DataType::Utf8)?;
-    Ok(col
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| Error::Internal(format!("{name} is not text")))?
-        .clone())
+    olap::text_column(b.column(b.schema().index_of(name)?))
 }
 
 /// The segment a name or id picks, as (id, name, method); an unknown one lists them all.
@@ -222,17 +355,17 @@ fn int_column(b: &RecordBatch, name: &str) -> Result<Int64Array> {
 }
 
 /// Exports the selected customers (see the module doc for the contract).
-pub fn export(wh_root: &Path, p: &ExportParams, engine: &EngineOptions) -> Result<ExportSummary> {
+pub async fn export(
+    wh_root: &Path,
+    p: &ValidExportParams,
+    engine: &EngineOptions,
+) -> Result<ExportSummary> {
     // The suppression list is read before any data, so a wrong path fails at once.
-    let suppression = match &p.suppress {
+    let suppression = match &p.to.suppress {
         Some(f) => Suppression::read(f)?,
         None => Suppression::default(),
     };
-    let (table, command) = match p.selection {
-        Selection::Segment(_) => (SEGMENTS_TABLE, "ecrm segment"),
-        Selection::Churn { .. } => (SCORES_TABLE, "ecrm churn score"),
-        Selection::Recommendations { .. } => (RECOMMENDATIONS, "ecrm basket recommend"),
-    };
+    let (table, command) = p.selection.table();
     let wh = Warehouse::open(wh_root)?;
     if wh.table(table).is_err() {
         return Err(Error::NotFound {
@@ -241,205 +374,220 @@ pub fn export(wh_root: &Path, p: &ExportParams, engine: &EngineOptions) -> Resul
             hint: format!(": run `{command}` first"),
         });
     }
-    let rt = crate::cli::runtime(engine.threads)?;
-    rt.block_on(async {
-        let ctx = olap::session(&wh, engine).await?;
-        // Which rows, in which order, and what the summary calls them.
-        // The order is (column of `s`, descending) keys, applied after the query: DataFusion 55
-        // can drop a sort key it proves constant from a filter (rank <= 1 when ranks start at
-        // 1) below a join, and then rejects its own plan.
-        type Order = &'static [(&'static str, bool)];
-        let (selection, filter, order, defaults, top): (String, String, Order, Vec<&str>, _) =
-            match &p.selection {
-                Selection::Segment(wanted) => {
-                    let (id, name, method) = find_segment(&ctx, wanted).await?;
-                    (
-                        format!("segment {id} {name:?} ({method})"),
-                        format!("s.segment_id = {id}"),
-                        &[("customer_id", false)],
-                        SEGMENT_COLUMNS.to_vec(),
-                        None,
-                    )
+    let ctx = olap::session(&wh, engine).await?;
+    // Which rows, in which order, and what the summary calls them.
+    // The order is (column of `s`, descending) keys, applied after the query: DataFusion 55
+    // can drop a sort key it proves constant from a filter (rank <= 1 when ranks start at
+    // 1) below a join, and then rejects its own plan.
+    type Order = &'static [(&'static str, bool)];
+    let (selection, filter, order, defaults, top): (String, String, Order, Vec<&str>, _) =
+        match &p.selection {
+            Selection::Segment(SegmentSelection { segment: wanted }) => {
+                let (id, name, method) = find_segment(&ctx, wanted).await?;
+                (
+                    format!("segment {id} {name:?} ({method})"),
+                    format!("s.segment_id = {id}"),
+                    &[("customer_id", false)],
+                    SEGMENT_COLUMNS.to_vec(),
+                    None,
+                )
+            }
+            Selection::Churn(ChurnSelection {
+                risk: bands,
+                min_probability,
+                top,
+            }) => {
+                let mut what = vec!["churn scores".to_string()];
+                let mut filter = vec!["TRUE".to_string()];
+                if !bands.is_empty() {
+                    let names: Vec<&str> = bands.iter().map(|b| b.name()).collect();
+                    what.push(format!("risk {}", names.join(" or ")));
+                    let list: Vec<String> = names.iter().map(|n| literal(n)).collect();
+                    filter.push(format!("s.risk_band IN ({})", list.join(", ")));
                 }
-                Selection::Churn {
-                    bands,
-                    min_probability,
-                    top,
-                } => {
-                    let mut what = vec!["churn scores".to_string()];
-                    let mut filter = vec!["TRUE".to_string()];
-                    if !bands.is_empty() {
-                        let names: Vec<&str> = bands.iter().map(|b| b.name()).collect();
-                        what.push(format!("risk {}", names.join(" or ")));
-                        filter.push(format!("s.risk_band IN ('{}')", names.join("', '")));
-                    }
-                    if let Some(min) = min_probability {
-                        what.push(format!("probability ≥ {min}"));
-                        // A literal with every digit, so the cut is the number given.
-                        filter.push(format!("s.churn_probability >= {min:?}"));
-                    }
-                    if let Some(n) = top {
-                        what.push(format!("top {n}"));
-                    }
-                    (
-                        what.join(", "),
-                        filter.join(" AND "),
-                        &[("churn_probability", true), ("customer_id", false)],
-                        CHURN_COLUMNS.to_vec(),
-                        *top,
-                    )
+                if let Some(min) = min_probability {
+                    what.push(format!("probability ≥ {min}"));
+                    // A literal with every digit, so the cut is the number given.
+                    filter.push(format!("s.churn_probability >= {min:?}"));
                 }
-                Selection::Recommendations { max_rank } => {
-                    // Category-level recommendations name their item `category`.
-                    let products = ctx
-                        .table(RECOMMENDATIONS)
-                        .await?
-                        .schema()
-                        .has_column_with_unqualified_name("product_id");
-                    let mut cols = RECOMMENDATION_COLUMNS.to_vec();
-                    if !products {
-                        cols[4] = "category";
-                    }
-                    (
-                        match max_rank {
-                            Some(r) => format!("recommendations up to rank {r}"),
-                            None => "recommendations".into(),
-                        },
-                        max_rank.map_or("TRUE".into(), |r| format!("s.rank <= {r}")),
-                        &[("customer_id", false), ("rank", false)],
-                        cols,
-                        None,
-                    )
+                if let Some(n) = top {
+                    what.push(format!("top {n}"));
                 }
-            };
+                (
+                    what.join(", "),
+                    filter.join(" AND "),
+                    &[("churn_probability", true), ("customer_id", false)],
+                    CHURN_COLUMNS.to_vec(),
+                    *top,
+                )
+            }
+            Selection::Recommendations(RecommendationSelection { max_rank }) => {
+                // Category-level recommendations name their item `category`.
+                let products = ctx
+                    .table(crate::warehouse::tables::RECOMMENDATIONS)
+                    .await?
+                    .schema()
+                    .has_column_with_unqualified_name("product_id");
+                let mut cols = RECOMMENDATION_COLUMNS.to_vec();
+                if !products {
+                    cols[4] = "category";
+                }
+                (
+                    match max_rank {
+                        Some(r) => format!("recommendations up to rank {r}"),
+                        None => "recommendations".into(),
+                    },
+                    max_rank.map_or("TRUE".into(), |r| format!("s.rank <= {r}")),
+                    &[("customer_id", false), ("rank", false)],
+                    cols,
+                    None,
+                )
+            }
+        };
 
-        // Which columns, and from which table.
-        let wanted_cols: Vec<String> = p
-            .columns
+    // Which columns, and from which table.
+    let wanted_cols: Vec<String> =
+        p.to.columns
             .clone()
             .unwrap_or_else(|| defaults.iter().map(|c| c.to_string()).collect());
-        let mut sources: Vec<(&str, Vec<String>)> = Vec::new();
-        for (alias, t) in [("s", table), ("c", "dim_customer"), ("f", crate::features::TABLE)] {
-            if wh.table(t).is_ok() {
-                let df = ctx.table(t).await?;
-                let names = df
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .filter(|n| !matches!(n.as_str(), "customer_key" | "valid_from" | "valid_to" | "is_current" | "load_id"))
-                    .collect();
-                sources.push((alias, names));
-            }
-        }
-        let mut select = Vec::new();
-        for c in &wanted_cols {
-            let Some((alias, _)) = sources.iter().find(|(_, cols)| cols.contains(c)) else {
-                let mut all: Vec<&String> = sources.iter().flat_map(|(_, c)| c).collect();
-                all.sort();
-                all.dedup();
-                return Err(Error::Usage {
-                    arg: "--columns".into(),
-                    message: format!(
-                        "no column {c:?}; the columns are: {}",
-                        all.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                });
-            };
-            select.push(format!("{alias}.\"{c}\" AS \"{c}\""));
-        }
-        let has = |alias: &str| sources.iter().any(|(a, _)| *a == alias);
-        let mut joins = String::new();
-        if has("c") {
-            joins.push_str(
-                " LEFT JOIN (SELECT * FROM dim_customer WHERE is_current AND customer_id IS NOT NULL) c \
-                 ON c.customer_id = s.customer_id",
-            );
-            select.push("c.email AS __email".into());
-            select.push("c.email_opt_in AS __email_opt_in".into());
-            select.push("c.phone_opt_in AS __phone_opt_in".into());
-        } else {
-            select.push("CAST(NULL AS VARCHAR) AS __email".into());
-            select.push("CAST(NULL AS BOOLEAN) AS __email_opt_in".into());
-            select.push("CAST(NULL AS BOOLEAN) AS __phone_opt_in".into());
-        }
-        if has("f") {
-            joins.push_str(" LEFT JOIN customer_features f ON f.customer_id = s.customer_id");
-        }
-        select.push("s.customer_id AS __id".into());
-        for (k, (col, _)) in order.iter().enumerate() {
-            select.push(format!("s.\"{col}\" AS __o{k}"));
-        }
-        let sql = format!(
-            "SELECT {} FROM {table} s{joins} WHERE {filter}",
-            select.join(", ")
-        );
-        let (schema, batches) = olap::sql(&ctx, &sql).await?;
-        let all = concat_batches(&schema, &batches)?;
-        let keys: Vec<SortColumn> = order
-            .iter()
-            .enumerate()
-            .map(|(k, (_, descending))| {
-                Ok(SortColumn {
-                    values: all.column(schema.index_of(&format!("__o{k}"))?).clone(),
-                    options: Some(SortOptions {
-                        descending: *descending,
-                        nulls_first: false,
-                    }),
-                })
-            })
-            .collect::<Result<_>>()?;
-        let sorted = take_record_batch(&all, &lexsort_to_indices(&keys, None)?)?;
-        let batches = [sorted];
-
-        let mut s = ExportSummary {
-            selection,
-            selected: 0,
-            no_consent: 0,
-            suppressed: 0,
-            beyond_top: 0,
-            written: 0,
-        };
-        let mut kept = Vec::new();
-        let n_out = wanted_cols.len();
-        let out_schema = std::sync::Arc::new(schema.project(&(0..n_out).collect::<Vec<_>>())?);
-        for b in &batches {
-            let ids = text_column(b, "__id")?;
-            let emails = text_column(b, "__email")?;
-            let consent = match p.require_consent {
-                Some(ch) => {
-                    let col = b.column(b.schema().index_of(&format!("__{}", ch.column()))?);
-                    Some(
-                        col.as_any()
-                            .downcast_ref::<BooleanArray>()
-                            .ok_or_else(|| Error::Internal("opt-in is not boolean".into()))?
-                            .clone(),
+    let mut sources: Vec<(&str, Vec<String>)> = Vec::new();
+    for (alias, t) in [
+        ("s", table),
+        ("c", "dim_customer"),
+        ("f", crate::warehouse::tables::CUSTOMER_FEATURES),
+    ] {
+        if wh.table(t).is_ok() {
+            let df = ctx.table(t).await?;
+            let names = df
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|n| {
+                    !matches!(
+                        n.as_str(),
+                        "customer_key" | "valid_from" | "valid_to" | "is_current" | "load_id"
                     )
-                }
-                None => None,
-            };
-            let mut mask = Vec::with_capacity(b.num_rows());
-            for i in 0..b.num_rows() {
-                s.selected += 1;
-                let keep = if consent.as_ref().is_some_and(|c| !(c.is_valid(i) && c.value(i))) {
-                    s.no_consent += 1;
-                    false
-                } else if suppression.contains(ids.value(i), emails.is_valid(i).then(|| emails.value(i))) {
-                    s.suppressed += 1;
-                    false
-                } else if top.is_some_and(|n| s.written >= n) {
-                    s.beyond_top += 1;
-                    false
-                } else {
-                    s.written += 1;
-                    true
-                };
-                mask.push(keep);
-            }
-            let filtered = filter_record_batch(b, &BooleanArray::from(mask))?;
-            kept.push(filtered.project(&(0..n_out).collect::<Vec<_>>())?);
+                })
+                .collect();
+            sources.push((alias, names));
         }
-        output::write_file(&p.out, p.format, &out_schema, &kept)?;
-        Ok(s)
-    })
+    }
+    let mut select = Vec::new();
+    for c in &wanted_cols {
+        let Some((alias, _)) = sources.iter().find(|(_, cols)| cols.contains(c)) else {
+            let mut all: Vec<&String> = sources.iter().flat_map(|(_, c)| c).collect();
+            all.sort();
+            all.dedup();
+            return Err(Error::param(
+                "columns",
+                format!(
+                    "no column {c:?}; the columns are: {}",
+                    all.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        select.push(format!("{alias}.{} AS {}", ident(c), ident(c)));
+    }
+    let has = |alias: &str| sources.iter().any(|(a, _)| *a == alias);
+    let mut joins = String::new();
+    if has("c") {
+        joins.push_str(
+            " LEFT JOIN (SELECT * FROM dim_customer WHERE is_current AND customer_id IS NOT NULL) c \
+             ON c.customer_id = s.customer_id",
+        );
+        select.push("c.email AS __email".into());
+        select.push("c.email_opt_in AS __email_opt_in".into());
+        select.push("c.phone_opt_in AS __phone_opt_in".into());
+    } else {
+        select.push("CAST(NULL AS VARCHAR) AS __email".into());
+        select.push("CAST(NULL AS BOOLEAN) AS __email_opt_in".into());
+        select.push("CAST(NULL AS BOOLEAN) AS __phone_opt_in".into());
+    }
+    if has("f") {
+        joins.push_str(" LEFT JOIN customer_features f ON f.customer_id = s.customer_id");
+    }
+    select.push("s.customer_id AS __id".into());
+    for (k, (col, _)) in order.iter().enumerate() {
+        select.push(format!("s.{} AS __o{k}", ident(col)));
+    }
+    let sql = format!(
+        "SELECT {} FROM {table} s{joins} WHERE {filter}",
+        select.join(", ")
+    );
+    let (schema, batches) = olap::sql(&ctx, &sql).await?;
+    let all = concat_batches(&schema, &batches)?;
+    let keys: Vec<SortColumn> = order
+        .iter()
+        .enumerate()
+        .map(|(k, (_, descending))| {
+            Ok(SortColumn {
+                values: all.column(schema.index_of(&format!("__o{k}"))?).clone(),
+                options: Some(SortOptions {
+                    descending: *descending,
+                    nulls_first: false,
+                }),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let sorted = take_record_batch(&all, &lexsort_to_indices(&keys, None)?)?;
+    let batches = [sorted];
+
+    let mut s = ExportSummary {
+        selection,
+        selected: 0,
+        no_consent: 0,
+        suppressed: 0,
+        beyond_top: 0,
+        written: 0,
+    };
+    let mut kept = Vec::new();
+    let n_out = wanted_cols.len();
+    let out_schema = std::sync::Arc::new(schema.project(&(0..n_out).collect::<Vec<_>>())?);
+    for b in &batches {
+        let ids = text_column(b, "__id")?;
+        let emails = text_column(b, "__email")?;
+        let consent = match p.to.require_consent {
+            Some(ch) => {
+                let col = b.column(b.schema().index_of(&format!("__{}", ch.column()))?);
+                Some(
+                    col.as_any()
+                        .downcast_ref::<BooleanArray>()
+                        .ok_or_else(|| Error::Internal("opt-in is not boolean".into()))?
+                        .clone(),
+                )
+            }
+            None => None,
+        };
+        let mut mask = Vec::with_capacity(b.num_rows());
+        for i in 0..b.num_rows() {
+            s.selected += 1;
+            let keep = if consent
+                .as_ref()
+                .is_some_and(|c| !(c.is_valid(i) && c.value(i)))
+            {
+                s.no_consent += 1;
+                false
+            } else if suppression
+                .contains(ids.value(i), emails.is_valid(i).then(|| emails.value(i)))
+            {
+                s.suppressed += 1;
+                false
+            } else if top.is_some_and(|n| s.written >= n) {
+                s.beyond_top += 1;
+                false
+            } else {
+                s.written += 1;
+                true
+            };
+            mask.push(keep);
+        }
+        let filtered = filter_record_batch(b, &BooleanArray::from(mask))?;
+        kept.push(filtered.project(&(0..n_out).collect::<Vec<_>>())?);
+    }
+    files::write_batches_file(&p.to.out, p.format, &out_schema, &kept)?;
+    Ok(s)
 }

@@ -44,20 +44,20 @@ pub fn matrix(
     let mut out = Array2::<f64>::zeros((rows, columns.len()).f());
     for (j, name) in columns.iter().enumerate() {
         let Ok(idx) = schema.index_of(name) else {
-            return Err(Error::Usage {
-                arg: "--features".into(),
-                message: format!(
+            return Err(Error::param(
+                "features",
+                format!(
                     "{source} has no column {name:?}; its numeric columns are: {}",
                     numeric_columns(schema).join(", ")
                 ),
-            });
+            ));
         };
         let dt = schema.field(idx).data_type();
         if !is_numeric(dt) {
-            return Err(Error::Usage {
-                arg: "--features".into(),
-                message: format!("{source}: column {name:?} is {dt}, not a number"),
-            });
+            return Err(Error::param(
+                "features",
+                format!("{source}: column {name:?} is {dt}, not a number"),
+            ));
         }
         let mut row = 0usize;
         for b in batches {
@@ -131,14 +131,6 @@ pub struct Encoder {
     pub columns: Vec<Column>,
 }
 
-fn text_values(col: &dyn Array) -> Result<datafusion::arrow::array::StringArray> {
-    let t = cast(col, &DataType::Utf8)?;
-    Ok(t.as_any()
-        .downcast_ref::<datafusion::arrow::array::StringArray>()
-        .ok_or_else(|| Error::Internal("cast to Utf8 gave another type".into()))?
-        .clone())
-}
-
 fn parse_number(s: &str) -> Option<f64> {
     s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
@@ -168,7 +160,7 @@ impl Encoder {
                 let mut all_numbers = true;
                 let mut any_value = false;
                 for b in batches {
-                    let t = text_values(b.column(idx))?;
+                    let t = crate::olap::text_column(b.column(idx))?;
                     for i in 0..t.len() {
                         let v = if t.is_null(i) { "" } else { t.value(i).trim() };
                         if v.is_empty() {
@@ -200,6 +192,24 @@ impl Encoder {
             }
         }
         Ok((Encoder { columns }, notes))
+    }
+
+    /// The columns must be usable as read from a model file: named, and a category's levels
+    /// sorted and distinct (they are searched by bisection).
+    pub fn check(&self) -> std::result::Result<(), String> {
+        for (i, c) in self.columns.iter().enumerate() {
+            if c.name().is_empty() {
+                return Err(format!("encoder.columns[{i}].name: empty"));
+            }
+            if let Column::Category { name, levels } = c
+                && levels.windows(2).any(|w| w[0] >= w[1])
+            {
+                return Err(format!(
+                    "encoder.columns[{i}].levels of {name:?}: not sorted and distinct"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The feature names, in matrix column order.
@@ -270,7 +280,7 @@ impl Encoder {
                         }
                     }
                     Column::NumberText { name } => {
-                        let t = text_values(col.as_ref())?;
+                        let t = crate::olap::text_column(col.as_ref())?;
                         for i in 0..t.len() {
                             let s = if t.is_null(i) { "" } else { t.value(i).trim() };
                             if s.is_empty() {
@@ -287,7 +297,7 @@ impl Encoder {
                         }
                     }
                     Column::Category { levels, .. } => {
-                        let t = text_values(col.as_ref())?;
+                        let t = crate::olap::text_column(col.as_ref())?;
                         for i in 0..t.len() {
                             let s = if t.is_null(i) { "" } else { t.value(i).trim() };
                             match levels.binary_search_by(|l| l.as_str().cmp(s)) {

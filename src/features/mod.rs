@@ -29,7 +29,7 @@
 //! | `mean_days_between_orders`, `std_days_between_orders` | mean and population standard deviation of the gaps, in fractional days, between consecutive purchase invoices (NULL with one invoice) |
 //! | `overdue_ratio` | `recency_days` / `mean_days_between_orders`: how many of the customer's usual gaps have passed since the last purchase (NULL with one invoice or a mean gap of 0); near 1 for a regular customer, far above it for one who has stopped |
 //! | `top_category`, `top_category_share` | the category with most goods revenue (ties: the first by name) and its share of the customer's goods revenue (NULL without categories) |
-//! | `r_score`, `f_score`, `m_score`, `rfm_segment` | RFM quintile scores and named segment ([`crate::segment::rfm`]) |
+//! | `r_score`, `f_score`, `m_score`, `rfm_segment` | RFM quintile scores and named segment ([`rfm`]) |
 //! | `age_band` | age at the as-of date from `birth_date`: `<25`, `25-34`, `35-44`, `45-54`, `55-64`, `65+` (NULL when unknown) |
 //! | `country`, `acquisition_channel`, `email_opt_in`, `phone_opt_in` | from the customer's current `dim_customer` row (NULL when the source has none) |
 //!
@@ -37,6 +37,7 @@
 //! `dim_customer` versions are stamped with load times, not business dates.
 
 pub mod bridge;
+pub mod rfm;
 
 use std::path::Path;
 
@@ -47,11 +48,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions};
-use crate::segment::rfm;
 use crate::warehouse::{Warehouse, WriterLock};
-
-/// The mart's table name.
-pub const TABLE: &str = "customer_features";
 
 /// The feature mart as computed, with the population counts the log reports.
 #[derive(Debug)]
@@ -184,10 +181,13 @@ pub async fn default_as_of(ctx: &SessionContext) -> Result<NaiveDate> {
     )
     .await?;
     let day = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
-        datafusion::arrow::array::cast::as_primitive_array::<
-                datafusion::arrow::datatypes::Date32Type,
-            >(b.column(0))
-            .value_as_date(0)
+        // max() of no rows is NULL, whose slot reads as day 0 (1970-01-01): check it.
+        let days = datafusion::arrow::array::cast::as_primitive_array::<
+            datafusion::arrow::datatypes::Date32Type,
+        >(b.column(0));
+        datafusion::arrow::array::Array::is_valid(days, 0)
+            .then(|| days.value_as_date(0))
+            .flatten()
     });
     day.ok_or_else(|| Error::NotFound {
         what: "order lines",
@@ -246,33 +246,31 @@ pub async fn compute(ctx: &SessionContext, as_of: Option<NaiveDate>) -> Result<M
 }
 
 /// Builds `customer_features` as of `as_of` and publishes it in one commit.
-pub fn build(wh_root: &Path, as_of: Option<NaiveDate>, engine: &EngineOptions) -> Result<Mart> {
+pub async fn build(
+    wh_root: &Path,
+    as_of: Option<NaiveDate>,
+    engine: &EngineOptions,
+) -> Result<Mart> {
     let lock = WriterLock::acquire(wh_root, "features")?;
     let wh = Warehouse::open(wh_root)?;
     wh.table("fact_sales")?;
-    let rt = crate::cli::runtime(engine.threads)?;
-    let mart = rt.block_on(async {
-        let ctx = olap::session(&wh, engine).await?;
-        compute(&ctx, as_of).await
-    })?;
+    let ctx = olap::session(&wh, engine).await?;
+    let mart = compute(&ctx, as_of).await?;
     let mut tx = wh.begin(&lock);
-    let file = tx.write_arrow(TABLE, &mart.schema, &mart.batches)?;
-    tx.replace(TABLE, vec![file]);
+    let file = tx.write_arrow(
+        crate::warehouse::tables::CUSTOMER_FEATURES,
+        &mart.schema,
+        &mart.batches,
+    )?;
+    tx.replace(crate::warehouse::tables::CUSTOMER_FEATURES, vec![file]);
     Warehouse::commit(tx, &format!("features as of {}", mart.as_of))?;
     tracing::info!(
         as_of = %mart.as_of,
         customers = mart.customers,
         returns_only_customers_left_out = mart.returns_only,
         guest_lines_left_out = mart.guest_lines,
-        "built {TABLE}"
+        "built {}",
+        crate::warehouse::tables::CUSTOMER_FEATURES
     );
     Ok(mart)
-}
-
-/// Parses a `--as-of` date (`YYYY-MM-DD`).
-pub fn parse_date(arg: &str, text: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| Error::Usage {
-        arg: arg.into(),
-        message: format!("{text:?} is not a date; expected YYYY-MM-DD"),
-    })
 }

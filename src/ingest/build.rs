@@ -955,5 +955,5 @@ pub fn write_loads_json(wh: &Warehouse) -> Result<()> {
         rows.push(serde_json::Value::Object(obj));
     }
     let body = serde_json::to_vec_pretty(&rows).map_err(|e| Error::Internal(e.to_string()))?;
-    crate::warehouse::catalog::write_atomically(&wh.root().join("loads.json"), &body)
+    crate::warehouse::files::write_bytes(&wh.root().join("loads.json"), &body)
 }

@@ -320,15 +320,32 @@ impl Contract {
 
     /// Checks contract text; `file` names it in messages and anchors relative paths.
     pub fn parse(file: &Path, text: &str) -> Result<Contract> {
+        Self::parse_with(file, text, &[])
+    }
+
+    /// Reads and checks a contract file whose sources' paths `inputs` replace (`--input
+    /// [SOURCE=]PATH`; no source name: the contract's only source). A replaced path is not
+    /// read at all, so one that names an unset environment variable is no error.
+    pub fn load_with(file: &Path, inputs: &[(Option<String>, PathBuf)]) -> Result<Contract> {
+        let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+        Self::parse_with(file, &text, inputs)
+    }
+
+    fn parse_with(
+        file: &Path,
+        text: &str,
+        inputs: &[(Option<String>, PathBuf)],
+    ) -> Result<Contract> {
         let params: ContractParams =
             toml::from_str(text).map_err(|e| Error::toml(file, text, &e))?;
-        params.check(file)
+        params.check(file, inputs)
     }
 }
 
 impl ContractParams {
-    /// Checks every rule; the first failure wins.
-    pub fn check(self, file: &Path) -> Result<Contract> {
+    /// Checks every rule; the first failure wins. `inputs` replace sources' paths (see
+    /// [`Contract::load_with`]).
+    pub fn check(self, file: &Path, inputs: &[(Option<String>, PathBuf)]) -> Result<Contract> {
         if self.sources.is_empty() {
             return Err(Error::config(
                 file,
@@ -337,9 +354,14 @@ impl ContractParams {
             ));
         }
         let base = file.parent().unwrap_or(Path::new("."));
+        let only_one = self.sources.len() == 1;
         let mut sources = Vec::new();
         for (name, p) in self.sources {
-            sources.push(p.check(file, base, &name)?);
+            let input = inputs
+                .iter()
+                .find(|(n, _)| n.as_deref() == Some(name.as_str()) || (n.is_none() && only_one))
+                .map(|(_, path)| path.clone());
+            sources.push(p.check(file, base, &name, input)?);
         }
         let mut seen = BTreeMap::new();
         for s in &sources {
@@ -404,11 +426,13 @@ fn expand_env(file: &Path, key: &str, s: &str) -> Result<String> {
 }
 
 impl SourceParams {
-    fn check(self, file: &Path, base: &Path, name: &str) -> Result<Source> {
+    fn check(self, file: &Path, base: &Path, name: &str, input: Option<PathBuf>) -> Result<Source> {
         let key = |k: &str| format!("sources.{name}.{k}");
         let entity = self.entity;
-        let path = expand_env(file, &key("path"), &self.path)?;
-        let path = base.join(path);
+        let path = match input {
+            Some(p) => p,
+            None => base.join(expand_env(file, &key("path"), &self.path)?),
+        };
         if self.format != Format::Csv {
             let csv_only = [
                 ("delimiter", self.delimiter.is_some()),

@@ -10,9 +10,10 @@
 //!   and leaves the warehouse unchanged).
 //!
 //! Per file: rows read = rows loaded + rows rejected + exact duplicates dropped. A file whose
-//! SHA-256 is already in `loads` is skipped and reported; a different file with the name of an
-//! earlier load's file is refused unless `--replace` (its earlier fact rows and rejects are
-//! removed in the same commit). [`rollback`] removes a whole load.
+//! SHA-256 is already in `loads` for the same source is skipped and reported (one file may
+//! feed two sources, each loading it once); a different file with the name of an earlier
+//! load's file is refused unless `--replace` (its earlier fact rows and rejects are removed
+//! in the same commit). [`rollback`] removes a whole load.
 //!
 //! The flow of one file, in two threads: [`scan`] (csv crate: encoding, record numbers,
 //! ragged lines, exact duplicates) hands chunks of raw text to [`cleanse`] (polars: trim,
@@ -42,6 +43,39 @@ use contract::{Contract, Entity, Source};
 /// Rows per polars chunk: big enough to amortise the plan, small enough to bound memory.
 pub const DEFAULT_CHUNK_ROWS: usize = 256 * 1024;
 
+/// Ingest parameters: `ecrm ingest`'s options and a pipeline `ingest` stage's keys, one type
+/// for both.
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestParams {
+    /// The source contract (TOML).
+    #[arg(long)]
+    pub contract: PathBuf,
+    /// Fail (exit 1, warehouse unchanged) when a file's share of rejected rows exceeds this,
+    /// between 0 and 1. Default: no limit.
+    #[arg(long)]
+    #[serde(default)]
+    pub max_reject_rate: Option<f64>,
+}
+
+impl IngestParams {
+    /// Checks each parameter (the contract is read by [`Contract::load`]).
+    pub fn check(&self) -> Result<()> {
+        check_reject_rate(self.max_reject_rate)
+    }
+}
+
+/// A maximum reject rate is a share: between 0 and 1.
+fn check_reject_rate(rate: Option<f64>) -> Result<()> {
+    match rate {
+        Some(r) if !(0.0..=1.0).contains(&r) => Err(Error::param(
+            "max_reject_rate",
+            format!("{r} is not between 0 and 1"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// How to run one ingest.
 #[derive(Debug, Clone, Default)]
 pub struct IngestOptions {
@@ -61,6 +95,32 @@ pub struct IngestOptions {
     pub progress: bool,
 }
 
+/// What became of an input file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    Loaded,
+    /// The same content was loaded before, by load `previous_load` (or earlier in the same
+    /// delivery).
+    AlreadyLoaded,
+}
+
+impl FileStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            FileStatus::Loaded => "loaded",
+            FileStatus::AlreadyLoaded => "already_loaded",
+        }
+    }
+}
+
+/// Compares with the name the summary writes (`status == "loaded"`).
+impl PartialEq<&str> for FileStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
 /// The outcome for one input file.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileSummary {
@@ -68,8 +128,7 @@ pub struct FileSummary {
     pub file: String,
     pub sha256: String,
     pub bytes: u64,
-    /// `loaded`, or `already_loaded` (same content loaded before, by load `previous_load`).
-    pub status: String,
+    pub status: FileStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_load: Option<i64>,
     pub rows_read: u64,
@@ -95,7 +154,7 @@ impl FileSummary {
             file: path.display().to_string(),
             sha256,
             bytes,
-            status: "already_loaded".into(),
+            status: FileStatus::AlreadyLoaded,
             previous_load,
             rows_read: 0,
             rows_loaded: 0,
@@ -229,33 +288,34 @@ fn source_names(contract: &Contract) -> String {
 
 /// Runs one ingest into the warehouse at `root`.
 pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<LoadSummary> {
+    check_reject_rate(opts.max_reject_rate)?;
     // Inputs are resolved and checked before the lock is taken or any data is read.
     let mut overrides: HashMap<String, PathBuf> = HashMap::new();
     for (name, path) in &opts.inputs {
         let name = match name {
             Some(n) => {
                 if !contract.sources.iter().any(|s| &s.name == n) {
-                    return Err(Error::Usage {
-                        arg: "--input".into(),
-                        message: format!(
+                    return Err(Error::param(
+                        "input",
+                        format!(
                             "no source {n:?} in {}; sources: {}",
                             contract.file.display(),
                             source_names(contract)
                         ),
-                    });
+                    ));
                 }
                 n.clone()
             }
             None if contract.sources.len() == 1 => contract.sources[0].name.clone(),
             None => {
-                return Err(Error::Usage {
-                    arg: "--input".into(),
-                    message: format!(
+                return Err(Error::param(
+                    "input",
+                    format!(
                         "the contract has {} sources: write --input SOURCE=PATH (sources: {})",
                         contract.sources.len(),
                         source_names(contract)
                     ),
-                });
+                ));
             }
         };
         overrides.insert(name, path.clone());
@@ -279,7 +339,9 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
     } else {
         wh.read_polars("loads")?
     };
-    let mut loaded_hashes: HashMap<String, i64> = HashMap::new();
+    // A file's content is remembered per source: one flat file may feed two sources (its
+    // order lines, and its customers' attributes), and each must load it once.
+    let mut loaded_hashes: HashMap<(String, String), i64> = HashMap::new();
     let mut loaded_names: HashMap<(String, String), (i64, String)> = HashMap::new();
     let mut next_load_id = 1i64;
     if let Some(df) = &previous_loads {
@@ -293,7 +355,7 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
             else {
                 continue;
             };
-            loaded_hashes.insert(h.to_string(), id);
+            loaded_hashes.insert((s.to_string(), h.to_string()), id);
             loaded_names.insert((s.to_string(), n.to_string()), (id, h.to_string()));
             next_load_id = next_load_id.max(id + 1);
         }
@@ -303,7 +365,7 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
     let chunk_rows = opts.chunk_rows.unwrap_or(DEFAULT_CHUNK_ROWS).max(1);
     let mut skipped = Vec::new();
     let mut todo: Vec<(Source, PathBuf, String, u64)> = Vec::new();
-    let mut hashes_this_load: HashSet<String> = HashSet::new();
+    let mut hashes_this_load: HashSet<(String, String)> = HashSet::new();
     // (earlier load, SOURCE/FILE_NAME) of files a --replace removes.
     let mut replaced: Vec<(i64, String)> = Vec::new();
     for (source, files) in &plan {
@@ -311,7 +373,7 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
             let t = std::time::Instant::now();
             let (sha, bytes) = sha256_file(path)?;
             tracing::debug!(file = %path.display(), hash_ms = t.elapsed().as_millis() as u64, "hashed");
-            if let Some(&prev) = loaded_hashes.get(&sha) {
+            if let Some(&prev) = loaded_hashes.get(&(source.name.clone(), sha.clone())) {
                 skipped.push(FileSummary::already_loaded(
                     source,
                     path,
@@ -344,7 +406,7 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
                 }
                 replaced.push((*prev, source_file(&source.name, path)));
             }
-            if !hashes_this_load.insert(sha.clone()) {
+            if !hashes_this_load.insert((source.name.clone(), sha.clone())) {
                 // The same content twice in one delivery: load it once.
                 skipped.push(FileSummary::already_loaded(source, path, sha, bytes, None));
                 continue;
@@ -686,7 +748,7 @@ fn load_file(
         file: label,
         sha256,
         bytes,
-        status: "loaded".into(),
+        status: FileStatus::Loaded,
         previous_load: None,
         rows_read: outcome.rows_read,
         rows_loaded,

@@ -382,8 +382,12 @@ pub fn scan_ndjson(
 ///
 /// Every value is read through its text form (polars' cast to string: dates as `%Y-%m-%d`,
 /// timestamps as `%Y-%m-%d %H:%M:%S%.f`), so the contract's formats and rules apply as for
-/// text files. A row's raw text is all its values joined by commas (nulls empty); rows with
-/// identical raw text are exact duplicates. Record and line are the 1-based row number.
+/// text files. A row's raw text (quoted in rejects) is all its values joined by commas, nulls
+/// empty. Rows are exact duplicates when every field is equal, a null equal only to a null:
+/// they are compared by a key that keeps the field boundaries (each value with its length,
+/// nulls marked), so `("a,b", "c")` and `("a", "b,c")`, or `(NULL, "")` and `("", NULL)`,
+/// are different rows although their raw text is the same. Record and line are the 1-based
+/// row number.
 /// Unlike the text formats, the file is read whole before it is chunked (Parquet files are
 /// compressed and columnar; a reader by row group would bound memory further).
 pub fn scan_parquet(
@@ -434,8 +438,8 @@ pub fn scan_parquet(
     let rows = df
         .lazy()
         .with_row_index("__idx", Some(1))
+        .filter(row_key(&names).is_first_distinct())
         .select(select)
-        .filter(col("__raw").is_first_distinct())
         .collect()?;
     let out = ScanOutcome {
         rows_read: total,
@@ -448,6 +452,29 @@ pub fn scan_parquet(
         offset += chunk_rows;
     }
     Ok(out)
+}
+
+/// A text key of a row's fields that keeps their boundaries: per field `N` for a null, else
+/// its length in bytes, `:` and its text (a length-prefixed encoding is unambiguous).
+fn row_key(names: &[String]) -> Expr {
+    let fields: Vec<Expr> = names
+        .iter()
+        .map(|n| {
+            let text = col(n.as_str()).cast(DataType::String);
+            when(text.clone().is_null())
+                .then(lit("N"))
+                .otherwise(concat_str(
+                    [
+                        text.clone().str().len_bytes().cast(DataType::String),
+                        lit(":"),
+                        text,
+                    ],
+                    "",
+                    false,
+                ))
+        })
+        .collect();
+    concat_str(fields, "", false)
 }
 
 /// Reads the raw text of records by byte range, decoded from the source's encoding (invalid

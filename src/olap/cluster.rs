@@ -47,9 +47,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `df://HOST[:PORT]` → (host, port).
 pub fn parse_scheduler(url: &str) -> Result<(String, u16)> {
-    let bad = |why: &str| Error::Usage {
-        arg: "--scheduler".into(),
-        message: format!("{url:?} {why}; expected df://HOST:PORT, e.g. df://127.0.0.1:50050"),
+    let bad = |why: &str| {
+        Error::param(
+            "scheduler",
+            format!("{url:?} {why}; expected df://HOST:PORT, e.g. df://127.0.0.1:50050"),
+        )
     };
     let rest = url
         .strip_prefix("df://")
@@ -148,7 +150,7 @@ pub struct SchedulerParams {
 /// (`stage_max_failures` = 1) instead of re-running the stage that wrote it. A task that
 /// fails on a live executor is still retried (`task_max_failures`, Ballista's 4): only a
 /// successful attempt's output is ever read.
-pub fn run_scheduler(p: &SchedulerParams) -> Result<()> {
+pub async fn run_scheduler(p: &SchedulerParams) -> Result<()> {
     use ballista_scheduler::cluster::BallistaCluster;
     use ballista_scheduler::config::SchedulerConfig;
     use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service};
@@ -182,26 +184,23 @@ pub fn run_scheduler(p: &SchedulerParams) -> Result<()> {
     };
     config.validate().map_err(ballista_error)?;
     let config = Arc::new(config);
-    runtime()?.block_on(async {
-        let cluster = BallistaCluster::new_from_config(&config)
-            .await
-            .map_err(ballista_error)?;
-        let jobs = cluster.job_state();
-        let scheduler =
-            create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config.clone())
-                .await
-                .map_err(ballista_error)?;
-        // Subscribed before the service starts, so every executor's registration is seen.
-        let events = scheduler
-            .cluster_state_events()
-            .await
-            .map_err(ballista_error)?;
-        tokio::spawn(watch_executors(scheduler.clone(), jobs, cores, events));
-        tracing::info!(bind = %p.bind, "ballista scheduler listening");
-        start_grpc_service(p.bind, scheduler)
-            .await
-            .map_err(ballista_error)
-    })
+    let cluster = BallistaCluster::new_from_config(&config)
+        .await
+        .map_err(ballista_error)?;
+    let jobs = cluster.job_state();
+    let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config.clone())
+        .await
+        .map_err(ballista_error)?;
+    // Subscribed before the service starts, so every executor's registration is seen.
+    let events = scheduler
+        .cluster_state_events()
+        .await
+        .map_err(ballista_error)?;
+    tokio::spawn(watch_executors(scheduler.clone(), jobs, cores, events));
+    tracing::info!(bind = %p.bind, "ballista scheduler listening");
+    start_grpc_service(p.bind, scheduler)
+        .await
+        .map_err(ballista_error)
 }
 
 /// How long a job failed for a lost executor keeps its message before the scheduler
@@ -315,7 +314,7 @@ pub struct ExecutorParams {
 }
 
 /// Runs an executor until the process is stopped.
-pub fn run_executor(p: &ExecutorParams) -> Result<()> {
+pub async fn run_executor(p: &ExecutorParams) -> Result<()> {
     use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
     let (host, port) = parse_scheduler(&p.scheduler)?;
     let defaults = ExecutorProcessConfig::default();
@@ -334,21 +333,10 @@ pub fn run_executor(p: &ExecutorParams) -> Result<()> {
         print_thread_info: false,
         ..defaults
     };
-    runtime()?.block_on(async {
-        tracing::info!(scheduler = %p.scheduler, port = p.port, "ballista executor starting");
-        start_executor_process(Arc::new(config))
-            .await
-            .map_err(ballista_error)
-    })
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        // Ballista's planners recurse deeply on big plans (its binaries use 32 MB too).
-        .thread_stack_size(32 * 1024 * 1024)
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
+    tracing::info!(scheduler = %p.scheduler, port = p.port, "ballista executor starting");
+    start_executor_process(Arc::new(config))
+        .await
+        .map_err(ballista_error)
 }
 
 fn ballista_error(e: ballista_core::error::BallistaError) -> Error {

@@ -30,10 +30,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::array::AsArray;
 use datafusion::prelude::SessionContext;
 use serde::Deserialize;
 
+use super::sqltext::{self, ident, literal, replace_words};
 use crate::error::{Error, Result};
 
 /// The alias of the fact table in every expression.
@@ -195,22 +195,24 @@ pub struct Cube {
     pub levels: BTreeMap<String, Level>,
 }
 
-/// Subtotals over the row levels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Subtotals {
-    /// Subtotals for each prefix of the row levels, and a grand total (GROUP BY ROLLUP).
-    Rollup,
-    /// Subtotals for every combination of the row levels (GROUP BY CUBE).
-    Cube,
+crate::choices! {
+    /// Subtotals over the row levels.
+    pub enum Subtotals {
+        /// Subtotals for each prefix of the row levels, and a grand total (GROUP BY ROLLUP).
+        Rollup = "rollup",
+        /// Subtotals for every combination of the row levels (GROUP BY CUBE).
+        Cube = "cube",
+    }
 }
 
-/// Period-over-period comparisons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Compare {
-    /// Month over month: the time level in the rows must count months.
-    Mom,
-    /// Year over year: the same period one year earlier.
-    Yoy,
+crate::choices! {
+    /// Period-over-period comparisons.
+    pub enum Compare {
+        /// Month over month: the time level in the rows must count months.
+        Mom = "mom",
+        /// Year over year: the same period one year earlier.
+        Yoy = "yoy",
+    }
 }
 
 /// A cube question.
@@ -253,14 +255,14 @@ impl PivotPlan {
     /// NULL).
     pub fn sql(&self, members: &[Option<String>]) -> Result<String> {
         if members.len() > MAX_PIVOT_MEMBERS {
-            return Err(Error::Usage {
-                arg: "--pivot".into(),
-                message: format!(
+            return Err(Error::param(
+                "pivot",
+                format!(
                     "level {} has {} members, more than {MAX_PIVOT_MEMBERS} columns: slice or dice it, or pivot a coarser level",
                     self.query.cols.as_deref().unwrap_or_default(),
                     members.len()
                 ),
-            });
+            ));
         }
         self.cube.pivot_sql(&self.query, &self.rows, members)
     }
@@ -272,78 +274,32 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// `s` with the text of '…' and "…" literals blanked, so words inside them are not taken
-/// for aliases or measure names.
-fn without_literals(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut quote: Option<char> = None;
-    for c in s.chars() {
-        match quote {
-            Some(q) if c == q => {
-                quote = None;
-                out.push(c);
-            }
-            Some(_) => out.push(' '),
-            None => {
-                if c == '\'' || c == '"' {
-                    quote = Some(c);
-                }
-                out.push(c);
-            }
-        }
+/// The first column of `batches` as text (None for NULL).
+fn text_values(batches: &[datafusion::arrow::array::RecordBatch]) -> Result<Vec<Option<String>>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let text = crate::olap::text_column(b.column(0))?;
+        out.extend(text.iter().map(|v| v.map(str::to_string)));
     }
-    out
+    Ok(out)
 }
 
 /// The aliases an expression refers to (`alias.column`).
 fn aliases_in(expr: &str) -> BTreeSet<String> {
-    let re = regex::Regex::new(r"(?i)\b([a-z_][a-z0-9_]*)\s*\.\s*[a-z_]").expect("valid regex");
-    re.captures_iter(&without_literals(expr))
-        .map(|c| c[1].to_string())
+    sqltext::words(expr)
+        .into_iter()
+        .filter(|w| w.before_period && !w.after_period)
+        .map(|w| w.text)
         .collect()
-}
-
-/// Replaces whole-word measure names in a formula (outside literals and after no `.`).
-fn replace_words(formula: &str, mut f: impl FnMut(&str) -> Option<String>) -> String {
-    let blank = without_literals(formula);
-    let re = regex::Regex::new(r"\b[A-Za-z_][A-Za-z0-9_]*\b").expect("valid regex");
-    let mut out = String::new();
-    let mut last = 0;
-    for m in re.find_iter(&blank) {
-        let preceded_by_dot = formula[..m.start()].trim_end().ends_with('.');
-        if preceded_by_dot {
-            continue;
-        }
-        if let Some(rep) = f(&formula[m.start()..m.end()]) {
-            out.push_str(&formula[last..m.start()]);
-            out.push_str(&rep);
-            last = m.end();
-        }
-    }
-    out.push_str(&formula[last..]);
-    out
 }
 
 /// The measures a formula names.
 fn measures_in(formula: &str, measures: &BTreeMap<String, Measure>) -> Vec<String> {
-    let mut used = Vec::new();
-    replace_words(formula, |w| {
-        if measures.contains_key(w) {
-            used.push(w.to_string());
-        }
-        None
-    });
-    used
-}
-
-/// A SQL string literal.
-fn literal(v: &str) -> String {
-    format!("'{}'", v.replace('\'', "''"))
-}
-
-/// A quoted SQL identifier.
-fn ident(v: &str) -> String {
-    format!("\"{}\"", v.replace('"', "\"\""))
+    sqltext::words(formula)
+        .into_iter()
+        .filter(|w| !w.after_period && measures.contains_key(&w.text))
+        .map(|w| w.text)
+        .collect()
 }
 
 impl Cube {
@@ -894,46 +850,47 @@ impl Cube {
         }
     }
 
-    fn level(&self, name: &str, arg: &str) -> Result<&Level> {
-        self.levels.get(name).ok_or_else(|| Error::Usage {
-            arg: arg.into(),
-            message: format!(
-                "no level {name:?} in cube {}; levels: {}",
-                self.name,
-                self.levels.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
+    fn level(&self, name: &str, key: &str) -> Result<&Level> {
+        self.levels.get(name).ok_or_else(|| {
+            Error::param(
+                key,
+                format!(
+                    "no level {name:?} in cube {}; levels: {}",
+                    self.name,
+                    self.levels.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
         })
     }
 
-    fn measure(&self, name: &str, arg: &str) -> Result<&Measure> {
-        self.measures.get(name).ok_or_else(|| Error::Usage {
-            arg: arg.into(),
-            message: format!(
-                "no measure {name:?} in cube {}; measures: {}",
-                self.name,
-                self.measures.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
+    fn measure(&self, name: &str, key: &str) -> Result<&Measure> {
+        self.measures.get(name).ok_or_else(|| {
+            Error::param(
+                key,
+                format!(
+                    "no measure {name:?} in cube {}; measures: {}",
+                    self.name,
+                    self.measures.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
         })
     }
 
     /// Checks a question against the model and returns the row levels after `--drill`.
     fn check_query(&self, q: &CubeQuery, missing: &BTreeSet<String>) -> Result<Vec<String>> {
-        let usage = |arg: &str, message: String| Error::Usage {
-            arg: arg.into(),
-            message,
-        };
+        let usage = |key: &str, message: String| Error::param(key, message);
         if q.rows.is_empty() {
-            return Err(usage("--rows", "give at least one level".into()));
+            return Err(usage("rows", "give at least one level".into()));
         }
         if q.measures.is_empty() {
-            return Err(usage("--measures", "give at least one measure".into()));
+            return Err(usage("measures", "give at least one measure".into()));
         }
         let mut rows = q.rows.clone();
         if let Some(d) = &q.drill {
-            let level = self.level(d, "--drill")?;
+            let level = self.level(d, "drill")?;
             let Some(pos) = rows.iter().position(|r| r == d) else {
                 return Err(usage(
-                    "--drill",
+                    "drill",
                     format!(
                         "{d:?} is not one of the --rows levels ({})",
                         rows.join(", ")
@@ -944,7 +901,7 @@ impl Cube {
             let next = level.depth.and_then(|i| dim.hierarchy.get(i + 1));
             let Some(next) = next else {
                 return Err(usage(
-                    "--drill",
+                    "drill",
                     match level.depth {
                         Some(_) => format!(
                             "{d:?} is the finest level of its hierarchy ({})",
@@ -955,22 +912,20 @@ impl Cube {
                 ));
             };
             if rows.contains(next) {
-                return Err(usage("--drill", format!("{next:?} is already in --rows")));
+                return Err(usage("drill", format!("{next:?} is already in --rows")));
             }
             rows.insert(pos + 1, next.clone());
         }
         let mut seen = BTreeSet::new();
-        for r in rows.iter().chain(q.cols.iter()) {
-            self.level(r, "--rows/--cols")?;
+        let keyed = rows.iter().map(|r| ("rows", r));
+        for (key, r) in keyed.chain(q.cols.iter().map(|c| ("cols", c))) {
+            self.level(r, key)?;
             if !seen.insert(r.clone()) {
-                return Err(usage(
-                    "--rows/--cols",
-                    format!("level {r:?} is given twice"),
-                ));
+                return Err(usage(key, format!("level {r:?} is given twice")));
             }
         }
         for m in &q.measures {
-            self.measure(m, "--measures")?;
+            self.measure(m, "measures")?;
         }
         let mut needed: Vec<String> = rows
             .iter()
@@ -978,10 +933,10 @@ impl Cube {
             .map(|l| self.levels[l].expr.clone())
             .collect();
         for (l, _) in &q.slices {
-            needed.push(self.level(l, "--slice")?.expr.clone());
+            needed.push(self.level(l, "slice")?.expr.clone());
         }
         for (l, _) in &q.dices {
-            needed.push(self.level(l, "--dice")?.expr.clone());
+            needed.push(self.level(l, "dice")?.expr.clone());
         }
         for m in &q.measures {
             needed.extend(self.measure_exprs(m));
@@ -1004,39 +959,33 @@ impl Cube {
         }
         if let Some((n, by)) = &q.top {
             if *n == 0 {
-                return Err(usage("--top", "N must be at least 1".into()));
+                return Err(usage("top", "N must be at least 1".into()));
             }
-            self.measure(by, "--by")?;
+            self.measure(by, "by")?;
             if q.subtotals.is_some() {
                 return Err(usage(
-                    "--top",
+                    "top",
                     "top-N ranks members; it does not combine with --subtotals".into(),
                 ));
             }
         }
         if q.pivot && q.cols.is_none() {
-            return Err(usage(
-                "--pivot",
-                "give the level to pivot with --cols".into(),
-            ));
+            return Err(usage("pivot", "give the level to pivot with --cols".into()));
         }
         if q.pivot && q.top.is_some() {
-            return Err(usage(
-                "--pivot",
-                "--pivot does not combine with --top".into(),
-            ));
+            return Err(usage("pivot", "--pivot does not combine with --top".into()));
         }
         if let Some(c) = q.compare {
             if q.subtotals.is_some() || q.pivot || q.top.is_some() {
                 return Err(usage(
-                    "--compare",
+                    "compare",
                     "a period comparison does not combine with --subtotals, --pivot or --top"
                         .into(),
                 ));
             }
             let level = self.time_level(&rows).ok_or_else(|| {
                 usage(
-                    "--compare",
+                    "compare",
                     format!(
                         "--rows has no level of the time dimension with periods; time levels: {}",
                         self.levels
@@ -1051,7 +1000,7 @@ impl Cube {
             let per_year = level.period.as_ref().map(|p| p.1).unwrap_or(0);
             if c == Compare::Mom && per_year != 12 {
                 return Err(usage(
-                    "--compare",
+                    "compare",
                     format!(
                         "mom compares months; the time level in --rows is {:?}",
                         level.name
@@ -1148,34 +1097,55 @@ impl Cube {
     /// The SQL that answers a question: for a pivot, the members of the `--cols` level are
     /// read first (after slices and dices) and become the columns.
     pub async fn sql(&self, ctx: &SessionContext, q: &CubeQuery) -> Result<String> {
-        match self.plan(ctx, q).await? {
+        let plan = self.plan(ctx, q).await?;
+        self.check_members(ctx, q).await?;
+        match plan {
             Plan::Sql(sql) => Ok(sql),
             Plan::Pivot { members_sql, query } => {
                 let (_, batches) = super::sql(ctx, &members_sql).await?;
-                let mut members = Vec::new();
-                for b in &batches {
-                    let col = b
-                        .column(0)
-                        .as_string_view_opt()
-                        .map(|c| c.iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>());
-                    let col = match col {
-                        Some(c) => c,
-                        None => {
-                            let text = datafusion::arrow::compute::cast(
-                                b.column(0),
-                                &datafusion::arrow::datatypes::DataType::Utf8,
-                            )?;
-                            text.as_string::<i32>()
-                                .iter()
-                                .map(|v| v.map(str::to_string))
-                                .collect()
-                        }
-                    };
-                    members.extend(col);
-                }
-                query.sql(&members)
+                query.sql(&text_values(&batches)?)
             }
         }
+    }
+
+    /// Every sliced or diced member must exist: a member that does not would answer with
+    /// no rows and no complaint; the error lists the members there are.
+    async fn check_members(&self, ctx: &SessionContext, q: &CubeQuery) -> Result<()> {
+        let slices = q
+            .slices
+            .iter()
+            .map(|(l, v)| ("slice", l, std::slice::from_ref(v)));
+        let dices = q.dices.iter().map(|(l, vs)| ("dice", l, vs.as_slice()));
+        for (key, level, wanted) in slices.chain(dices) {
+            let expr = &self.levels[level].expr;
+            let from = self.sql_from(&self.joins_for([expr.as_str()]));
+            let sql = format!(
+                "SELECT DISTINCT CAST({expr} AS VARCHAR) AS member {from} ORDER BY 1 NULLS LAST"
+            );
+            let (_, batches) = super::sql(ctx, &sql).await?;
+            let members = text_values(&batches)?;
+            let Some(missing) = wanted
+                .iter()
+                .find(|w| !members.contains(&Some((*w).clone())))
+            else {
+                continue;
+            };
+            const SHOWN: usize = 20;
+            let named: Vec<&str> = members.iter().flatten().map(String::as_str).collect();
+            let more = if named.len() > SHOWN {
+                format!(" … ({} in all)", named.len())
+            } else {
+                String::new()
+            };
+            return Err(Error::param(
+                key,
+                format!(
+                    "level {level} has no member {missing:?}; its members: {}{more}",
+                    named[..named.len().min(SHOWN)].join(", ")
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// SQL for a question without pivot.
@@ -1377,10 +1347,10 @@ impl Cube {
                     format!("{label}_{m}")
                 };
                 if !names.insert(name.clone()) {
-                    return Err(Error::Usage {
-                        arg: "--pivot".into(),
-                        message: format!("two pivot columns would be named {name:?}"),
-                    });
+                    return Err(Error::param(
+                        "pivot",
+                        format!("two pivot columns would be named {name:?}"),
+                    ));
                 }
                 cells.push((self.measure_sql(m, Some(&cond)), name));
             }

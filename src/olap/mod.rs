@@ -1,16 +1,21 @@
-//! OLAP: the DataFusion session over the warehouse, SQL questions, and cubes.
+//! OLAP: the async runtime, the DataFusion session over the warehouse, SQL questions, and
+//! cubes.
 //!
 //! - Input: every table of the warehouse snapshot, registered by name; extra tables from files
 //!   (`--table NAME=PATH`); cube models ([`cube`]).
-//! - Output: Arrow record batches (printed by [`crate::cli::output`]).
+//! - Output: Arrow record batches, for the layers above to print, write or mine.
 //! - Parameters ([`EngineOptions`]): threads (default: every core), a memory limit for sorts,
-//!   aggregations and joins, beyond which they spill (default: none), and the spill folder
-//!   (default: the OS temporary folder).
+//!   aggregations and joins, beyond which they spill (default: none), the spill folder
+//!   (default: the OS temporary folder), the point in time, and a Ballista scheduler
+//!   (default: none, the local engine).
 //!
-//! The session is created here and only here ([`session`]), so a distributed engine can
-//! replace it later without the rest of the code knowing.
+//! The session is created here and only here ([`session`]): it is the one place that decides
+//! whether SQL runs in this process or on a Ballista cluster ([`cluster`]); the rest of ecrm
+//! does not know which engine it has. Every library call that asks SQL questions is `async`
+//! and runs in the one runtime a process makes with [`runtime`].
 
 pub mod cube;
+pub mod sqltext;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -171,6 +176,20 @@ pub async fn register_path(ctx: &SessionContext, name: &str, path: &Path) -> Res
     Ok(())
 }
 
+/// The process's async runtime, in which every SQL question and every library call that
+/// asks one runs: `threads` workers (default: every core). `main` makes one per process.
+pub fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        b.worker_threads(n.max(1));
+    }
+    b.enable_all()
+        // Ballista's planners recurse deeply on big plans (its own binaries use 32 MB too).
+        .thread_stack_size(32 * 1024 * 1024)
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
+}
+
 /// Reads a Parquet or CSV file (or a folder of them) with its rows in file order, which
 /// outputs written "one row per input row" depend on. `columns`: read only these (a missing
 /// one is an error naming the file's columns), or all.
@@ -179,7 +198,7 @@ pub async fn register_path(ctx: &SessionContext, name: &str, path: &Path) -> Res
 /// collected in order (measured: 1M-row Parquet files came back permuted in 4 runs of 6).
 /// So a Parquet file's row groups are decoded in parallel with the parquet crate and put back
 /// in order; CSV files and folders go through a one-partition scan.
-pub fn read_in_order(
+pub async fn read_in_order(
     path: &Path,
     columns: Option<&[String]>,
     opts: &EngineOptions,
@@ -231,23 +250,20 @@ pub fn read_in_order(
             .collect::<Result<_>>()?;
         return Ok((schema, parts.into_iter().flatten().collect()));
     }
-    let rt = crate::cli::runtime(opts.threads)?;
-    rt.block_on(async {
-        let ctx = empty_session(opts)?;
-        sql(&ctx, "SET datafusion.execution.target_partitions = 1").await?;
-        register_path(&ctx, "input", path).await?;
-        let df = ctx.table("input").await?;
-        let df = match columns {
-            Some(cols) => {
-                check_columns(path, df.schema().as_arrow(), cols)?;
-                let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
-                df.select_columns(&cols)?
-            }
-            None => df,
-        };
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        Ok((schema, df.collect().await?))
-    })
+    let ctx = empty_session(opts)?;
+    sql(&ctx, "SET datafusion.execution.target_partitions = 1").await?;
+    register_path(&ctx, "input", path).await?;
+    let df = ctx.table("input").await?;
+    let df = match columns {
+        Some(cols) => {
+            check_columns(path, df.schema().as_arrow(), cols)?;
+            let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
+            df.select_columns(&cols)?
+        }
+        None => df,
+    };
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    Ok((schema, df.collect().await?))
 }
 
 /// Fails naming the file and its columns when one of `wanted` is not among them.
@@ -266,6 +282,20 @@ fn check_columns(
         ));
     }
     Ok(())
+}
+
+/// Any column as text (arrow's cast to Utf8, NULLs kept): the one way ids, items, labels
+/// and members of any type are read as text.
+pub fn text_column(
+    col: &dyn datafusion::arrow::array::Array,
+) -> Result<datafusion::arrow::array::StringArray> {
+    use datafusion::arrow::array::StringArray;
+    let text =
+        datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::Utf8)?;
+    text.as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| Error::Internal("a cast to Utf8 gave another type".into()))
 }
 
 /// A schema's column names, comma-separated, for messages that say what a table has.
@@ -304,10 +334,31 @@ pub async fn for_each_batch(
     Ok(())
 }
 
+/// The message of a DataFusion error as a person reads it: a syntax error's own text, not
+/// the parser's Rust debug form, and without the position (the caller gives it once).
+fn sql_message(e: &datafusion::error::DataFusionError) -> String {
+    use datafusion::sql::sqlparser::parser::ParserError;
+    let syntax = match e.find_root() {
+        datafusion::error::DataFusionError::SQL(p, _) => match p.as_ref() {
+            ParserError::TokenizerError(m) | ParserError::ParserError(m) => Some(m.clone()),
+            ParserError::RecursionLimitExceeded => Some("the statement nests too deeply".into()),
+        },
+        _ => None,
+    };
+    match syntax {
+        Some(m) => {
+            let re = regex::Regex::new(r"\s*at Line: \d+, Column: \d+").expect("valid regex");
+            format!("syntax error: {}", re.replace(&m, ""))
+        }
+        None => e.strip_backtrace(),
+    }
+}
+
 /// A DataFusion error as [`Error::Sql`], with the line and column it points at: from the
 /// planner's diagnostic span, or from the parser's "at Line: L, Column: C".
 pub fn sql_error(statement: &str, e: &datafusion::error::DataFusionError) -> Error {
-    let message = e.strip_backtrace();
+    let message = sql_message(e);
+    let raw = e.strip_backtrace();
     let from_span = e
         .diagnostic()
         .and_then(|d| d.span)
@@ -322,7 +373,7 @@ pub fn sql_error(statement: &str, e: &datafusion::error::DataFusionError) -> Err
         });
     let position = from_span.or_else(|| {
         let re = regex::Regex::new(r"at Line: (\d+), Column: (\d+)").expect("valid regex");
-        let c = re.captures(&message)?;
+        let c = re.captures(&raw)?;
         Some((c[1].parse().ok()?, c[2].parse().ok()?, 1))
     });
     let (line, column, pointer) = match position {
@@ -342,102 +393,5 @@ pub fn sql_error(statement: &str, e: &datafusion::error::DataFusionError) -> Err
         line,
         column,
         pointer,
-    }
-}
-
-/// Splits a SQL script into statements on `;` outside quotes and comments.
-pub fn split_statements(script: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = script.chars().peekable();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        match quote {
-            Some(q) => {
-                cur.push(c);
-                if c == q {
-                    quote = None;
-                }
-            }
-            None => match c {
-                '\'' | '"' => {
-                    quote = Some(c);
-                    cur.push(c);
-                }
-                '-' if chars.peek() == Some(&'-') => {
-                    // Line comment: skip to the end of the line.
-                    for c2 in chars.by_ref() {
-                        if c2 == '\n' {
-                            cur.push('\n');
-                            break;
-                        }
-                    }
-                }
-                ';' => {
-                    if !cur.trim().is_empty() {
-                        out.push(cur.trim().to_string());
-                    }
-                    cur.clear();
-                }
-                _ => cur.push(c),
-            },
-        }
-    }
-    if !cur.trim().is_empty() {
-        out.push(cur.trim().to_string());
-    }
-    out
-}
-
-/// True when `text` ends with a `;` outside quotes and comments (a complete statement, for
-/// the prompt).
-pub fn ends_statement(text: &str) -> bool {
-    let mut quote: Option<char> = None;
-    let mut last = None;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match quote {
-            Some(q) => {
-                if c == q {
-                    quote = None;
-                }
-                last = Some(c);
-            }
-            None => match c {
-                '\'' | '"' => {
-                    quote = Some(c);
-                    last = Some(c);
-                }
-                '-' if chars.peek() == Some(&'-') => {
-                    for c2 in chars.by_ref() {
-                        if c2 == '\n' {
-                            break;
-                        }
-                    }
-                }
-                c if c.is_whitespace() => {}
-                c => last = Some(c),
-            },
-        }
-    }
-    quote.is_none() && last == Some(';')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{ends_statement, split_statements};
-
-    #[test]
-    fn a_statement_ends_with_a_semicolon_outside_quotes() {
-        assert!(ends_statement("SELECT 1;\n"));
-        assert!(ends_statement("SELECT ';'; -- done\n"));
-        assert!(!ends_statement("SELECT ';"));
-        assert!(!ends_statement("SELECT 1 -- ;\n"));
-    }
-
-    #[test]
-    fn splits_on_semicolons_outside_quotes_and_comments() {
-        let s = "SELECT 'a;b'; -- c; d\nSELECT 2;\n\n";
-        assert_eq!(split_statements(s), vec!["SELECT 'a;b'", "SELECT 2"]);
     }
 }

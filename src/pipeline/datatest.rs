@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::olap;
+use crate::olap::sqltext::{ident, literal};
+use crate::warehouse::runs::{TestResult, TestStatus};
 
 /// A test as written.
 #[derive(Debug, Deserialize)]
@@ -91,20 +93,6 @@ pub struct DataTest {
     pub severity: Severity,
     /// Tables the checks read besides `table` (relationships), as stage inputs.
     referenced: Vec<String>,
-}
-
-/// The outcome of one check.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TestResult {
-    /// `not_null(customer_id) on customer_features` and the like.
-    pub test: String,
-    /// `pass`, `fail`, or `warn` (failed, severity warn).
-    pub status: String,
-    /// Rows that break it (for `rows`: the row count).
-    pub failing: u64,
-    /// What is wrong, with up to three example values; empty when it passed.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub message: String,
 }
 
 impl DataTest {
@@ -234,7 +222,7 @@ impl DataTest {
             Check::AcceptedValues(c, values) => {
                 let list = values
                     .iter()
-                    .map(|v| format!("'{}'", v.replace('\'', "''")))
+                    .map(|v| literal(v))
                     .collect::<Vec<_>>()
                     .join(", ");
                 (
@@ -299,22 +287,17 @@ impl DataTest {
 
     fn result(&self, check: String, failing: u64, failed: bool, message: String) -> TestResult {
         let status = match (failed, self.severity) {
-            (false, _) => "pass",
-            (true, Severity::Error) => "fail",
-            (true, Severity::Warn) => "warn",
+            (false, _) => TestStatus::Pass,
+            (true, Severity::Error) => TestStatus::Fail,
+            (true, Severity::Warn) => TestStatus::Warn,
         };
         TestResult {
             test: format!("{check} on {}", self.table),
-            status: status.into(),
+            status,
             failing,
             message,
         }
     }
-}
-
-/// A quoted SQL identifier.
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The single integer a `SELECT count(*)` returns.

@@ -27,8 +27,8 @@ use datafusion::prelude::SessionContext;
 use crate::churn::ModelFile;
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions};
-use crate::pipeline::manifest::Manifest;
 use crate::warehouse::Warehouse;
+use crate::warehouse::runs::{Manifest, RunStatus, StageStatus, TestStatus};
 
 /// The charts a full report holds, by their `data-chart` names (the browser test looks for
 /// each).
@@ -69,46 +69,40 @@ pub struct ReportParams<'a> {
 }
 
 /// Gathers the data and writes the page (see the module doc).
-pub fn write(p: &ReportParams<'_>) -> Result<Report> {
+pub async fn write(p: &ReportParams<'_>) -> Result<Report> {
     let wh = Warehouse::open(p.warehouse)?;
     let run_as_of = p
         .run
         .and_then(|m| m.as_of.as_deref())
-        .map(|d| crate::features::parse_date("the run's as_of", d))
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| Error::Internal(format!("the run's as_of {d:?} is not a date")))
+        })
         .transpose()?;
     let mut engine = p.engine.clone();
     engine.as_of = run_as_of;
-    let rt = crate::cli::runtime(engine.threads)?;
     let mut page = Page::default();
-    let as_of = rt.block_on(async {
-        let ctx = olap::session(&wh, &engine).await?;
-        let as_of = match run_as_of {
-            Some(d) => d,
-            None => {
-                wh.table("fact_sales")?;
-                crate::features::default_as_of(&ctx).await?
-            }
-        };
-        let has = |t: &str| wh.table(t).is_ok();
-        page.revenue(&ctx, has("fact_sales")).await?;
-        page.quality(&ctx, has("loads"), has("rejects")).await?;
-        page.segments(&ctx, has("segment_profiles")).await?;
-        page.rfm(&ctx, has(crate::features::TABLE)).await?;
-        Ok::<_, Error>(as_of)
-    })?;
+    let ctx = olap::session(&wh, &engine).await?;
+    let as_of = match run_as_of {
+        Some(d) => d,
+        None => {
+            wh.table("fact_sales")?;
+            crate::features::default_as_of(&ctx).await?
+        }
+    };
+    let has = |t: &str| wh.table(t).is_ok();
+    page.revenue(&ctx, has("fact_sales")).await?;
+    page.quality(&ctx, has("loads"), has("rejects")).await?;
+    page.segments(&ctx, has("segment_profiles")).await?;
+    page.rfm(&ctx, has(crate::warehouse::tables::CUSTOMER_FEATURES))
+        .await?;
     let model = p
         .model
         .clone()
         .or_else(|| default_model(p.warehouse, p.run));
     page.churn(model.as_deref())?;
-    rt.block_on(async {
-        let ctx = olap::session(&wh, &engine).await?;
-        page.rules(
-            &ctx,
-            wh.table(crate::basket::recommend::RULES_TABLE).is_ok(),
-        )
-        .await
-    })?;
+    page.rules(&ctx, has(crate::warehouse::tables::BASKET_RULES))
+        .await?;
     page.timings(p.run)?;
     let pipeline = p
         .run
@@ -117,9 +111,7 @@ pub fn write(p: &ReportParams<'_>) -> Result<Report> {
     let dir = p.out_dir.join(&pipeline).join(as_of.to_string());
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let path = dir.join("index.html");
-    crate::cli::output::write_atomic(&path, |mut f| {
-        std::io::Write::write_all(&mut f, html.as_bytes()).map_err(|e| Error::io(&path, e))
-    })?;
+    crate::warehouse::files::write_bytes(&path, html.as_bytes())?;
     Ok(Report {
         path,
         pipeline,
@@ -138,7 +130,7 @@ fn default_model(warehouse: &Path, run: Option<&Manifest>) -> Option<PathBuf> {
             .find_map(|s| s.metrics.get("model_file")?.as_str().map(PathBuf::from))
     });
     from_run
-        .or_else(|| Some(crate::pipeline::run::model_path(warehouse, "churn")))
+        .or_else(|| Some(crate::warehouse::model_path(warehouse, "churn")))
         .filter(|p| p.is_file())
 }
 
@@ -431,7 +423,7 @@ impl Page {
 
     async fn rules(&mut self, ctx: &SessionContext, present: bool) -> Result<()> {
         let title = "Top rules by lift";
-        let t = crate::basket::recommend::RULES_TABLE;
+        let t = crate::warehouse::tables::BASKET_RULES;
         if !present {
             self.absent("rules", title, &format!("no {t}: run a basket stage"));
             return Ok(());
@@ -492,7 +484,7 @@ impl Page {
             let secs: Vec<f64> = ran.iter().map(|s| s.seconds.unwrap_or(0.0)).collect();
             let failed: Vec<bool> = ran
                 .iter()
-                .map(|s| matches!(s.status.as_str(), "failed" | "tests_failed"))
+                .map(|s| matches!(s.status, StageStatus::Failed | StageStatus::TestsFailed))
                 .collect();
             let svg = charts::hbars(&labels, &secs, &failed, "seconds", 720)?;
             body.push_str(&self.figure(
@@ -508,11 +500,15 @@ impl Page {
             .stages
             .iter()
             .map(|s| {
-                let tests = s.tests.iter().filter(|t| t.status == "pass").count();
+                let tests = s
+                    .tests
+                    .iter()
+                    .filter(|t| t.status == TestStatus::Pass)
+                    .count();
                 vec![
                     s.name.clone(),
                     s.kind.clone(),
-                    s.status.clone(),
+                    s.status.name().to_string(),
                     s.seconds.map_or(String::new(), |t| format!("{t:.2}")),
                     format!("{tests}/{}", s.tests.len()),
                 ]
@@ -523,16 +519,26 @@ impl Page {
             &rows,
             None,
         ));
-        let problems: Vec<String> =
-            m.stages
-                .iter()
-                .flat_map(|s| {
-                    let tests = s.tests.iter().filter(|t| t.status != "pass").map(move |t| {
-                        format!("{}: {} ({}): {}", s.name, t.test, t.status, t.message)
+        let problems: Vec<String> = m
+            .stages
+            .iter()
+            .flat_map(|s| {
+                let tests = s
+                    .tests
+                    .iter()
+                    .filter(|t| t.status != TestStatus::Pass)
+                    .map(move |t| {
+                        format!(
+                            "{}: {} ({}): {}",
+                            s.name,
+                            t.test,
+                            t.status.name(),
+                            t.message
+                        )
                     });
-                    tests.chain(s.error.iter().map(move |e| format!("{}: {e}", s.name)))
-                })
-                .collect();
+                tests.chain(s.error.iter().map(move |e| format!("{}: {e}", s.name)))
+            })
+            .collect();
         if !problems.is_empty() {
             body.push_str("<h3>Problems</h3>\n<ul class=\"problems\">\n");
             for p in problems {
@@ -547,10 +553,10 @@ impl Page {
     fn html(&self, pipeline: &str, as_of: NaiveDate, run: Option<&Manifest>, wh: &Path) -> String {
         // A report stage writes the page while its run is still going.
         let status = run.map_or(String::new(), |m| {
-            let state = if m.status == "running" {
+            let state = if m.status == RunStatus::Running {
                 "(this report is one of its stages)".to_string()
             } else {
-                esc(&m.status)
+                esc(m.status.name())
             };
             format!(" · run <code>{}</code> {state}", esc(&m.run_id))
         });

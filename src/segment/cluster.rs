@@ -25,20 +25,18 @@ use crate::error::{Error, Result};
 /// Rows the silhouette is measured on when choosing k.
 pub const SILHOUETTE_SAMPLE: usize = 2_000;
 
-/// How features are scaled before clustering.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Scale {
-    /// Signed log (sign(x)·ln(1 + |x|)) of the skewed columns (|skewness| > 0.5, the usual
-    /// bound of "moderately skewed": money, counts and day counts, typically), then every
-    /// column standardised to mean 0 and variance 1.
-    LogStandard,
-    /// Every column standardised to mean 0 and variance 1.
-    Standard,
-    /// The values as they are.
-    None,
+crate::choices! {
+    /// How features are scaled before clustering.
+    pub enum Scale {
+        /// Signed log (sign(x)·ln(1 + |x|)) of the skewed columns (|skewness| > 0.5, the usual
+        /// bound of "moderately skewed": money, counts and day counts, typically), then every
+        /// column standardised to mean 0 and variance 1.
+        LogStandard = "log-standard",
+        /// Every column standardised to mean 0 and variance 1.
+        Standard = "standard",
+        /// The values as they are.
+        None = "none",
+    }
 }
 
 /// A fitted scaling: which columns were log-transformed, and the standardisation.
@@ -169,13 +167,13 @@ fn renumber(raw: &[Option<usize>]) -> (Vec<i64>, usize) {
 /// k-means with `n_init` seeded k-means++ runs; the best run is kept.
 pub fn kmeans(x: &Array2<f64>, k: usize, n_init: usize, seed: u64) -> Result<Clustering> {
     if x.nrows() < k {
-        return Err(Error::Usage {
-            arg: "--k".into(),
-            message: format!(
+        return Err(Error::param(
+            "k",
+            format!(
                 "{k} clusters need at least {k} rows; there are {}",
                 x.nrows()
             ),
-        });
+        ));
     }
     let clock = std::time::Instant::now();
     let params = KMeansParams::new(k).n_init(n_init).seed(seed).check()?;
@@ -326,10 +324,8 @@ pub fn choose_k(
             best = Some((c, silhouette));
         }
     }
-    let (chosen, silhouette) = best.ok_or_else(|| Error::Usage {
-        arg: "--k".into(),
-        message: format!("too few rows ({}) to choose k", x.nrows()),
-    })?;
+    let (chosen, silhouette) =
+        best.ok_or_else(|| Error::param("k", format!("too few rows ({}) to choose k", x.nrows())))?;
     let drop = |from: usize, to: usize| {
         let f = scores.iter().find(|s| s.k == from)?;
         let t = scores.iter().find(|s| s.k == to)?;

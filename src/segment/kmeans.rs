@@ -113,17 +113,12 @@ impl ParamGuard for KMeansParams {
 
     fn check_ref(&self) -> Result<&ValidKMeansParams> {
         let p = &self.0;
-        let bad = |arg: &str, message: String| {
-            Err(Error::Usage {
-                arg: arg.into(),
-                message,
-            })
-        };
+        let bad = |key: &str, message: String| Err(Error::param(key, message));
         if p.n_clusters == 0 {
-            return bad("--k", "must be at least 1".into());
+            return bad("k", "must be at least 1".into());
         }
         if p.n_init == 0 {
-            return bad("--n-init", "must be at least 1".into());
+            return bad("n_init", "must be at least 1".into());
         }
         if p.max_iter == 0 {
             return bad("max_iter", "must be at least 1".into());
@@ -398,10 +393,10 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, Error> for ValidKMeansPar
         let (n, d) = records.dim();
         let k = self.n_clusters;
         if n < k {
-            return Err(Error::Usage {
-                arg: "--k".into(),
-                message: format!("{k} clusters need at least {k} rows; there are {n}"),
-            });
+            return Err(Error::param(
+                "k",
+                format!("{k} clusters need at least {k} rows; there are {n}"),
+            ));
         }
         // One contiguous row-major copy makes every pass a walk over a slice.
         let x: Vec<f64> = records.as_standard_layout().iter().copied().collect();

@@ -20,8 +20,9 @@
 //! grows with k × runs × iterations); the assignment is one distance pass. The README's
 //! "Mining stays on one node" says when to use it and what it changes.
 //!
-//! Segment ids: RFM segments are numbered by their place in [`rfm::SEGMENTS`]; clusters are
-//! numbered 1..=k from the largest ([`cluster`]), DBSCAN noise is segment 0 ("outliers").
+//! Segment ids: RFM segments are numbered by their place in
+//! [`crate::features::rfm::SEGMENTS`]; clusters are numbered 1..=k from the largest
+//! ([`cluster`]), DBSCAN noise is segment 0 ("outliers").
 //!
 //! Names of clusters come from their profile compared with the whole population (quartiles
 //! of all customers): median net revenue at or above the 95th percentile is "top-value", at or
@@ -34,7 +35,6 @@
 
 pub mod cluster;
 pub mod kmeans;
-pub mod rfm;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -54,12 +54,8 @@ use cluster::{Clustering, KScore, Scaler};
 use crate::error::{Error, Result};
 use crate::features::{self, bridge};
 use crate::olap::{self, EngineOptions};
+use crate::warehouse::files::{self, FileFormat};
 use crate::warehouse::{Warehouse, WriterLock};
-
-/// The segments table: one row per customer of the last segmentation run.
-pub const SEGMENTS_TABLE: &str = "segments";
-/// The profiles table: one row per segment of the last run.
-pub const PROFILES_TABLE: &str = "segment_profiles";
 
 /// Features clustered when none are named: recency, frequency, net revenue, order value and
 /// breadth of the basket. On synth data these recover the planted customer groups (adjusted
@@ -86,27 +82,18 @@ pub const PROFILE_FEATURES: [&str; 9] = [
     "mean_days_between_orders",
 ];
 
-/// Segmentation methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Method {
-    /// RFM quintile scores and the named segments (see `rfm`).
-    Rfm,
-    /// k-means (ours, in linfa's shape: greedy k-means++ seeding, parallel Lloyd iterations).
-    Kmeans,
-    /// DBSCAN (linfa-clustering): density clusters plus outliers.
-    Dbscan,
-    /// Gaussian mixture (linfa-clustering), full covariances.
-    Gmm,
-}
-
-impl Method {
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Rfm => "rfm",
-            Method::Kmeans => "kmeans",
-            Method::Dbscan => "dbscan",
-            Method::Gmm => "gmm",
-        }
+crate::choices! {
+    /// Segmentation methods.
+    pub enum Method {
+        /// RFM quintile scores and the named segments (see `rfm`).
+        Rfm = "rfm",
+        /// k-means (ours, in linfa's shape: greedy k-means++ seeding, parallel Lloyd
+        /// iterations).
+        Kmeans = "kmeans",
+        /// DBSCAN (linfa-clustering): density clusters plus outliers.
+        Dbscan = "dbscan",
+        /// Gaussian mixture (linfa-clustering), full covariances.
+        Gmm = "gmm",
     }
 }
 
@@ -149,25 +136,79 @@ impl std::str::FromStr for K {
     }
 }
 
-/// Segmentation parameters as given (see the module doc for defaults).
-#[derive(Debug, Clone)]
+impl<'de> serde::Deserialize<'de> for K {
+    /// A whole number, or text: `"auto"`, `"auto:MIN-MAX"` or a number.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<K, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = K;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of clusters or \"auto\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<K, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<K, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<K, E> {
+                Err(E::custom(format!("{v} is not a number or \"auto\"")))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> std::result::Result<K, E> {
+                Err(E::custom(format!("{v} is not a number or \"auto\"")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<K, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Segmentation parameters: `ecrm segment`'s options and a pipeline `segment` stage's keys,
+/// one type for both. [`Default`] is the one place a default is written; [`check`] turns
+/// them into the [`ValidSegmentParams`] that the runs accept.
+///
+/// [`check`]: SegmentParams::check
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct SegmentParams {
+    /// The segmentation method.
+    #[arg(long, value_enum, default_value_t = SegmentParams::default().method)]
     pub method: Method,
-    /// None: the method's default (auto for k-means and mixtures; not used by RFM and DBSCAN).
+    /// Clusters: a number, `auto` (the best sampled silhouette over 2..=10) or auto:MIN-MAX.
+    /// Default: auto for kmeans and gmm (not used by rfm and dbscan).
+    #[arg(long, value_name = "N|auto")]
     pub k: Option<K>,
-    /// None: [`DEFAULT_FEATURES`] on the mart, every numeric column of an input file.
+    /// Columns to cluster (comma-separated). Default: recency_days, frequency, monetary,
+    /// avg_order_value, distinct_products; with --input, every numeric column.
+    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
     pub features: Option<Vec<String>>,
+    /// Scaling before clustering: log-standard (signed log of skewed columns, then
+    /// standardise), standard, or none.
+    #[arg(long, value_enum, default_value_t = SegmentParams::default().scale)]
     pub scale: Scale,
+    /// k-means++ runs; the run with the lowest inertia is kept.
+    #[arg(long, default_value_t = SegmentParams::default().n_init)]
     pub n_init: usize,
+    /// Seed for initialisation, the silhouette sample and the training sample.
+    #[arg(long, default_value_t = SegmentParams::default().seed)]
     pub seed: u64,
+    /// DBSCAN: neighbourhood radius in the scaled space.
+    #[arg(long, default_value_t = SegmentParams::default().eps)]
     pub eps: f64,
+    /// DBSCAN: neighbours that make a core point.
+    #[arg(long, default_value_t = SegmentParams::default().min_points)]
     pub min_points: usize,
-    /// k-means: fit on a seeded sample of this many rows, then label every row. None, or a
-    /// number at least the row count: fit on every row.
+    /// k-means: fit the scaling, k and centroids on a seeded sample of N rows, then label
+    /// every row with its nearest centroid. Default: fit on every row.
+    #[arg(long, value_name = "N")]
     pub train_sample: Option<usize>,
 }
 
 impl Default for SegmentParams {
+    /// k-means, k auto (2..=10), the [`DEFAULT_FEATURES`], log-standard scaling, 10 runs,
+    /// seed 42; DBSCAN radius 0.5 and core size 10; no training sample.
     fn default() -> Self {
         SegmentParams {
             method: Method::Kmeans,
@@ -188,16 +229,12 @@ impl Default for SegmentParams {
 pub struct ValidSegmentParams(SegmentParams);
 
 impl SegmentParams {
-    /// Checks each parameter; the first failure names the flag and what is allowed.
+    /// Checks each parameter; the first failure names its key and what is allowed.
     pub fn check(self) -> Result<ValidSegmentParams> {
-        let usage = |arg: &str, message: String| Error::Usage {
-            arg: arg.into(),
-            message,
-        };
         match (&self.k, self.method) {
             (Some(_), Method::Rfm | Method::Dbscan) => {
-                return Err(usage(
-                    "--k",
+                return Err(Error::param(
+                    "k",
                     format!(
                         "--method {} does not take a number of clusters",
                         self.method.name()
@@ -205,46 +242,46 @@ impl SegmentParams {
                 ));
             }
             (Some(K::Fixed(k)), _) if !(2..=1000).contains(k) => {
-                return Err(usage("--k", format!("{k} is out of range; 2 to 1000")));
+                return Err(Error::param("k", format!("{k} is out of range; 2 to 1000")));
             }
             (Some(K::Auto { min, max }), _) if *min < 2 || max < min || *max > 100 => {
-                return Err(usage(
-                    "--k",
+                return Err(Error::param(
+                    "k",
                     format!("auto:{min}-{max}: need 2 <= MIN <= MAX <= 100"),
                 ));
             }
             _ => {}
         }
         if self.method == Method::Rfm && self.features.is_some() {
-            return Err(usage(
-                "--features",
-                "--method rfm scores recency, frequency and monetary; it takes no features".into(),
+            return Err(Error::param(
+                "features",
+                "--method rfm scores recency, frequency and monetary; it takes no features",
             ));
         }
         if let Some(f) = &self.features
             && f.is_empty()
         {
-            return Err(usage("--features", "name at least one column".into()));
+            return Err(Error::param("features", "name at least one column"));
         }
         if !(1..=1000).contains(&self.n_init) {
-            return Err(usage(
-                "--n-init",
+            return Err(Error::param(
+                "n_init",
                 format!("{} is out of range; 1 to 1000", self.n_init),
             ));
         }
         if !(self.eps.is_finite() && self.eps > 0.0) {
-            return Err(usage(
-                "--eps",
+            return Err(Error::param(
+                "eps",
                 format!("{} must be a positive number", self.eps),
             ));
         }
         if self.min_points == 0 {
-            return Err(usage("--min-points", "must be at least 1".into()));
+            return Err(Error::param("min_points", "must be at least 1"));
         }
         if let Some(n) = self.train_sample {
             if self.method != Method::Kmeans {
-                return Err(usage(
-                    "--train-sample",
+                return Err(Error::param(
+                    "train_sample",
                     format!(
                         "only k-means labels rows it was not fitted on (nearest centroid); \
                          --method {} fits on every row",
@@ -257,8 +294,8 @@ impl SegmentParams {
                 K::Auto { max, .. } => *max,
             };
             if n < least {
-                return Err(usage(
-                    "--train-sample",
+                return Err(Error::param(
+                    "train_sample",
                     format!("{n} rows cannot hold {least} clusters; at least {least}"),
                 ));
             }
@@ -491,7 +528,7 @@ fn register_batches(
 
 /// Segments the customers of the warehouse and publishes `segments` and `segment_profiles`
 /// (and `customer_features` when it was rebuilt) in one commit.
-pub fn segment_warehouse(
+pub async fn segment_warehouse(
     wh_root: &Path,
     as_of: Option<NaiveDate>,
     params: &ValidSegmentParams,
@@ -500,98 +537,138 @@ pub fn segment_warehouse(
     let p = params.params();
     let lock = WriterLock::acquire(wh_root, "segment")?;
     let wh = Warehouse::open(wh_root)?;
-    let rebuild = as_of.is_some() || wh.table(features::TABLE).is_err();
-    let rt = crate::cli::runtime(engine.threads)?;
-    rt.block_on(async {
-        let ctx = olap::session(&wh, engine).await?;
-        // The profiles are SQL over the mart and this run's segments, both in memory here:
-        // that SQL runs locally whatever the engine (a cluster cannot read them).
-        let local = olap::empty_session(&engine.local())?;
-        let (mart_schema, mart, as_of) = if rebuild {
-            let m = features::compute(&ctx, as_of).await?;
-            tracing::info!(as_of = %m.as_of, customers = m.customers, "rebuilt {}", features::TABLE);
-            (m.schema, m.batches, m.as_of)
-        } else {
-            // In customer order: the clustering's random choices pick rows by position, so
-            // the same mart must always come in the same order.
-            let (s, b) = olap::sql(
-                &ctx,
-                &format!("SELECT * FROM {} ORDER BY customer_id", features::TABLE),
-            )
-            .await?;
-            let (_, d) = olap::sql(&ctx, &format!("SELECT max(as_of) FROM {}", features::TABLE)).await?;
-            let day = d.iter().find(|b| b.num_rows() > 0).and_then(|b| {
-                datafusion::arrow::array::cast::as_primitive_array::<
-                    datafusion::arrow::datatypes::Date32Type,
-                >(b.column(0))
-                .value_as_date(0)
-            });
-            let day = day.ok_or_else(|| Error::NotFound {
-                what: "customers in",
-                name: features::TABLE.into(),
-                hint: ": run `ecrm features` first".into(),
-            })?;
-            (s, b, day)
-        };
-        let all = datafusion::arrow::compute::concat_batches(&mart_schema, &mart)?;
-        let customer_ids = all.column(mart_schema.index_of("customer_id")?).clone();
-        let (ids, names, fit, feature_names) = if p.method == Method::Rfm {
-            let col = all.column(mart_schema.index_of("rfm_segment")?);
-            let col = datafusion::arrow::compute::cast(col, &DataType::Utf8)?;
-            let col = col
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| Error::Internal("rfm_segment is not text".into()))?;
-            let names: Vec<String> = (0..col.len()).map(|i| col.value(i).to_string()).collect();
-            let ids = names.iter().map(|n| rfm::segment_id(n)).collect();
-            let feats = ["recency_days", "frequency", "monetary"].map(String::from).to_vec();
-            (ids, names, None, feats)
-        } else {
-            let feats: Vec<String> = p
-                .features
-                .clone()
-                .unwrap_or_else(|| DEFAULT_FEATURES.map(String::from).to_vec());
-            let x = bridge::matrix(&mart_schema, std::slice::from_ref(&all), &feats, features::TABLE)?;
-            let fit = fit(&x, params)?;
-            let rfm_cols = ["recency_days", "frequency", "monetary"].map(String::from);
-            let rfm_x = bridge::matrix(&mart_schema, std::slice::from_ref(&all), &rfm_cols, features::TABLE)?;
-            let c = &fit.clustering;
-            let cluster_names = cluster_names(&rfm_x, &c.labels, c.k);
-            let names = c
-                .labels
-                .iter()
-                .map(|&l| {
-                    if l == 0 {
-                        "outliers".to_string()
-                    } else {
-                        cluster_names[l as usize - 1].clone()
-                    }
-                })
-                .collect();
-            (c.labels.clone(), names, Some(fit), feats)
-        };
-        let (seg_schema, seg_batch) = segments_batch(customer_ids, p.method, ids, names)?;
-        register_batches(&local, features::TABLE, mart_schema.clone(), mart.clone())?;
-        register_batches(&local, SEGMENTS_TABLE, seg_schema.clone(), vec![seg_batch.clone()])?;
-        let profiles = olap::sql(&local, &profiles_sql()).await?;
+    let rebuild = as_of.is_some()
+        || wh
+            .table(crate::warehouse::tables::CUSTOMER_FEATURES)
+            .is_err();
+    let ctx = olap::session(&wh, engine).await?;
+    // The profiles are SQL over the mart and this run's segments, both in memory here:
+    // that SQL runs locally whatever the engine (a cluster cannot read them).
+    let local = olap::empty_session(&engine.local())?;
+    let (mart_schema, mart, as_of) = if rebuild {
+        let m = features::compute(&ctx, as_of).await?;
+        tracing::info!(as_of = %m.as_of, customers = m.customers, "rebuilt {}", crate::warehouse::tables::CUSTOMER_FEATURES);
+        (m.schema, m.batches, m.as_of)
+    } else {
+        // In customer order: the clustering's random choices pick rows by position, so
+        // the same mart must always come in the same order.
+        let (s, b) = olap::sql(
+            &ctx,
+            &format!(
+                "SELECT * FROM {} ORDER BY customer_id",
+                crate::warehouse::tables::CUSTOMER_FEATURES
+            ),
+        )
+        .await?;
+        let (_, d) = olap::sql(
+            &ctx,
+            &format!(
+                "SELECT max(as_of) FROM {}",
+                crate::warehouse::tables::CUSTOMER_FEATURES
+            ),
+        )
+        .await?;
+        let day = d.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+            // max() of an empty mart is NULL, not day 0.
+            let days = datafusion::arrow::array::cast::as_primitive_array::<
+                datafusion::arrow::datatypes::Date32Type,
+            >(b.column(0));
+            days.is_valid(0).then(|| days.value_as_date(0)).flatten()
+        });
+        let day = day.ok_or_else(|| Error::NotFound {
+            what: "customers in",
+            name: crate::warehouse::tables::CUSTOMER_FEATURES.into(),
+            hint: ": run `ecrm features` first".into(),
+        })?;
+        (s, b, day)
+    };
+    let all = datafusion::arrow::compute::concat_batches(&mart_schema, &mart)?;
+    let customer_ids = all.column(mart_schema.index_of("customer_id")?).clone();
+    let (ids, names, fit, feature_names) = if p.method == Method::Rfm {
+        let col = olap::text_column(all.column(mart_schema.index_of("rfm_segment")?))?;
+        let names: Vec<String> = (0..col.len()).map(|i| col.value(i).to_string()).collect();
+        let ids = names.iter().map(|n| features::rfm::segment_id(n)).collect();
+        let feats = ["recency_days", "frequency", "monetary"]
+            .map(String::from)
+            .to_vec();
+        (ids, names, None, feats)
+    } else {
+        let feats: Vec<String> = p
+            .features
+            .clone()
+            .unwrap_or_else(|| DEFAULT_FEATURES.map(String::from).to_vec());
+        let x = bridge::matrix(
+            &mart_schema,
+            std::slice::from_ref(&all),
+            &feats,
+            crate::warehouse::tables::CUSTOMER_FEATURES,
+        )?;
+        let fit = fit(&x, params)?;
+        let rfm_cols = ["recency_days", "frequency", "monetary"].map(String::from);
+        let rfm_x = bridge::matrix(
+            &mart_schema,
+            std::slice::from_ref(&all),
+            &rfm_cols,
+            crate::warehouse::tables::CUSTOMER_FEATURES,
+        )?;
+        let c = &fit.clustering;
+        let cluster_names = cluster_names(&rfm_x, &c.labels, c.k);
+        let names = c
+            .labels
+            .iter()
+            .map(|&l| {
+                if l == 0 {
+                    "outliers".to_string()
+                } else {
+                    cluster_names[l as usize - 1].clone()
+                }
+            })
+            .collect();
+        (c.labels.clone(), names, Some(fit), feats)
+    };
+    let (seg_schema, seg_batch) = segments_batch(customer_ids, p.method, ids, names)?;
+    register_batches(
+        &local,
+        crate::warehouse::tables::CUSTOMER_FEATURES,
+        mart_schema.clone(),
+        mart.clone(),
+    )?;
+    register_batches(
+        &local,
+        crate::warehouse::tables::SEGMENTS,
+        seg_schema.clone(),
+        vec![seg_batch.clone()],
+    )?;
+    let profiles = olap::sql(&local, &profiles_sql()).await?;
 
-        let mut tx = wh.begin(&lock);
-        if rebuild {
-            let f = tx.write_arrow(features::TABLE, &mart_schema, &mart)?;
-            tx.replace(features::TABLE, vec![f]);
-        }
-        let f = tx.write_arrow(SEGMENTS_TABLE, &seg_schema, &[seg_batch])?;
-        tx.replace(SEGMENTS_TABLE, vec![f]);
-        let f = tx.write_arrow(PROFILES_TABLE, &profiles.0, &profiles.1)?;
-        tx.replace(PROFILES_TABLE, vec![f]);
-        Warehouse::commit(tx, &format!("segment {} as of {as_of}", p.method.name()))?;
-        Ok(Run {
-            as_of,
-            method: p.method,
-            features: feature_names,
-            fit,
-            profiles,
-        })
+    let mut tx = wh.begin(&lock);
+    if rebuild {
+        let f = tx.write_arrow(
+            crate::warehouse::tables::CUSTOMER_FEATURES,
+            &mart_schema,
+            &mart,
+        )?;
+        tx.replace(crate::warehouse::tables::CUSTOMER_FEATURES, vec![f]);
+    }
+    let f = tx.write_arrow(
+        crate::warehouse::tables::SEGMENTS,
+        &seg_schema,
+        &[seg_batch],
+    )?;
+    tx.replace(crate::warehouse::tables::SEGMENTS, vec![f]);
+    let f = tx.write_arrow(
+        crate::warehouse::tables::SEGMENT_PROFILES,
+        &profiles.0,
+        &profiles.1,
+    )?;
+    tx.replace(crate::warehouse::tables::SEGMENT_PROFILES, vec![f]);
+    Warehouse::commit(tx, &format!("segment {} as of {as_of}", p.method.name()))?;
+    Ok(Run {
+        as_of,
+        method: p.method,
+        features: feature_names,
+        fit,
+        profiles,
     })
 }
 
@@ -606,7 +683,7 @@ pub struct FileRun {
 /// Clusters the numeric columns `params.features` (default: every numeric column) of a
 /// Parquet or CSV file and writes one `segment` label per input row, in input order, to
 /// `out` (format from its extension).
-pub fn cluster_file(
+pub async fn cluster_file(
     input: &Path,
     out: &Path,
     params: &ValidSegmentParams,
@@ -614,17 +691,15 @@ pub fn cluster_file(
 ) -> Result<FileRun> {
     let p = params.params();
     if p.method == Method::Rfm {
-        return Err(Error::Usage {
-            arg: "--method".into(),
-            message:
-                "rfm needs the warehouse's feature mart; cluster a file with kmeans, dbscan or gmm"
-                    .into(),
-        });
+        return Err(Error::param(
+            "method",
+            "rfm needs the warehouse's feature mart; cluster a file with kmeans, dbscan or gmm",
+        ));
     }
     let clock = std::time::Instant::now();
     let lap =
         |step: &str| tracing::debug!(step, ms = clock.elapsed().as_millis() as u64, "segment");
-    let (schema, batches) = olap::read_in_order(input, p.features.as_deref(), engine)?;
+    let (schema, batches) = olap::read_in_order(input, p.features.as_deref(), engine).await?;
     let source = input.display().to_string();
     let feats = match &p.features {
         Some(f) => f.clone(),
@@ -647,12 +722,7 @@ pub fn cluster_file(
         labels.clone(),
         vec![Arc::new(Int64Array::from(fit.clustering.labels.clone()))],
     )?;
-    crate::cli::output::write_file(
-        out,
-        crate::cli::output::Format::for_file(out),
-        &labels,
-        &[batch],
-    )?;
+    files::write_batches_file(out, FileFormat::for_path(out), &labels, &[batch])?;
     lap("write");
     Ok(FileRun {
         rows: x.nrows(),

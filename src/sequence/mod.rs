@@ -25,19 +25,98 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::basket::Level;
 use crate::error::{Error, Result};
-use crate::olap::{self, EngineOptions};
+use crate::olap::{self, EngineOptions, text_column};
+use crate::param::Fraction;
+use linfa::ParamGuard;
 use prefixspan::{Patterns, Sequences};
 
 pub use prefixspan::{PrefixSpanParams, ValidPrefixSpanParams};
 
-/// How a sequence file is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum SequenceFormat {
-    /// A sequence-id / time / item table (CSV with a header, or Parquet).
-    #[default]
-    Table,
-    /// SPMF text: items as numbers, -1 ends an itemset, -2 a sequence.
-    Spmf,
+/// Sequential-pattern parameters: `ecrm sequence`'s options and a pipeline `sequence`
+/// stage's keys, one type for both; [`Default`] is the one place a default is written.
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SequenceParams {
+    /// Least share of sequences (customers) a pattern must be in, exactly, as for baskets.
+    #[arg(long, value_name = "X", required = true)]
+    pub min_support: Option<Fraction>,
+    /// Patterns of at most this many items in all.
+    #[arg(long, value_name = "N")]
+    pub max_len: Option<usize>,
+    /// Consecutive elements of a pattern at most this many days apart (file sequences: in
+    /// the file's time unit; SPMF: events).
+    #[arg(long, value_name = "D")]
+    pub max_gap_days: Option<i64>,
+    /// Stop with an error beyond this many patterns.
+    #[arg(long, value_name = "N", default_value_t = SequenceParams::default().max_patterns)]
+    pub max_patterns: usize,
+    /// Warehouse sequences of products or of their categories.
+    #[arg(long, value_enum, default_value_t = SequenceParams::default().level, conflicts_with = "sequences")]
+    pub level: Level,
+}
+
+impl Default for SequenceParams {
+    /// No support (it must be given), no length or gap limit, at most
+    /// [`prefixspan::DEFAULT_MAX_PATTERNS`] patterns, products.
+    fn default() -> Self {
+        SequenceParams {
+            min_support: None,
+            max_len: None,
+            max_gap_days: None,
+            max_patterns: prefixspan::DEFAULT_MAX_PATTERNS,
+            level: Level::Product,
+        }
+    }
+}
+
+impl SequenceParams {
+    /// Checks each parameter; the first failure names its key and what is allowed.
+    pub fn check(self) -> Result<ValidSequenceParams> {
+        let min_support = self.min_support.ok_or_else(|| {
+            Error::param(
+                "min_support",
+                "missing: the least share of sequences a pattern must be in, e.g. 0.01",
+            )
+        })?;
+        let mining = PrefixSpanParams::new(min_support)
+            .max_len(self.max_len)
+            .max_gap(self.max_gap_days)
+            .max_patterns(self.max_patterns)
+            .check()?;
+        Ok(ValidSequenceParams {
+            mining,
+            level: self.level,
+        })
+    }
+}
+
+/// Checked sequential-pattern parameters.
+#[derive(Debug, Clone)]
+pub struct ValidSequenceParams {
+    mining: ValidPrefixSpanParams,
+    level: Level,
+}
+
+impl ValidSequenceParams {
+    /// PrefixSpan's parameters.
+    pub fn mining(&self) -> &ValidPrefixSpanParams {
+        &self.mining
+    }
+    /// What warehouse sequences are made of.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+}
+
+crate::choices! {
+    /// How a sequence file is laid out.
+    pub enum SequenceFormat {
+        /// A sequence-id / time / item table (CSV with a header, or Parquet).
+        Table = "table",
+        /// SPMF text: items as numbers, -1 ends an itemset, -2 a sequence.
+        Spmf = "spmf",
+    }
+    default = Table;
 }
 
 /// Where sequences come from.
@@ -54,11 +133,11 @@ pub enum Source {
 }
 
 /// Reads sequences; returns them with a sentence saying where they came from.
-pub fn load(source: &Source, engine: &EngineOptions) -> Result<(Sequences, String)> {
+pub async fn load(source: &Source, engine: &EngineOptions) -> Result<(Sequences, String)> {
     let (seqs, from) = match source {
         Source::File { path, format } => {
             let s = match format {
-                SequenceFormat::Table => read_table(path, engine)?,
+                SequenceFormat::Table => read_table(path, engine).await?,
                 SequenceFormat::Spmf => read_spmf(path)?,
             };
             (s, path.display().to_string())
@@ -66,11 +145,8 @@ pub fn load(source: &Source, engine: &EngineOptions) -> Result<(Sequences, Strin
         Source::Warehouse { root, level } => {
             let wh = crate::warehouse::Warehouse::open(root)?;
             wh.table("fact_sales")?;
-            let rt = crate::cli::runtime(engine.threads)?;
-            let s = rt.block_on(async {
-                let ctx = olap::session(&wh, engine).await?;
-                warehouse_sequences(&ctx, *level).await
-            })?;
+            let ctx = olap::session(&wh, engine).await?;
+            let s = warehouse_sequences(&ctx, *level).await?;
             (
                 s,
                 format!("customers' invoices in warehouse {}", root.display()),
@@ -151,10 +227,9 @@ pub async fn warehouse_sequences(
     );
     let mut g = Grouper::new();
     olap::for_each_batch(ctx, &sql, |b| {
-        let ids = cast(b.column(0), &DataType::Utf8)?;
-        let inv = cast(b.column(1), &DataType::Utf8)?;
-        let its = cast(b.column(3), &DataType::Utf8)?;
-        let (ids, inv, its) = (text(&ids)?, text(&inv)?, text(&its)?);
+        let ids = text_column(b.column(0))?;
+        let inv = text_column(b.column(1))?;
+        let its = text_column(b.column(3))?;
         let days = days_of(b.column(2), &DataType::Date32).map_err(Error::Internal)?;
         for (i, day) in days.iter().enumerate() {
             let day = day.ok_or_else(|| Error::Internal("an invoice without a time".into()))?;
@@ -166,15 +241,9 @@ pub async fn warehouse_sequences(
     Ok(g.finish())
 }
 
-fn text(a: &Arc<dyn Array>) -> Result<&StringArray> {
-    a.as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| Error::Internal("cast to text".into()))
-}
-
 /// Reads a sequence-id / time / item table (see the module doc). Rows need not be sorted.
-pub fn read_table(path: &Path, engine: &EngineOptions) -> Result<Sequences> {
-    let (schema, batches) = olap::read_in_order(path, None, engine)?;
+pub async fn read_table(path: &Path, engine: &EngineOptions) -> Result<Sequences> {
+    let (schema, batches) = olap::read_in_order(path, None, engine).await?;
     if schema.fields().len() < 3 {
         return Err(Error::Input {
             file: path.into(),
@@ -188,9 +257,8 @@ pub fn read_table(path: &Path, engine: &EngineOptions) -> Result<Sequences> {
     let mut rows: Vec<(String, i64, String)> = Vec::new();
     let mut row = 0u64;
     for b in &batches {
-        let ids = cast(b.column(0), &DataType::Utf8)?;
-        let its = cast(b.column(2), &DataType::Utf8)?;
-        let (ids, its) = (text(&ids)?, text(&its)?);
+        let ids = text_column(b.column(0))?;
+        let its = text_column(b.column(2))?;
         let days = days_of(b.column(1), &time_type).map_err(|message| Error::Input {
             file: path.into(),
             message: format!("column {:?}: {message}", schema.field(1).name()),
@@ -241,8 +309,7 @@ fn days_of(col: &Arc<dyn Array>, dt: &DataType) -> std::result::Result<Vec<Optio
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             // Text: a date (YYYY-MM-DD...) or a number.
-            let t = cast(col, &DataType::Utf8).map_err(|e| e.to_string())?;
-            let t = t.as_any().downcast_ref::<StringArray>().ok_or("not text")?;
+            let t = text_column(col.as_ref()).map_err(|e| e.to_string())?;
             let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
             return Ok((0..t.len())
                 .map(|i| {

@@ -26,8 +26,9 @@ use linfa::dataset::DatasetBase;
 use linfa::traits::Fit;
 use rayon::prelude::*;
 
-use crate::basket::{Fraction, Items};
+use crate::basket::Items;
 use crate::error::{Error, Result};
+use crate::param::Fraction;
 
 /// Sequences of events; an event is a time and a set of item ids.
 #[derive(Debug, Clone, Default)]
@@ -98,6 +99,10 @@ impl linfa::dataset::Records for Sequences {
     }
 }
 
+/// Patterns beyond which mining stops with an error suggesting a higher support, so memory
+/// stays bounded.
+pub const DEFAULT_MAX_PATTERNS: usize = 5_000_000;
+
 /// PrefixSpan parameters as given.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrefixSpanParams(ValidPrefixSpanParams);
@@ -119,7 +124,7 @@ impl PrefixSpanParams {
             min_support,
             max_len: None,
             max_gap: None,
-            max_patterns: 5_000_000,
+            max_patterns: DEFAULT_MAX_PATTERNS,
         })
     }
     /// Patterns of at most this many items in all.
@@ -145,15 +150,10 @@ impl ParamGuard for PrefixSpanParams {
 
     fn check_ref(&self) -> Result<&ValidPrefixSpanParams> {
         let p = &self.0;
-        let bad = |arg: &str, message: String| {
-            Err(Error::Usage {
-                arg: arg.into(),
-                message,
-            })
-        };
+        let bad = |key: &str, message: String| Err(Error::param(key, message));
         if p.min_support.num == 0 || p.min_support.num > p.min_support.den {
             return bad(
-                "--min-support",
+                "min_support",
                 format!(
                     "{} is out of range; a share of the sequences above 0 and at most 1",
                     p.min_support
@@ -161,10 +161,10 @@ impl ParamGuard for PrefixSpanParams {
             );
         }
         if p.max_len == Some(0) {
-            return bad("--max-len", "must be at least 1".into());
+            return bad("max_len", "must be at least 1".into());
         }
         if p.max_gap.is_some_and(|g| g < 0) {
-            return bad("--max-gap-days", "must be 0 or more".into());
+            return bad("max_gap_days", "must be 0 or more".into());
         }
         if p.max_patterns == 0 {
             return bad("max_patterns", "must be at least 1".into());

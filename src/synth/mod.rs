@@ -34,12 +34,30 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-/// Generator parameters as given.
-#[derive(Debug, Clone)]
+/// Generator parameters as given (`ecrm synth`'s options); [`Default`] is the one place a
+/// default is written.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct SynthParams {
+    /// Seed: the same seed and sizes give byte-identical files.
+    #[arg(long, default_value_t = SynthParams::default().seed)]
     pub seed: u64,
+    /// Number of customers.
+    #[arg(long, default_value_t = SynthParams::default().customers)]
     pub customers: u64,
+    /// Number of order lines (before planted defects and duplicates).
+    #[arg(long, default_value_t = SynthParams::default().order_lines)]
     pub order_lines: u64,
+}
+
+impl Default for SynthParams {
+    /// Seed 42, 2,000 customers, 50,000 order lines: the committed sample data.
+    fn default() -> Self {
+        SynthParams {
+            seed: 42,
+            customers: 2_000,
+            order_lines: 50_000,
+        }
+    }
 }
 
 /// Checked parameters: the only kind [`generate`] accepts.
@@ -50,19 +68,19 @@ impl SynthParams {
     /// Checks the sizes: at least 20 customers and 200 order lines, at most 10^9 lines.
     pub fn check(self) -> Result<ValidSynthParams> {
         if self.customers < 20 {
-            return Err(Error::Usage {
-                arg: "--customers".into(),
-                message: format!("{} is too few; at least 20", self.customers),
-            });
+            return Err(Error::param(
+                "customers",
+                format!("{} is too few; at least 20", self.customers),
+            ));
         }
         if self.order_lines < 200 || self.order_lines > 1_000_000_000 {
-            return Err(Error::Usage {
-                arg: "--order-lines".into(),
-                message: format!(
+            return Err(Error::param(
+                "order_lines",
+                format!(
                     "{} is out of range; between 200 and 1000000000",
                     self.order_lines
                 ),
-            });
+            ));
         }
         Ok(ValidSynthParams(self))
     }

@@ -107,35 +107,19 @@ pub(crate) fn read_snapshot(root: &Path, name: &str) -> Result<Snapshot> {
     })
 }
 
-/// Writes `bytes` to `path` durably through a temporary file renamed into place.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    // Make the rename itself durable.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
 /// Publishes `snapshot` (whose version must be the current one plus one): writes its file, then
 /// atomically replaces the pointer.
 pub(crate) fn publish(root: &Path, snapshot: &Snapshot) -> Result<()> {
     let name = snapshot_name(snapshot.version);
     let snap_path = root.join(META_DIR).join(&name);
     let body = serde_json::to_vec_pretty(snapshot).map_err(|e| Error::Internal(e.to_string()))?;
-    write_atomically(&snap_path, &body)?;
+    super::files::write_bytes(&snap_path, &body)?;
     let pointer = Pointer {
         version: snapshot.version,
         snapshot: name,
     };
     let body = serde_json::to_vec(&pointer).map_err(|e| Error::Internal(e.to_string()))?;
-    write_atomically(&root.join(META_DIR).join(POINTER), &body)
+    super::files::write_bytes(&root.join(META_DIR).join(POINTER), &body)
 }
 
 #[cfg(test)]

@@ -17,9 +17,18 @@
 //! - Intermediate files a writer needs (ingest's staged chunks) live in
 //!   `_ecrm/staging/<run token>/`, removed when the transaction ends and, for killed writers,
 //!   by the next commit.
+//!
+//! Durability: before the pointer is replaced, every data file the transaction wrote is
+//! synced to disk, and so is every folder that gained an entry; the snapshot file and the
+//! pointer are written by the one durable writer ([`files::write_atomic`]), which syncs
+//! the file and its folder. So once [`Warehouse::commit`] returns, the new state survives a
+//! crash or a power loss, and a pointer on disk never names a file that is not.
 
 pub mod catalog;
+pub mod files;
 mod lock;
+pub mod runs;
+pub mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -124,6 +133,7 @@ impl Warehouse {
                 (std::process::id() as u64 ^ chrono::Utc::now().timestamp_subsec_nanos() as u64)
                     & 0xffff_ffff
             ),
+            written: Vec::new(),
             _lock: lock,
         }
     }
@@ -131,6 +141,8 @@ impl Warehouse {
     /// Publishes the transaction's snapshot atomically, then removes unreferenced files.
     /// Returns the warehouse as of the new snapshot.
     pub fn commit(mut tx: Transaction<'_>, operation: &str) -> Result<Warehouse> {
+        tx.keep_emptied_tables()?;
+        tx.sync_written()?;
         let mut next = std::mem::take(&mut tx.next);
         next.operation = operation.to_string();
         next.committed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -190,25 +202,12 @@ impl Warehouse {
     }
 }
 
-/// Writes Arrow batches as one zstd Parquet file (arrow-rs; the writer for everything after
-/// ingest: query results, marts, scores).
-pub fn write_arrow_parquet(
-    file: std::fs::File,
-    schema: &datafusion::arrow::datatypes::SchemaRef,
-    batches: &[datafusion::arrow::array::RecordBatch],
-) -> Result<()> {
-    use datafusion::parquet::arrow::ArrowWriter;
-    use datafusion::parquet::basic::{Compression, ZstdLevel};
-    use datafusion::parquet::file::properties::WriterProperties;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
-    let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
-    for b in batches {
-        w.write(b)?;
-    }
-    w.close()?;
-    Ok(())
+/// Where models live inside the warehouse: `<warehouse>/models/NAME.json`.
+pub const MODELS_DIR: &str = "models";
+
+/// The file of model `name` in the warehouse at `root`.
+pub fn model_path(root: &Path, name: &str) -> PathBuf {
+    root.join(MODELS_DIR).join(format!("{name}.json"))
 }
 
 /// Which load and input file a data file's rows came from; the default (no load) is for
@@ -348,6 +347,8 @@ pub struct Transaction<'l> {
     next: Snapshot,
     file_seq: u64,
     token: String,
+    /// Data files written so far, synced before the commit publishes them.
+    written: Vec<PathBuf>,
     _lock: &'l WriterLock,
 }
 
@@ -381,15 +382,78 @@ impl Transaction<'_> {
         let path = self.root.join(&rel);
         let dir = path.parent().expect("data file has a folder");
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        self.written.push(path.clone());
         Ok((rel, path))
+    }
+
+    /// A table whose every file this transaction removed (a rollback of its only load) keeps
+    /// its columns: it gets one empty file with the schema of the files it had, so it stays
+    /// a table SQL can read, with no rows, instead of vanishing from the session.
+    fn keep_emptied_tables(&mut self) -> Result<()> {
+        let emptied: Vec<(String, PathBuf)> = self
+            .next
+            .tables
+            .iter()
+            .filter(|(_, t)| t.files.is_empty())
+            .filter_map(|(name, _)| {
+                let had = self.base.tables.get(name)?.files.first()?;
+                Some((name.clone(), self.root.join(&had.path)))
+            })
+            .collect();
+        for (name, had) in emptied {
+            use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+            let file = std::fs::File::open(&had).map_err(|e| Error::io(&had, e))?;
+            let schema = ParquetRecordBatchReaderBuilder::try_new(file)?
+                .schema()
+                .clone();
+            let (rel, path) = self.new_data_path(&name, None)?;
+            let mut out = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+            files::write_parquet(&mut out, &schema, &[])?;
+            self.replace(
+                &name,
+                vec![DataFile {
+                    path: rel,
+                    rows: 0,
+                    load_id: None,
+                    source_file: None,
+                }],
+            );
+        }
+        Ok(())
+    }
+
+    /// Syncs every data file this transaction wrote, then every folder between them and the
+    /// warehouse root (new files and new partition folders are entries of those folders).
+    fn sync_written(&mut self) -> Result<()> {
+        let mut dirs = BTreeSet::new();
+        for path in std::mem::take(&mut self.written) {
+            // A file written and then dropped from the snapshot (a replaced table) may be
+            // gone already; only the published ones matter, and those are still there.
+            match std::fs::File::open(&path) {
+                Ok(f) => f.sync_all().map_err(|e| Error::io(&path, e))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+            let mut dir = path.parent();
+            while let Some(d) = dir.filter(|d| d.starts_with(&self.root)) {
+                if !dirs.insert(d.to_path_buf()) {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+        for d in dirs.iter().rev() {
+            files::sync_dir(d)?;
+        }
+        Ok(())
     }
 
     /// Writes `df` as a new zstd Parquet file of `table` and returns its catalog entry; the
     /// file is not part of the table until [`Transaction::append`] or
     /// [`Transaction::replace`] and the commit.
     ///
-    /// This, [`PartitionedWriter`] and [`write_arrow_parquet`] are the only places that write
-    /// warehouse Parquet.
+    /// This, [`PartitionedWriter`] and [`Transaction::write_arrow`] are the only places that
+    /// write warehouse Parquet.
     pub fn write_polars(
         &mut self,
         table: &str,
@@ -417,8 +481,8 @@ impl Transaction<'_> {
         batches: &[datafusion::arrow::array::RecordBatch],
     ) -> Result<DataFile> {
         let (rel, path) = self.new_data_path(table, None)?;
-        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-        write_arrow_parquet(file, schema, batches)?;
+        let mut file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        files::write_parquet(&mut file, schema, batches)?;
         Ok(DataFile {
             path: rel,
             rows: batches.iter().map(|b| b.num_rows() as u64).sum(),

@@ -27,6 +27,10 @@ fn no_warehouse(dir: &Path) -> std::path::PathBuf {
 }
 
 #[test]
+#[cfg_attr(
+    not(ecrm_datasets),
+    ignore = "needs the real data sets: set ECRM_DATASETS"
+)]
 fn groceries_rules_match_the_published_arules_counts() {
     let Some(groceries) = dataset("groceries/groceries.csv") else {
         return;
@@ -83,6 +87,10 @@ fn groceries_rules_match_the_published_arules_counts() {
 }
 
 #[test]
+#[cfg_attr(
+    not(ecrm_datasets),
+    ignore = "needs the real data sets: set ECRM_DATASETS"
+)]
 fn itemset_counts_match_the_published_ones_on_three_data_sets() {
     let dir = tempfile::tempdir().unwrap();
     let wh = no_warehouse(dir.path());

@@ -20,6 +20,10 @@ fn model_json(path: &Path) -> serde_json::Value {
 }
 
 #[test]
+#[cfg_attr(
+    not(ecrm_datasets),
+    ignore = "needs the real data sets: set ECRM_DATASETS"
+)]
 fn telco_cross_validated_auc_reaches_the_published_level() {
     let Some(csv) = dataset("telco-churn/WA_Fn-UseC_-Telco-Customer-Churn.csv") else {
         return;
@@ -319,7 +323,7 @@ fn sample_copy(dir: &Path) -> std::path::PathBuf {
 /// The labelled mart at a cutoff, in-process: (feature rows without `churned`, `churned`).
 fn labelled(wh: &Path, cutoff: &str) -> (Vec<Vec<String>>, Vec<String>) {
     let wh = ecrm::warehouse::Warehouse::open(wh).unwrap();
-    let rt = ecrm::cli::runtime(None).unwrap();
+    let rt = ecrm::olap::runtime(None).unwrap();
     let cutoff = chrono::NaiveDate::parse_from_str(cutoff, "%Y-%m-%d").unwrap();
     let window = ecrm::churn::warehouse::Window {
         lookback_days: 365,

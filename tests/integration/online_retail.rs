@@ -143,6 +143,10 @@ fn fact_totals(wh: &Path) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(ecrm_datasets),
+    ignore = "needs the real data sets: set ECRM_DATASETS"
+)]
 fn online_retail_loads_with_exact_accounting() {
     let Some(csv) = dataset("online-retail/online_retail.csv") else {
         return;
@@ -285,6 +289,10 @@ fn cube_revenue(wh: &Path, level: &str) -> Vec<(String, String)> {
 }
 
 #[test]
+#[cfg_attr(
+    not(ecrm_datasets),
+    ignore = "needs the real data sets: set ECRM_DATASETS"
+)]
 fn online_retail_daily_files_add_up_to_the_single_file() {
     let (Some(csv), Some(days)) = (
         dataset("online-retail/online_retail.csv"),
@@ -402,6 +410,10 @@ fn scores(values: &[i128], better_larger: bool) -> Vec<i64> {
 }
 
 #[test]
+#[cfg_attr(
+    not(ecrm_datasets),
+    ignore = "needs the real data sets: set ECRM_DATASETS"
+)]
 fn online_retail_rfm_matches_an_independent_computation() {
     let Some(csv) = dataset("online-retail/online_retail.csv") else {
         return;

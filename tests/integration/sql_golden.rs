@@ -120,7 +120,7 @@ pub fn run_files(engine: &ecrm::olap::EngineOptions, complete: bool) {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no .slt files in {}", dir.display());
-    let rt = ecrm::cli::runtime(None).expect("runtime");
+    let rt = ecrm::olap::runtime(None).expect("runtime");
     let mut failures = Vec::new();
     for file in &files {
         let wh = wh.to_path_buf();

@@ -18,7 +18,9 @@ pub fn sample_synth() -> serde_json::Value {
 }
 
 /// A data set file under `$ECRM_DATASETS`: `None` (with a SKIPPED line on stderr) when the
-/// variable is unset; a failure when it is set and the file is missing.
+/// variable is unset; a failure when it is set and the file is missing. Tests that read one
+/// are marked `#[cfg_attr(not(ecrm_datasets), ignore = ...)]` (see build.rs), so without the
+/// variable `cargo test` lists them as ignored rather than passing them.
 pub fn dataset(rel: &str) -> Option<PathBuf> {
     match std::env::var_os("ECRM_DATASETS") {
         None => {
@@ -67,7 +69,7 @@ pub fn ecrm_ok(warehouse: &Path, args: &[&str]) -> String {
 /// Runs SQL over a warehouse in-process and renders every cell as text.
 pub fn sql(warehouse: &Path, statement: &str) -> Vec<Vec<String>> {
     let wh = ecrm::warehouse::Warehouse::open(warehouse).expect("warehouse opens");
-    let rt = ecrm::cli::runtime(None).expect("runtime");
+    let rt = ecrm::olap::runtime(None).expect("runtime");
     let (_, batches) = rt
         .block_on(async {
             let ctx = ecrm::olap::session(&wh, &Default::default()).await?;

@@ -93,8 +93,8 @@ pub fn segment_case_sql() -> String {
     for r in 1..=5u8 {
         for f in 1..=5u8 {
             case.push_str(&format!(
-                " WHEN r_score = {r} AND f_score = {f} THEN '{}'",
-                segment(r, f).replace('\'', "''")
+                " WHEN r_score = {r} AND f_score = {f} THEN {}",
+                crate::olap::sqltext::literal(segment(r, f))
             ));
         }
     }

@@ -1,5 +1,8 @@
 //! Run manifests: `<warehouse>/runs/<run id>.json`, what a scheduler reads instead of logs.
 //!
+//! Written by the pipeline runner, read by `ecrm runs`, `ecrm report` and `--resume`; they
+//! live here, beside the tables they describe, so that every layer above may read them.
+//!
 //! One file per run, rewritten atomically after every stage, so a killed run leaves a
 //! manifest that says which stages finished (and `--resume` can continue it). It holds the
 //! pipeline file's hash, ecrm's version, the as-of date, the selection, and per stage: start,
@@ -18,9 +21,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::datatest::TestResult;
+use super::Warehouse;
 use crate::error::{Error, Result};
-use crate::warehouse::Warehouse;
 
 /// The folder of run manifests inside the warehouse.
 pub const RUNS_DIR: &str = "runs";
@@ -42,8 +44,7 @@ pub struct Manifest {
     pub resumed_from: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
-    /// `running`, `succeeded`, `tests_failed` (exit 1) or `failed` (exit 2).
-    pub status: String,
+    pub status: RunStatus,
     pub exit_code: Option<u8>,
     pub stages: Vec<StageRecord>,
 }
@@ -54,9 +55,7 @@ pub struct StageRecord {
     pub name: String,
     pub kind: String,
     pub description: Option<String>,
-    /// `pending`, `running`, `succeeded`, `tests_failed`, `failed`, `skipped` (a stage it
-    /// depends on did not succeed), `not_selected`, or `reused` (succeeded in the resumed run).
-    pub status: String,
+    pub status: StageStatus,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub seconds: Option<f64>,
@@ -75,6 +74,130 @@ pub struct StageRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reused_from: Option<String>,
 }
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    /// Data tests or gates failed, or stages were skipped for them (exit code 1).
+    TestsFailed,
+    /// A stage failed (exit code 2).
+    Failed,
+}
+
+impl RunStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::TestsFailed => "tests_failed",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Where a stage of a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageStatus {
+    Pending,
+    Running,
+    Succeeded,
+    /// It ran, but its data tests or its gate (reject rate, freshness) failed.
+    TestsFailed,
+    /// It ran into an error.
+    Failed,
+    /// Not run: a stage it depends on did not succeed.
+    Skipped,
+    /// Not among the `--select`ed stages.
+    NotSelected,
+    /// Succeeded in the run this one resumed.
+    Reused,
+}
+
+impl StageStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            StageStatus::Pending => "pending",
+            StageStatus::Running => "running",
+            StageStatus::Succeeded => "succeeded",
+            StageStatus::TestsFailed => "tests_failed",
+            StageStatus::Failed => "failed",
+            StageStatus::Skipped => "skipped",
+            StageStatus::NotSelected => "not_selected",
+            StageStatus::Reused => "reused",
+        }
+    }
+
+    /// Succeeded, here or in the resumed run.
+    pub fn is_ok(self) -> bool {
+        matches!(self, StageStatus::Succeeded | StageStatus::Reused)
+    }
+
+    /// Did not succeed: stages that read its output do not run.
+    pub fn blocks(self) -> bool {
+        matches!(
+            self,
+            StageStatus::Failed | StageStatus::TestsFailed | StageStatus::Skipped
+        )
+    }
+}
+
+/// The outcome of one data test check (or of an ingest gate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    /// `not_null(customer_id) on customer_features` and the like.
+    pub test: String,
+    pub status: TestStatus,
+    /// Rows that break it (for `rows`: the row count).
+    pub failing: u64,
+    /// What is wrong, with up to three example values; empty when it passed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestStatus {
+    Pass,
+    /// Failed, severity error: the stage's tests fail.
+    Fail,
+    /// Failed, severity warn: reported only.
+    Warn,
+}
+
+impl TestStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            TestStatus::Pass => "pass",
+            TestStatus::Fail => "fail",
+            TestStatus::Warn => "warn",
+        }
+    }
+}
+
+/// `Display` and comparison with text, by the names the manifest writes.
+macro_rules! display_by_name {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            /// The name as the manifest writes it (padded like a string).
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.name())
+            }
+        }
+
+        /// Compares with the name the manifest writes (`status == "succeeded"`).
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.name() == *other
+            }
+        }
+    )*};
+}
+display_by_name!(RunStatus, StageStatus, TestStatus);
 
 /// A table (or model or file) a stage read or wrote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,7 +231,7 @@ impl Manifest {
         let dir = warehouse.join(RUNS_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let p = path(warehouse, &self.run_id);
-        crate::cli::write_json(&p, self)?;
+        super::files::write_json(&p, self)?;
         Ok(p)
     }
 

@@ -1,0 +1,76 @@
+//! `ecrm export segment|churn|recommendations`: a selection and a destination, checked
+//! together ([`ExportParams::check`]), then the file and a summary on stderr.
+
+use clap::{Args, Subcommand};
+
+use super::Context;
+use crate::error::Result;
+use crate::export::{
+    self, ChurnSelection, Destination, ExportParams, RecommendationSelection, SegmentSelection,
+    Selection,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum ExportWhat {
+    /// Export one segment's customers, filtered by consent and a suppression list; a summary
+    /// goes to stderr.
+    Segment(ExportArgs<SegmentSelection>),
+    /// Export customers from table churn_scores, riskiest first, filtered by risk band,
+    /// probability, consent and a suppression list; a summary goes to stderr.
+    Churn(ExportArgs<ChurnSelection>),
+    /// Export table recommendations (from `ecrm basket recommend`) by customer and rank,
+    /// filtered by consent and a suppression list; a summary goes to stderr.
+    Recommendations(ExportArgs<RecommendationSelection>),
+}
+
+/// What to select, and where it goes.
+#[derive(Debug, Args)]
+pub struct ExportArgs<S: Args> {
+    #[command(flatten)]
+    pub selection: S,
+    #[command(flatten)]
+    pub to: Destination,
+}
+
+/// Runs one `ecrm export`.
+pub fn run(what: ExportWhat, cx: &Context<'_>) -> Result<()> {
+    let params = match what {
+        ExportWhat::Segment(a) => ExportParams {
+            selection: Selection::Segment(a.selection),
+            to: a.to,
+        },
+        ExportWhat::Churn(a) => ExportParams {
+            selection: Selection::Churn(a.selection),
+            to: a.to,
+        },
+        ExportWhat::Recommendations(a) => ExportParams {
+            selection: Selection::Recommendations(a.selection),
+            to: a.to,
+        },
+    }
+    .check()?;
+    let s = cx.block(export::export(&cx.wh_root, &params, &cx.engine))?;
+    let consent = match params.require_consent() {
+        Some(export::Channel::Email) => "no e-mail consent",
+        Some(export::Channel::Phone) => "no phone consent",
+        None => "no consent (not required)",
+    };
+    let (noun, top) = match params.selection() {
+        Selection::Segment(_) => ("customers in the segment", String::new()),
+        Selection::Churn(_) => (
+            "customers selected",
+            format!(", {} beyond --top", s.beyond_top),
+        ),
+        Selection::Recommendations(_) => ("rows selected", String::new()),
+    };
+    eprintln!(
+        "{}: {} {noun}, {} dropped for {consent}, {} dropped as suppressed{top}, {} written to {}",
+        s.selection,
+        s.selected,
+        s.no_consent,
+        s.suppressed,
+        s.written,
+        params.out().display()
+    );
+    Ok(())
+}

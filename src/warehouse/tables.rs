@@ -1,0 +1,48 @@
+//! The name of every table ecrm writes, in one place: what builds it and what it holds.
+//!
+//! SQL text names tables as SQL does; Rust code that asks for a table, lists what a stage
+//! reads or writes, or publishes a table, names it by these constants.
+
+/// Customers, SCD type 2 on country and opt-ins; key 0 is the unknown member (ingest).
+pub const DIM_CUSTOMER: &str = "dim_customer";
+/// Products, one canonical description per code (ingest).
+pub const DIM_PRODUCT: &str = "dim_product";
+/// Days (ingest).
+pub const DIM_DATE: &str = "dim_date";
+/// Order lines, partitioned by month (ingest).
+pub const FACT_SALES: &str = "fact_sales";
+/// Campaign contacts (ingest).
+pub const FACT_CAMPAIGN_CONTACT: &str = "fact_campaign_contact";
+/// Rows a rule rejected, with their raw text and reason code (ingest).
+pub const REJECTS: &str = "rejects";
+/// One row per source file per load (ingest).
+pub const LOADS: &str = "loads";
+
+/// Everything an ingest writes.
+pub const INGEST: [&str; 7] = [
+    DIM_CUSTOMER,
+    DIM_PRODUCT,
+    DIM_DATE,
+    FACT_SALES,
+    FACT_CAMPAIGN_CONTACT,
+    REJECTS,
+    LOADS,
+];
+
+/// The point-in-time customer feature mart (`ecrm features`).
+pub const CUSTOMER_FEATURES: &str = "customer_features";
+/// One row per customer of the last segmentation (`ecrm segment`).
+pub const SEGMENTS: &str = "segments";
+/// One row per segment of the last segmentation (`ecrm segment`).
+pub const SEGMENT_PROFILES: &str = "segment_profiles";
+/// Churn probability, risk band and reasons per active customer (`ecrm churn score`).
+pub const CHURN_SCORES: &str = "churn_scores";
+/// Each customer's top cross-sell products (`ecrm basket recommend`).
+pub const RECOMMENDATIONS: &str = "recommendations";
+/// The rules behind the recommendations (`ecrm basket recommend`).
+pub const BASKET_RULES: &str = "basket_rules";
+/// Frequent sequential patterns (a pipeline's `sequence` stage).
+pub const SEQUENCE_PATTERNS: &str = "sequence_patterns";
+
+/// What the customer feature mart, and so every order-line model, reads.
+pub const MART_INPUTS: [&str; 3] = [FACT_SALES, DIM_PRODUCT, DIM_CUSTOMER];
