@@ -164,6 +164,23 @@ pub fn replace_words(sql: &str, mut f: impl FnMut(&str) -> Option<String>) -> St
     out
 }
 
+/// Checks that `text` is one SQL expression and nothing more (not `x > 0 LIMIT 1`, which
+/// would turn a condition into a clause of the query it is put in).
+pub fn check_expression(text: &str) -> Result<(), String> {
+    use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+    let message = |e: ParserError| match e {
+        ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
+        ParserError::RecursionLimitExceeded => "it nests too deeply".into(),
+    };
+    let dialect = GenericDialect {};
+    let mut parser = Parser::new(&dialect).try_with_sql(text).map_err(message)?;
+    parser.parse_expr().map_err(message)?;
+    match parser.next_token().token {
+        Token::EOF => Ok(()),
+        t => Err(format!("{t} after the expression; give one condition")),
+    }
+}
+
 /// A quoted SQL name: `"name"`, a `"` inside doubled.
 pub fn ident(name: &str) -> String {
     Ident::with_quote('"', name).to_string()
@@ -226,6 +243,17 @@ mod tests {
             (w == "revenue" || w == "orders").then(|| format!("<{w}>"))
         });
         assert_eq!(out, "CAST(<revenue> AS DOUBLE) / orders_x + fact.orders");
+    }
+
+    /// Regression (issue 16, bug 8): a data test's `expect = ["x > 0 LIMIT 1"]` passed the
+    /// check and failed at run time.
+    #[test]
+    fn an_expression_is_one_expression() {
+        assert!(check_expression("x > 0 AND y IS NOT NULL").is_ok());
+        let e = check_expression("x > 0 LIMIT 1").unwrap_err();
+        assert!(e.contains("LIMIT after the expression"), "{e}");
+        assert!(check_expression("x >").is_err());
+        assert!(check_expression("1; DROP TABLE t").is_err());
     }
 
     #[test]

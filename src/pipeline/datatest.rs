@@ -169,7 +169,7 @@ impl DataTest {
             checks.push(Check::Rows(r));
         }
         for e in spec.expect {
-            datafusion::sql::parser::DFParser::parse_sql(&format!("SELECT 1 WHERE {e}"))
+            crate::olap::sqltext::check_expression(&e)
                 .map_err(|x| err(format!("expect: {e:?} is not a SQL condition: {x}")))?;
             checks.push(Check::Expect(e));
         }

@@ -10,6 +10,7 @@ mod crash;
 mod online_retail;
 mod pipeline;
 mod query_cli;
+mod regressions;
 mod report;
 mod sample;
 mod scd;
