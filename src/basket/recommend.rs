@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use linfa::dataset::DatasetBase;
@@ -114,13 +114,16 @@ pub fn index(rules: &[Rule]) -> HashMap<u32, Vec<usize>> {
 }
 
 /// The recommendations table for customers' histories (customer id, the ids in `sets` of
-/// the frequent items they bought); `item_column` names the item column.
+/// the frequent items they bought); `item_column` names the item column. With
+/// `descriptions` (products), a `description` column follows the item, so a person reads
+/// what is recommended, not only its code.
 pub fn table(
     item_column: &str,
     histories: &[(String, Vec<u32>)],
     sets: &FrequentItemsets,
     rules: &[Rule],
     top: usize,
+    descriptions: Option<&HashMap<String, String>>,
 ) -> Result<(SchemaRef, RecordBatch)> {
     let rules: Vec<Rule> = rules
         .iter()
@@ -151,27 +154,36 @@ pub fn table(
             ));
         }
     }
-    let schema = Arc::new(Schema::new(vec![
+    let mut fields = vec![
         Field::new("customer_id", DataType::Utf8, false),
         Field::new("rank", DataType::UInt32, false),
         Field::new(item_column, DataType::Utf8, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(ids)),
+        Arc::new(UInt32Array::from(ranks)),
+        Arc::new(StringArray::from(items.clone())),
+    ];
+    if let Some(d) = descriptions {
+        fields.push(Field::new("description", DataType::Utf8, true));
+        columns.push(Arc::new(StringArray::from_iter(
+            items.iter().map(|i| d.get(i).map(String::as_str)),
+        )));
+    }
+    fields.extend([
         Field::new("score", DataType::Float64, false),
         Field::new("confidence", DataType::Float64, false),
         Field::new("lift", DataType::Float64, false),
         Field::new("rule", DataType::Utf8, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(StringArray::from(ids)),
-            Arc::new(UInt32Array::from(ranks)),
-            Arc::new(StringArray::from(items)),
-            Arc::new(Float64Array::from(scores)),
-            Arc::new(Float64Array::from(confs)),
-            Arc::new(Float64Array::from(lifts)),
-            Arc::new(StringArray::from(texts)),
-        ],
-    )?;
+    ]);
+    columns.extend([
+        Arc::new(Float64Array::from(scores)) as ArrayRef,
+        Arc::new(Float64Array::from(confs)),
+        Arc::new(Float64Array::from(lifts)),
+        Arc::new(StringArray::from(texts)),
+    ]);
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
     Ok((schema, batch))
 }
 
@@ -254,6 +266,30 @@ impl ValidRecommendParams {
     }
 }
 
+/// Every product's description by its code (`dim_product`), for text people read.
+pub async fn product_descriptions(
+    ctx: &datafusion::prelude::SessionContext,
+) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    olap::for_each_batch(
+        ctx,
+        "SELECT product_id, description FROM dim_product
+         WHERE product_id IS NOT NULL AND description IS NOT NULL",
+        |b| {
+            let (ids, texts) = (
+                olap::text_column(b.column(0))?,
+                olap::text_column(b.column(1))?,
+            );
+            for i in 0..b.num_rows() {
+                out.insert(ids.value(i).to_string(), texts.value(i).to_string());
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(out)
+}
+
 /// What a recommendation run did.
 #[derive(Debug, Clone)]
 pub struct RecommendSummary {
@@ -308,11 +344,18 @@ pub async fn recommend(
         .await?;
         histories
     };
-    let column = match p.level {
-        Level::Product => "product_id",
-        Level::Category => "category",
+    let (column, descriptions) = match p.level {
+        Level::Product => ("product_id", Some(product_descriptions(&ctx).await?)),
+        Level::Category => ("category", None),
     };
-    let (schema, batch) = table(column, &histories, &sets, &rules, p.top)?;
+    let (schema, batch) = table(
+        column,
+        &histories,
+        &sets,
+        &rules,
+        p.top,
+        descriptions.as_ref(),
+    )?;
     let ids = batch
         .column(0)
         .as_any()

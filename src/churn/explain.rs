@@ -4,9 +4,10 @@
 //! `frequency > 4.5`); its conditions on a feature are merged into one: an interval for a
 //! number (`2.5 < frequency <= 7.5`), the one level for a category when the path knows it
 //! (`Contract = Month-to-month`, which implies every `≠`), else the levels it is not
-//! (`Contract not in (One year, Two year)`). Thresholds are printed as a person would write
-//! them ([`number`]: about four significant digits, no trailing zeros); the model file keeps
-//! them at full precision.
+//! (`Contract not in (One year, Two year)`). A number whose missing values follow the path
+//! (each split on it sends them the way the path goes) says so: `… or missing`. Thresholds
+//! are printed as a person would write them ([`number`]: about four significant digits, no
+//! trailing zeros); the model file keeps them at full precision.
 
 use std::collections::BTreeMap;
 
@@ -15,13 +16,14 @@ use super::tree::FittedTree;
 use crate::features::bridge::{Column, Encoder};
 
 /// One split on a path: its feature, the side taken, the threshold, the split's impurity
-/// decrease (which ranks reasons).
+/// decrease (which ranks reasons), and whether rows missing the feature take this side too.
 #[derive(Debug, Clone, Copy)]
 struct Step {
     feature: usize,
     right: bool,
     threshold: f64,
     decrease: f64,
+    missing: bool,
 }
 
 /// What an encoded feature is: which input column, and how it was encoded.
@@ -109,7 +111,10 @@ fn merged(encoder: &Encoder, names: &[String], column: &str, steps: &[Step]) -> 
             }
             Feature::Number(_) => high = Some(high.map_or(s.threshold, |h| h.min(s.threshold))),
             // A boolean splits once at most on a path (at 0.5): true on the right.
-            Feature::Boolean(name) => return format!("{name} is {}", s.right),
+            Feature::Boolean(name) => {
+                let or_missing = if s.missing { " or missing" } else { "" };
+                return format!("{name} is {}{or_missing}", s.right);
+            }
             Feature::Level { level, .. } if s.right => is = Some(level),
             Feature::Level { level, .. } => {
                 if !not.contains(&level) {
@@ -121,12 +126,17 @@ fn merged(encoder: &Encoder, names: &[String], column: &str, steps: &[Step]) -> 
     if let Some(level) = is {
         return format!("{column} = {level}");
     }
+    let or_missing = if steps.iter().all(|s| s.missing) {
+        " or missing"
+    } else {
+        ""
+    };
     match (not.len(), low, high) {
         (1, ..) => format!("{column} ≠ {}", not[0]),
         (n, ..) if n > 1 => format!("{column} not in ({})", not.join(", ")),
-        (_, Some(l), Some(h)) => format!("{} < {column} <= {}", number(l), number(h)),
-        (_, Some(l), None) => format!("{column} > {}", number(l)),
-        (_, None, Some(h)) => format!("{column} <= {}", number(h)),
+        (_, Some(l), Some(h)) => format!("{} < {column} <= {}{or_missing}", number(l), number(h)),
+        (_, Some(l), None) => format!("{column} > {}{or_missing}", number(l)),
+        (_, None, Some(h)) => format!("{column} <= {}{or_missing}", number(h)),
         _ => column.to_string(),
     }
 }
@@ -148,6 +158,7 @@ fn paths(tree: &FittedTree) -> Vec<Option<Vec<Step>>> {
                 right,
                 threshold: n.threshold,
                 decrease: n.decrease,
+                missing: n.missing_left != right,
             });
             stack.push((child, s));
         }
@@ -232,6 +243,7 @@ mod tests {
                     name: "opt_in".into(),
                 },
             ],
+            nulls: crate::features::bridge::Nulls::Missing,
         }
     }
 
@@ -241,6 +253,7 @@ mod tests {
             right,
             threshold,
             decrease,
+            missing: false,
         }
     }
 
@@ -268,5 +281,22 @@ mod tests {
         let c = conditions(&e, &names, &known);
         assert_eq!(c[0].1, "Contract = Month");
         assert_eq!(c[0].0, 0.3);
+    }
+
+    /// Issue 16, bug 18: a path that missing values follow says so.
+    #[test]
+    fn a_path_missing_values_follow_says_so() {
+        let e = encoder();
+        let names = e.feature_names();
+        let mut a = step(0, false, 48.78, 0.1);
+        a.missing = true;
+        let mut b = step(0, true, 3.5, 0.1);
+        b.missing = true;
+        let c = conditions(&e, &names, &[a, b]);
+        assert_eq!(c[0].1, "3.5 < frequency <= 48.78 or missing");
+        // One split on the path sends them elsewhere: values only.
+        b.missing = false;
+        let c = conditions(&e, &names, &[a, b]);
+        assert_eq!(c[0].1, "3.5 < frequency <= 48.78");
     }
 }

@@ -49,9 +49,11 @@ use crate::features::bridge::Encoder;
 use crate::olap::{self, EngineOptions};
 use tree::{FittedTree, ValidTreeParams};
 
-/// The model file format's name and version; a file with another version is refused.
+/// The model file format's name and version. Version 2 keeps missing values missing (the
+/// tree learns a side for them at each split); version 1 files, whose encoder read them as
+/// 0, are still read and score as they did. Any other version is refused.
 pub const MODEL_FORMAT: &str = "ecrm-churn-model";
-pub const MODEL_VERSION: u32 = 1;
+pub const MODEL_VERSION: u32 = 2;
 
 /// Probability cut-offs of the risk bands.
 pub const HIGH_RISK: f64 = 0.6;
@@ -303,11 +305,11 @@ impl ModelFile {
             file: path.into(),
             message: format!("not an ecrm churn model file: {e}"),
         })?;
-        if m.format != MODEL_FORMAT || m.version != MODEL_VERSION {
+        if m.format != MODEL_FORMAT || !(1..=MODEL_VERSION).contains(&m.version) {
             return Err(Error::Input {
                 file: path.into(),
                 message: format!(
-                    "model format {} version {}; this ecrm reads {MODEL_FORMAT} version {MODEL_VERSION}",
+                    "model format {} version {}; this ecrm reads {MODEL_FORMAT} versions 1 to {MODEL_VERSION}",
                     m.format, m.version
                 ),
             });

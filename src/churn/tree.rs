@@ -12,6 +12,13 @@
 //!   (bin × class) histogram, and one pass over the bins to score every threshold. Thresholds
 //!   are midpoints between neighbouring bins' values, as scikit-learn's are between values.
 //!   With at most `max_bins` distinct values per feature the search is exact.
+//! - Missing values (NaN: a NULL the encoder left missing, such as the gap between orders of
+//!   a customer with one order) are a case of their own, as in LightGBM and XGBoost: they
+//!   fill a bin of their own, and every candidate split is scored with them sent left and
+//!   with them sent right; the better side is the split's learned default direction,
+//!   recorded in the node (`missing_left`). A node that saw no missing value sends them
+//!   where most of its rows went (scikit-learn's rule for histogram trees). So a missing
+//!   value is never read as a number it is not.
 //! - Ties between candidate splits go to the lower feature index, then the lower threshold,
 //!   so the same data always gives the same tree.
 //! - Leaves keep raw and weighted class counts; `predict_proba` gives the class shares of the
@@ -195,7 +202,8 @@ impl TreeParams {
         self.0.class_weight = w;
         self
     }
-    /// Bins per feature (2 to 256: bins are stored as bytes).
+    /// Bins per feature (2 to 255: bins are stored as bytes, and one byte value marks a
+    /// missing value).
     pub fn max_bins(mut self, n: usize) -> Self {
         self.0.max_bins = n;
         self
@@ -234,10 +242,10 @@ impl ParamGuard for TreeParams {
                 format!("{} must be a number >= 0", p.min_impurity_decrease),
             );
         }
-        if !(2..=256).contains(&p.max_bins) {
+        if !(2..=MAX_BINS).contains(&p.max_bins) {
             return bad(
                 "max_bins",
-                format!("{} is out of range; 2 to 256", p.max_bins),
+                format!("{} is out of range; 2 to {MAX_BINS}", p.max_bins),
             );
         }
         Ok(p)
@@ -249,8 +257,14 @@ impl ParamGuard for TreeParams {
     }
 }
 
+/// Bins a feature may have; the byte after them marks a missing value.
+const MAX_BINS: usize = 255;
+
+/// The bin of a missing value.
+const MISSING: u8 = u8::MAX;
+
 /// A node of a fitted tree: a split (`feature`, `threshold`: rows with value ≤ threshold go
-/// left) or a leaf (`feature` is None).
+/// left; rows with no value go left when `missing_left`) or a leaf (`feature` is None).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub feature: Option<usize>,
@@ -264,6 +278,10 @@ pub struct Node {
     /// Weighted impurity decrease of the split (0 for leaves), scikit-learn's formula.
     pub decrease: f64,
     pub depth: usize,
+    /// Where a row without a value for the split's feature goes: the side learned in
+    /// training (absent in model files of version 1, whose encoder read no value as 0).
+    #[serde(default)]
+    pub missing_left: bool,
 }
 
 /// A fitted classification tree. Node 0 is the root.
@@ -294,7 +312,9 @@ fn impurity(criterion: Criterion, w: &[f64]) -> f64 {
     }
 }
 
-/// Bin edges of one feature: thresholds between consecutive bins.
+/// Bin edges of one feature's values (missing ones left out): thresholds between consecutive
+/// bins. One distinct value gets an edge at itself, so "has a value" against "has none" can
+/// still be a split.
 fn edges(values: &mut [f64], max_bins: usize) -> Vec<f64> {
     values.sort_by(f64::total_cmp);
     let mut distinct: Vec<f64> = Vec::new();
@@ -302,6 +322,9 @@ fn edges(values: &mut [f64], max_bins: usize) -> Vec<f64> {
         if distinct.last() != Some(&v) {
             distinct.push(v);
         }
+    }
+    if distinct.len() == 1 {
+        return distinct;
     }
     let mid = |a: f64, b: f64| a + (b - a) / 2.0;
     if distinct.len() <= max_bins {
@@ -330,6 +353,7 @@ struct Split {
     feature: usize,
     bin: usize,
     decrease: f64,
+    missing_left: bool,
 }
 
 struct Grower<'a> {
@@ -359,11 +383,19 @@ impl Grower<'_> {
             let col = &self.bins[j * self.n..(j + 1) * self.n];
             let mut hist_w = vec![0.0; nb * k];
             let mut hist_n = vec![0u64; nb];
+            // Rows without a value: their class weights and count.
+            let (mut miss_w, mut miss_n) = (vec![0.0; k], 0u64);
             for &i in idx {
+                if col[i] == MISSING {
+                    miss_w[self.y[i]] += self.row_weight[i];
+                    miss_n += 1;
+                    continue;
+                }
                 let b = col[i] as usize;
                 hist_w[b * k + self.y[i]] += self.row_weight[i];
                 hist_n[b] += 1;
             }
+            let present_n = idx.len() as u64 - miss_n;
             let mut left_w = vec![0.0; k];
             let mut left_n = 0u64;
             let mut best: Option<Split> = None;
@@ -372,22 +404,39 @@ impl Grower<'_> {
                     left_w[c] += hist_w[b * k + c];
                 }
                 left_n += hist_n[b];
-                let right_n = idx.len() as u64 - left_n;
-                if hist_n[b] == 0 || left_n < min_leaf as u64 || right_n < min_leaf as u64 {
+                if hist_n[b] == 0 {
                     continue;
                 }
-                let right_w: Vec<f64> = (0..k).map(|c| w_node[c] - left_w[c]).collect();
-                let (lw, rw) = (left_w.iter().sum::<f64>(), right_w.iter().sum::<f64>());
-                let child = (lw * impurity(self.p.criterion, &left_w)
-                    + rw * impurity(self.p.criterion, &right_w))
-                    / node_w;
-                let decrease = node_w / self.total_weight * (node_imp - child);
-                if best.is_none_or(|s| decrease > s.decrease + 1e-12) {
-                    best = Some(Split {
-                        feature: j,
-                        bin: b,
-                        decrease,
-                    });
+                // With missing rows: both sides are tried. Without: they go where most
+                // rows go (left on a tie).
+                let sides: &[bool] = if miss_n > 0 {
+                    &[true, false]
+                } else {
+                    &[left_n >= present_n - left_n]
+                };
+                for &missing_left in sides {
+                    let extra = |to_left: bool| if to_left == missing_left { miss_n } else { 0 };
+                    let (ln, rn) = (left_n + extra(true), present_n - left_n + extra(false));
+                    if ln < min_leaf as u64 || rn < min_leaf as u64 {
+                        continue;
+                    }
+                    let l: Vec<f64> = (0..k)
+                        .map(|c| left_w[c] + if missing_left { miss_w[c] } else { 0.0 })
+                        .collect();
+                    let r: Vec<f64> = (0..k).map(|c| w_node[c] - l[c]).collect();
+                    let (lw, rw) = (l.iter().sum::<f64>(), r.iter().sum::<f64>());
+                    let child = (lw * impurity(self.p.criterion, &l)
+                        + rw * impurity(self.p.criterion, &r))
+                        / node_w;
+                    let decrease = node_w / self.total_weight * (node_imp - child);
+                    if best.is_none_or(|s| decrease > s.decrease + 1e-12) {
+                        best = Some(Split {
+                            feature: j,
+                            bin: b,
+                            decrease,
+                            missing_left,
+                        });
+                    }
                 }
             }
             best
@@ -430,6 +479,7 @@ impl Grower<'_> {
             weights: weights.clone(),
             decrease: 0.0,
             depth,
+            missing_left: false,
         });
         let pure = self.nodes[me].counts.iter().filter(|&&c| c > 0).count() <= 1;
         if depth >= self.p.max_depth || idx.len() < self.p.min_samples_split || pure {
@@ -439,11 +489,13 @@ impl Grower<'_> {
             return me;
         };
         let col = &self.bins[split.feature * self.n..(split.feature + 1) * self.n];
+        let goes_left = |i: usize| match col[i] {
+            MISSING => split.missing_left,
+            b => b as usize <= split.bin,
+        };
         // Stable partition: left rows first, each side in its original order.
-        let (mut l, mut r): (Vec<usize>, Vec<usize>) = idx
-            .iter()
-            .copied()
-            .partition(|&i| col[i] as usize <= split.bin);
+        let (mut l, mut r): (Vec<usize>, Vec<usize>) =
+            idx.iter().copied().partition(|&i| goes_left(i));
         let nl = l.len();
         idx[..nl].copy_from_slice(&l);
         idx[nl..].copy_from_slice(&r);
@@ -457,6 +509,7 @@ impl Grower<'_> {
         node.left = left;
         node.right = right;
         node.decrease = split.decrease;
+        node.missing_left = split.missing_left;
         me
     }
 }
@@ -496,11 +549,17 @@ impl<D: Data<Elem = f64> + Sync> Fit<ArrayBase<D, Ix2>, Array1<usize>, Error> fo
             .into_par_iter()
             .map(|j| {
                 let col = x.column(j);
-                let mut values: Vec<f64> = col.iter().copied().collect();
+                let mut values: Vec<f64> = col.iter().copied().filter(|v| !v.is_nan()).collect();
                 let e = edges(&mut values, self.max_bins);
                 let bins = col
                     .iter()
-                    .map(|v| e.partition_point(|&t| t < *v) as u8)
+                    .map(|v| {
+                        if v.is_nan() {
+                            MISSING
+                        } else {
+                            e.partition_point(|&t| t < *v) as u8
+                        }
+                    })
                     .collect();
                 (e, bins)
             })
@@ -535,15 +594,17 @@ impl<D: Data<Elem = f64> + Sync> Fit<ArrayBase<D, Ix2>, Array1<usize>, Error> fo
 }
 
 impl FittedTree {
-    /// The leaf a row falls in.
+    /// The leaf a row falls in (a missing value, NaN, takes each split's learned side).
     pub fn leaf(&self, row: &[f64]) -> usize {
         let mut at = 0;
         while let Some(f) = self.nodes[at].feature {
-            at = if row[f] <= self.nodes[at].threshold {
-                self.nodes[at].left
+            let n = &self.nodes[at];
+            let left = if row[f].is_nan() {
+                n.missing_left
             } else {
-                self.nodes[at].right
+                row[f] <= n.threshold
             };
+            at = if left { n.left } else { n.right };
         }
         at
     }
@@ -840,6 +901,40 @@ mod tests {
             acc(&ours),
             acc(&theirs)
         );
+    }
+
+    /// Issue 16, bug 18: a missing value is a case of its own; the split learns where it
+    /// goes, and a node that saw none sends it where most rows went.
+    #[test]
+    fn missing_values_take_the_side_they_belong_to() {
+        // x is missing for exactly the rows of class 1 among the small values.
+        let n = 40;
+        let x = Array2::from_shape_fn((n, 1), |(i, _)| if i < 10 { f64::NAN } else { i as f64 });
+        let y: Vec<usize> = (0..n)
+            .map(|i| usize::from(!(10..30).contains(&i)))
+            .collect();
+        let mut p = TreeParams::default();
+        p.0.max_depth = 2;
+        p.0.leaf_probability = LeafProbability::Raw;
+        let t = fit(&x, &y, p);
+        let nan = Array2::from_shape_vec((1, 1), vec![f64::NAN]).unwrap();
+        assert_eq!(t.predict_proba(&nan)[[0, 1]], 1.0, "{:?}", t.nodes);
+        // Values alone still split as before: 10..30 are class 0, 30.. class 1.
+        let v = Array2::from_shape_vec((2, 1), vec![15.0, 35.0]).unwrap();
+        let proba = t.predict_proba(&v);
+        assert_eq!((proba[[0, 1]], proba[[1, 1]]), (0.0, 1.0));
+        // Without missing values in training, a NaN follows the bigger side of each split.
+        let x = Array2::from_shape_vec((8, 1), vec![0., 1., 2., 3., 4., 5., 6., 7.]).unwrap();
+        let y = [0, 0, 0, 0, 0, 1, 1, 1];
+        let mut p = TreeParams::default();
+        p.0.max_depth = 1;
+        let t = fit(&x, &y, p);
+        assert!(t.nodes[0].missing_left, "5 rows went left, 3 right");
+        // A column of one value and missing ones can still split on "has a value".
+        let x = Array2::from_shape_fn((20, 1), |(i, _)| if i < 5 { f64::NAN } else { 1.0 });
+        let y: Vec<usize> = (0..20).map(|i| usize::from(i < 5)).collect();
+        let t = fit(&x, &y, TreeParams::default());
+        assert_eq!(t.leaves(), 2);
     }
 
     #[test]

@@ -20,7 +20,10 @@
 //! Features: the mart's numeric columns, `top_category`, `age_band`, `country` and
 //! `acquisition_channel` as categories, the opt-in flags as booleans. Left out: the ids and
 //! dates, and the RFM scores and segment (ranks within one date's population, which shift
-//! from one cutoff to the next). NULL gaps between orders (one order only) read as 0, reported.
+//! from one cutoff to the next). The gaps between orders of a customer with one order are
+//! NULL: they stay missing (reported), and each split of the tree learns which side they go
+//! (they used to read as 0, which made a one-time buyer look like one who reorders the same
+//! day and is never overdue).
 
 use std::path::Path;
 

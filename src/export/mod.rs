@@ -83,14 +83,16 @@ impl Channel {
     }
 }
 
-/// Columns of a recommendations export when none are named (`category` replaces
-/// `product_id` for category-level recommendations).
-pub const RECOMMENDATION_COLUMNS: [&str; 7] = [
+/// Columns of a recommendations export when none are named: the product by code and by
+/// description, as a marketer reads it (`category`, without a description, replaces them
+/// for category-level recommendations).
+pub const RECOMMENDATION_COLUMNS: [&str; 8] = [
     "customer_id",
     "email",
     "name",
     "rank",
     "product_id",
+    "description",
     "score",
     "rule",
 ];
@@ -185,7 +187,7 @@ pub struct Destination {
     /// Columns, in order (comma-separated). Default: the export's own (segment:
     /// customer_id, email, name, country, segment_id, segment_name; churn: customer_id,
     /// email, name, country, churn_probability, risk_band, reasons; recommendations:
-    /// customer_id, email, name, rank, product_id or category, score, rule).
+    /// customer_id, email, name, rank, product_id and description or category, score, rule).
     #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
     #[serde(default)]
     pub columns: Option<Vec<String>>,
@@ -422,16 +424,15 @@ pub async fn export(
                 )
             }
             Selection::Recommendations(RecommendationSelection { max_rank }) => {
-                // Category-level recommendations name their item `category`.
-                let products = ctx
-                    .table(crate::warehouse::tables::RECOMMENDATIONS)
-                    .await?
-                    .schema()
-                    .has_column_with_unqualified_name("product_id");
+                // Category-level recommendations name their item `category` and have no
+                // product description.
+                let recs = ctx.table(crate::warehouse::tables::RECOMMENDATIONS).await?;
+                let has = |c: &str| recs.schema().has_column_with_unqualified_name(c);
                 let mut cols = RECOMMENDATION_COLUMNS.to_vec();
-                if !products {
+                if !has("product_id") {
                     cols[4] = "category";
                 }
+                cols.retain(|c| *c != "description" || has("description"));
                 (
                     match max_rank {
                         Some(r) => format!("recommendations up to rank {r}"),

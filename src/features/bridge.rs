@@ -1,13 +1,17 @@
 //! The one bridge from Arrow record batches to ndarray matrices for the mining algorithms.
 //!
 //! Numeric columns (integers, floats, decimals, booleans as 0/1) become `f64` columns of an
-//! `Array2`, rows in batch order. A missing column, a non-numeric column, a NULL or a NaN is an
-//! error naming the source, the column and the row (1-based), never a silent zero: imputing is
-//! a modelling decision the caller must make on purpose.
+//! `Array2`, rows in batch order. A missing column or a non-numeric column is an error naming
+//! the source and the column. A NULL or NaN is never a silent zero: by default it is an error
+//! naming the row (1-based); imputing is a modelling decision the caller makes on purpose
+//! ([`Missing::Impute`]: the column's median, and a 0/1 indicator column beside it, so the
+//! model still sees which rows had no value).
 //!
 //! [`Encoder`] is the other way in, for models over mixed tables (churn): numbers, booleans,
 //! numbers stored as text, and categories one-hot encoded, with the encoding kept in the model
-//! file and every filled blank or unseen category reported.
+//! file. A NULL or blank number stays missing (NaN), for a model that handles missing
+//! values (the churn tree learns where they go); every missing value and unseen category is
+//! reported.
 
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -31,14 +35,38 @@ pub fn numeric_columns(schema: &Schema) -> Vec<String> {
         .collect()
 }
 
-/// `columns` of `batches` as an (rows × columns) matrix. `source` names the table or file in
-/// errors.
+crate::choices! {
+    /// What a NULL (or NaN) in a column to cluster does.
+    pub enum Missing {
+        /// An error naming the row: choose other columns or fill them first.
+        Refuse = "refuse",
+        /// The column's median, and a 0/1 column `<name>_missing` clustered beside it.
+        Impute = "impute",
+    }
+    default = Refuse;
+}
+
+/// `columns` of `batches` as an (rows × columns) matrix; a NULL is an error naming the row.
+/// `source` names the table or file in errors.
 pub fn matrix(
     schema: &Schema,
     batches: &[RecordBatch],
     columns: &[String],
     source: &str,
 ) -> Result<Array2<f64>> {
+    Ok(matrix_with(schema, batches, columns, source, Missing::Refuse)?.0)
+}
+
+/// `columns` as a matrix, NULLs treated as `missing` says. Returns the matrix, its column
+/// names (with imputing, the indicator columns come after the given ones, one per column
+/// that had a NULL) and a note per imputed column saying what was done.
+pub fn matrix_with(
+    schema: &Schema,
+    batches: &[RecordBatch],
+    columns: &[String],
+    source: &str,
+    missing: Missing,
+) -> Result<(Array2<f64>, Vec<String>, Vec<String>)> {
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     // Column-major, so each column is written contiguously.
     let mut out = Array2::<f64>::zeros((rows, columns.len()).f());
@@ -74,23 +102,79 @@ pub fn matrix(
                 .expect("a column of a column-major matrix is contiguous");
             for i in 0..values.len() {
                 let v = values.value(i);
-                if values.is_null(i) || v.is_nan() {
+                if (values.is_null(i) || v.is_nan()) && missing == Missing::Refuse {
                     return Err(Error::Input {
                         file: source.into(),
                         message: format!(
                             "row {}: column {name:?} is {}; clustering needs a number in every row \
-                             (choose other --features or fill the column)",
+                             (choose other --features, fill the column, or impute it with \
+                             --missing impute)",
                             row + i + 1,
                             if values.is_null(i) { "NULL" } else { "NaN" }
                         ),
                     });
                 }
-                dest[row + i] = v;
+                dest[row + i] = if values.is_null(i) { f64::NAN } else { v };
             }
             row += b.num_rows();
         }
     }
-    Ok(out)
+    impute(out, columns, source)
+}
+
+/// Fills each column's NaNs with the median of its values and appends a 0/1 indicator
+/// column per column that had any (see [`matrix_with`]).
+fn impute(
+    x: Array2<f64>,
+    columns: &[String],
+    source: &str,
+) -> Result<(Array2<f64>, Vec<String>, Vec<String>)> {
+    let mut names = columns.to_vec();
+    let mut notes = Vec::new();
+    let mut indicators: Vec<ndarray::Array1<f64>> = Vec::new();
+    let mut x = x;
+    for (j, name) in columns.iter().enumerate() {
+        let mut col = x.column_mut(j);
+        let missing = col.iter().filter(|v| v.is_nan()).count();
+        if missing == 0 {
+            continue;
+        }
+        let mut present: Vec<f64> = col.iter().copied().filter(|v| !v.is_nan()).collect();
+        if present.is_empty() {
+            return Err(Error::input(
+                source,
+                format!("column {name:?} has no value at all: nothing to impute it from"),
+            ));
+        }
+        present.sort_by(f64::total_cmp);
+        let n = present.len();
+        let median = if n % 2 == 1 {
+            present[n / 2]
+        } else {
+            (present[n / 2 - 1] + present[n / 2]) / 2.0
+        };
+        indicators.push(col.mapv(|v| if v.is_nan() { 1.0 } else { 0.0 }));
+        col.mapv_inplace(|v| if v.is_nan() { median } else { v });
+        let indicator = format!("{name}_missing");
+        notes.push(format!(
+            "{name}: {missing} NULLs imputed with its median {median}; clustered with the \
+             indicator column {indicator}"
+        ));
+        names.push(indicator);
+    }
+    if indicators.is_empty() {
+        return Ok((x, names, notes));
+    }
+    let views: Vec<ndarray::ArrayView2<f64>> = std::iter::once(x.view())
+        .chain(
+            indicators
+                .iter()
+                .map(|c| c.view().insert_axis(ndarray::Axis(1))),
+        )
+        .collect();
+    let all = ndarray::concatenate(ndarray::Axis(1), &views)
+        .map_err(|e| Error::Internal(format!("indicator columns: {e}")))?;
+    Ok((all, names, notes))
 }
 
 /// How one input column becomes model features (kept in model files, so scoring encodes a
@@ -98,12 +182,12 @@ pub fn matrix(
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Column {
-    /// A numeric column: one feature. NULL reads as 0 (reported).
+    /// A numeric column: one feature; NULL is missing (reported).
     Number { name: String },
-    /// A boolean column: one feature, 1 for true. NULL reads as 0 (reported).
+    /// A boolean column: one feature, 1 for true; NULL is missing (reported).
     Boolean { name: String },
     /// A text column whose every non-blank value is a number (like Telco's TotalCharges):
-    /// one feature; blanks read as 0 (reported).
+    /// one feature; a blank is missing (reported).
     NumberText { name: String },
     /// A text column of categories: one 0/1 feature per level seen in training, named
     /// `column=level`; a level not seen in training sets none of them (reported).
@@ -129,6 +213,22 @@ pub const MAX_LEVELS: usize = 100;
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Encoder {
     pub columns: Vec<Column>,
+    /// What a NULL or blank number becomes (model files of version 1 have no such field:
+    /// they read it as 0).
+    #[serde(default)]
+    pub nulls: Nulls,
+}
+
+/// What a missing number becomes in the feature matrix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Nulls {
+    /// 0, as version 1 model files were trained (a customer with one order then looked like
+    /// one who reorders the same day: the reason this changed).
+    #[default]
+    Zero,
+    /// NaN: missing, for the model to handle (the churn tree learns a side per split).
+    Missing,
 }
 
 fn parse_number(s: &str) -> Option<f64> {
@@ -191,7 +291,11 @@ impl Encoder {
                 }
             }
         }
-        Ok((Encoder { columns }, notes))
+        let encoder = Encoder {
+            columns,
+            nulls: Nulls::Missing,
+        };
+        Ok((encoder, notes))
     }
 
     /// The columns must be usable as read from a model file: named, and a category's levels
@@ -254,11 +358,16 @@ impl Encoder {
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let width = self.feature_names().len();
         let mut out = Array2::<f64>::zeros((rows, width));
+        let missing = match self.nulls {
+            Nulls::Zero => 0.0,
+            Nulls::Missing => f64::NAN,
+        };
         let mut notes = Vec::new();
         let mut at = 0usize;
         for c in &self.columns {
             let idx = schema.index_of(c.name())?;
-            let (mut filled, mut unseen) = (0u64, std::collections::BTreeMap::<String, u64>::new());
+            let (mut missing_values, mut unseen) =
+                (0u64, std::collections::BTreeMap::<String, u64>::new());
             let mut row = 0usize;
             for b in batches {
                 let col = b.column(idx);
@@ -273,7 +382,8 @@ impl Encoder {
                             })?;
                         for i in 0..v.len() {
                             if v.is_null(i) || v.value(i).is_nan() {
-                                filled += 1;
+                                missing_values += 1;
+                                out[[row + i, at]] = missing;
                             } else {
                                 out[[row + i, at]] = v.value(i);
                             }
@@ -284,7 +394,8 @@ impl Encoder {
                         for i in 0..t.len() {
                             let s = if t.is_null(i) { "" } else { t.value(i).trim() };
                             if s.is_empty() {
-                                filled += 1;
+                                missing_values += 1;
+                                out[[row + i, at]] = missing;
                                 continue;
                             }
                             out[[row + i, at]] = parse_number(s).ok_or_else(|| Error::Input {
@@ -309,13 +420,17 @@ impl Encoder {
                 }
                 row += b.num_rows();
             }
-            if filled > 0 {
+            if missing_values > 0 {
                 let what = if matches!(c, Column::NumberText { .. }) {
                     "blanks"
                 } else {
                     "NULLs"
                 };
-                notes.push(format!("{}: {filled} {what} read as 0", c.name()));
+                let how = match self.nulls {
+                    Nulls::Zero => "read as 0",
+                    Nulls::Missing => "left missing",
+                };
+                notes.push(format!("{}: {missing_values} {what} {how}", c.name()));
             }
             if !unseen.is_empty() {
                 let total: u64 = unseen.values().sum();

@@ -437,12 +437,28 @@ impl Page {
         )
         .await?;
         let total = query(ctx, &format!("SELECT count(*) FROM {t}")).await?;
+        // Items by description as well as code: the codes alone say nothing to a reader.
+        let descriptions = if ctx.table_exist(crate::warehouse::tables::DIM_PRODUCT)? {
+            crate::basket::recommend::product_descriptions(ctx).await?
+        } else {
+            Default::default()
+        };
+        let described = |items: &str| {
+            items
+                .split(" | ")
+                .map(|code| match descriptions.get(code) {
+                    Some(d) => format!("{d} ({code})"),
+                    None => code.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
         let rows: Vec<Vec<String>> = rows
             .into_iter()
             .map(|r| {
                 vec![
-                    r[0].clone(),
-                    r[1].clone(),
+                    described(&r[0]),
+                    described(&r[1]),
                     r[2].clone(),
                     percent(&r[3]),
                     format!("{:.3}", num(&r[4])),

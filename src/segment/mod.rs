@@ -10,8 +10,10 @@
 //! - Parameters ([`SegmentParams`], checked into [`ValidSegmentParams`]): method (default
 //!   k-means), k (default auto over 2..=10), features (default [`DEFAULT_FEATURES`]), scaling
 //!   (default log-standard), k-means runs (default 10), seed (default 42), the training
-//!   sample (default none: every row), and for DBSCAN the radius (default 0.5, in the scaled
-//!   space) and core size (default 10).
+//!   sample (default none: every row), what a NULL does (default: refused, naming the row;
+//!   or imputed with the column's median and a 0/1 indicator column clustered beside it,
+//!   said on stderr), and for DBSCAN the radius (default 0.5, in the scaled space) and core
+//!   size (default 10).
 //!
 //! Training on a sample (`--train-sample N`, k-means only): the scaling, the choice of k and
 //! the k-means runs see a seeded uniform sample of N rows; then one pass labels every row
@@ -204,11 +206,15 @@ pub struct SegmentParams {
     /// every row with its nearest centroid. Default: fit on every row.
     #[arg(long, value_name = "N")]
     pub train_sample: Option<usize>,
+    /// A NULL in a clustered column: refuse (an error naming the row), or impute (the
+    /// column's median, and a 0/1 column <name>_missing clustered beside it; said on stderr).
+    #[arg(long, value_enum, default_value_t = SegmentParams::default().missing)]
+    pub missing: bridge::Missing,
 }
 
 impl Default for SegmentParams {
     /// k-means, k auto (2..=10), the [`DEFAULT_FEATURES`], log-standard scaling, 10 runs,
-    /// seed 42; DBSCAN radius 0.5 and core size 10; no training sample.
+    /// seed 42; DBSCAN radius 0.5 and core size 10; no training sample; a NULL refused.
     fn default() -> Self {
         SegmentParams {
             method: Method::Kmeans,
@@ -220,6 +226,7 @@ impl Default for SegmentParams {
             eps: 0.5,
             min_points: 10,
             train_sample: None,
+            missing: bridge::Missing::Refuse,
         }
     }
 }
@@ -597,12 +604,16 @@ pub async fn segment_warehouse(
             .features
             .clone()
             .unwrap_or_else(|| DEFAULT_FEATURES.map(String::from).to_vec());
-        let x = bridge::matrix(
+        let (x, feats, notes) = bridge::matrix_with(
             &mart_schema,
             std::slice::from_ref(&all),
             &feats,
             crate::warehouse::tables::CUSTOMER_FEATURES,
+            p.missing,
         )?;
+        for n in &notes {
+            tracing::warn!("{n}");
+        }
         let fit = fit(&x, params)?;
         let rfm_cols = ["recency_days", "frequency", "monetary"].map(String::from);
         let rfm_x = bridge::matrix(
@@ -709,7 +720,10 @@ pub async fn cluster_file(
         return Err(Error::input(input, "has no numeric columns to cluster"));
     }
     lap("read");
-    let x = bridge::matrix(&schema, &batches, &feats, &source)?;
+    let (x, feats, notes) = bridge::matrix_with(&schema, &batches, &feats, &source, p.missing)?;
+    for n in &notes {
+        tracing::warn!("{n}");
+    }
     lap("matrix");
     let fit = fit(&x, params)?;
     lap("fit");

@@ -573,6 +573,106 @@ fn issue16_bug14_input_replaces_a_path_that_names_an_unset_variable() {
 }
 
 #[test]
+fn issue16_bug16_rules_and_recommendations_name_products_by_description_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = sample_copy(dir.path());
+    ecrm_ok(&wh, &["basket", "recommend", "--top", "2"]);
+    let out = dir.path().join("recs.csv");
+    ecrm_ok(
+        &wh,
+        &["export", "recommendations", "--out", out.to_str().unwrap()],
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "customer_id,email,name,rank,product_id,description,score,rule"
+    );
+    // Each description is the product's own, from dim_product.
+    let first: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let expected = scalar(
+        &wh,
+        &format!(
+            "SELECT description FROM dim_product WHERE product_id = '{}'",
+            first[4]
+        ),
+    );
+    assert_eq!(first[5], expected);
+    // The report's rules read "DESCRIPTION (CODE)".
+    let html_dir = dir.path().join("report");
+    let page = ecrm_ok(&wh, &["report", "--out-dir", html_dir.to_str().unwrap()]);
+    let html = std::fs::read_to_string(page.trim()).unwrap();
+    let rules = html.split("data-table=\"top-rules\"").nth(1).unwrap();
+    let row = rules.split("</tr>").nth(1).unwrap();
+    let code = scalar(
+        &wh,
+        "SELECT consequent FROM basket_rules ORDER BY lift DESC, antecedent, consequent LIMIT 1",
+    );
+    let description = scalar(
+        &wh,
+        &format!("SELECT description FROM dim_product WHERE product_id = '{code}'"),
+    );
+    assert!(row.contains(&format!("{description} ({code})")), "{row}");
+}
+
+#[test]
+fn issue16_bug18_missing_values_are_not_read_as_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = sample_copy(dir.path());
+    // The churn tree keeps one-time buyers' gaps missing and says so; the model file
+    // records where each split sends a missing value.
+    let model = dir.path().join("m.json");
+    let out = ecrm(&wh, &["churn", "train", "--model", model.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("mean_days_between_orders: "), "{err}");
+    assert!(err.contains("NULLs left missing"), "{err}");
+    assert!(!err.contains("read as 0"), "{err}");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    assert_eq!(m["version"], 2);
+    assert_eq!(m["encoder"]["nulls"], "missing");
+    assert!(m["tree"]["nodes"][0].get("missing_left").is_some());
+    // k-means refuses a column with NULLs, naming the row, or imputes it on request with an
+    // indicator column, and says so.
+    let refused = ecrm(
+        &wh,
+        &[
+            "segment",
+            "--features",
+            "recency_days,mean_days_between_orders",
+            "--k",
+            "3",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("is NULL; clustering needs a number in every row"));
+    let out = assert_cmd::Command::cargo_bin("ecrm")
+        .unwrap()
+        .arg("--warehouse")
+        .arg(&wh)
+        .args([
+            "segment",
+            "--features",
+            "recency_days,mean_days_between_orders",
+        ])
+        .args(["--k", "3", "--missing", "impute", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("NULLs imputed with its median")
+            && err.contains("indicator column mean_days_between_orders_missing"),
+        "{err}"
+    );
+    assert!(
+        err.contains("on recency_days, mean_days_between_orders, mean_days_between_orders_missing"),
+        "{err}"
+    );
+}
+
+#[test]
 fn issue16_bug17_the_tests_read_nothing_outside_the_repository() {
     // The peer questions the cluster test asks are a fixture of the repository.
     assert!(repo().join("tests/fixtures/olap_queries.sql").is_file());
