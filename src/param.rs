@@ -409,6 +409,35 @@ mod tests {
         assert_eq!(fields::<P>(), ["a", "b_b"]);
     }
 
+    proptest::proptest! {
+        /// Any text either is a fraction or is refused with a message: never a panic. A
+        /// fraction reads back as itself from its own text.
+        #[test]
+        fn any_text_is_a_fraction_or_an_error(text in "\\PC{0,40}") {
+            if let Ok(f) = text.parse::<Fraction>() {
+                let again: Fraction = f.to_string().parse().unwrap();
+                proptest::prop_assert_eq!(f, again);
+            }
+        }
+
+        /// Decimals written with digits are read exactly: `n / 10^d`.
+        #[test]
+        fn decimals_are_exact(n in 0u64..1_000_000_000, d in 0u32..10) {
+            let text = if d == 0 {
+                n.to_string()
+            } else {
+                let s = format!("{n:0>width$}", width = d as usize + 1);
+                let (int, frac) = s.split_at(s.len() - d as usize);
+                format!("{int}.{frac}")
+            };
+            let f: Fraction = text.parse().unwrap();
+            proptest::prop_assert_eq!(
+                u128::from(f.num) * 10u128.pow(d),
+                u128::from(n) * u128::from(f.den)
+            );
+        }
+    }
+
     /// Regression (issue 16, bugs 6 and 9): dates far in the future overflowed the
     /// timestamp and date arithmetic instead of being the user's error.
     #[test]

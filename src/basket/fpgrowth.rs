@@ -20,6 +20,30 @@
 //! correctness (an item's support is the sum over all its nodes). The top-level items are
 //! mined in parallel. There is never a dense basket × item matrix: memory is the tree, at most
 //! one node per item occurrence, and the itemsets found.
+//!
+//! # Example
+//!
+//! Four baskets; an itemset is frequent in at least half of them (2 of 4):
+//!
+//! ```
+//! use linfa::prelude::*;
+//! use ecrm::basket::{Baskets, FpGrowthParams};
+//! use ecrm::param::Fraction;
+//!
+//! let mut baskets = Baskets::default();
+//! for b in [vec!["bread", "milk"], vec!["bread", "butter", "milk"], vec!["beer", "bread"], vec!["milk"]] {
+//!     baskets.push(b);
+//! }
+//! let sets = FpGrowthParams::new(Fraction { num: 1, den: 2 })
+//!     .check()?
+//!     .fit(&DatasetBase::new(baskets, ()))?;
+//! assert_eq!(sets.min_count(), 2);
+//! let mut found: Vec<(String, u32)> =
+//!     (0..sets.len()).map(|i| (sets.names_of(i).join(" "), sets.count(i))).collect();
+//! found.sort();
+//! assert_eq!(found, [("bread".into(), 3), ("bread milk".into(), 2), ("milk".into(), 3)]);
+//! # Ok::<(), ecrm::Error>(())
+//! ```
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 

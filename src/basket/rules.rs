@@ -15,6 +15,40 @@
 //! count(S) / count(X), lift = confidence / support(Y), leverage = support(S) − support(X) ×
 //! support(Y), conviction = (1 − support(Y)) / (1 − confidence), infinite (None) when the
 //! confidence is 1.
+//!
+//! # Example
+//!
+//! The rules of the four baskets of [`super::fpgrowth`]'s example at a confidence of
+//! exactly 2/3: of the 3 baskets with bread, 2 have milk, so bread ⇒ milk is kept, on the
+//! threshold (in doubles, 2/3 is not 0.667 and a float comparison could lose it).
+//!
+//! ```
+//! use linfa::prelude::*;
+//! use ecrm::basket::{Baskets, FpGrowthParams, RuleParams};
+//! use ecrm::param::Fraction;
+//!
+//! let mut baskets = Baskets::default();
+//! for b in [vec!["bread", "milk"], vec!["bread", "butter", "milk"], vec!["beer", "bread"], vec!["milk"]] {
+//!     baskets.push(b);
+//! }
+//! let sets = FpGrowthParams::new(Fraction { num: 1, den: 2 })
+//!     .check()?
+//!     .fit(&DatasetBase::new(baskets, ()))?;
+//! let rules = RuleParams::default()
+//!     .min_confidence(Fraction { num: 2, den: 3 })
+//!     .check()?
+//!     .rules(&sets)?;
+//! let text: Vec<String> = rules
+//!     .iter()
+//!     .map(|r| {
+//!         let (x, y) = (sets.names_sorted(&r.antecedent), sets.names_sorted(&r.consequent));
+//!         format!("{} => {}", x.join(" | "), y.join(" | "))
+//!     })
+//!     .collect();
+//! assert_eq!(text, ["bread => milk", "milk => bread"]);
+//! assert_eq!(rules[0].confidence(), 2.0 / 3.0);
+//! # Ok::<(), ecrm::Error>(())
+//! ```
 
 use std::cmp::Ordering;
 use std::collections::HashMap;

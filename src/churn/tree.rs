@@ -28,6 +28,29 @@
 //!   size, so a pure 5-row leaf outranks a 500-row leaf at 0.99 (Provost & Domingos, "Tree
 //!   induction for probability-based ranking", Machine Learning 52, 2003, found the
 //!   correction improves ranking). `raw` gives scikit-learn's shares.
+//!
+//! # Example
+//!
+//! Eight customers' months of tenure and whether they churned: the tree finds the cut at
+//! 3.5 months, and a leaf's probability is its Laplace-corrected churn share.
+//!
+//! ```
+//! use linfa::prelude::*;
+//! use ndarray::{array, Array1};
+//! use ecrm::churn::tree::TreeParams;
+//!
+//! let x = array![[1.], [2.], [3.], [3.], [4.], [6.], [8.], [12.]];
+//! let churned = Array1::from(vec![1, 1, 1, 1, 0, 0, 1, 0]);
+//! let tree = TreeParams::default()
+//!     .max_depth(1)
+//!     .check()?
+//!     .fit(&DatasetBase::new(x, churned))?;
+//! assert_eq!(tree.nodes[0].threshold, 3.5);
+//! // The left leaf holds 4 churners of 4: (4 + 1) / (4 + 2).
+//! let p = tree.predict_proba(&array![[2.5]]);
+//! assert_eq!(p[[0, 1]], 5.0 / 6.0);
+//! # Ok::<(), ecrm::Error>(())
+//! ```
 
 use linfa::dataset::DatasetBase;
 use linfa::prelude::*;

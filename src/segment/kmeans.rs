@@ -21,6 +21,28 @@
 //!
 //! linfa-clustering's k-means stays as the reference in the tests: on the same data both reach
 //! the same inertia.
+//!
+//! # Example
+//!
+//! Two groups of customers by (orders, spend in hundreds): k-means with k = 2 puts each
+//! group in its own cluster and reports its centroids and inertia.
+//!
+//! ```
+//! use linfa::prelude::*;
+//! use ndarray::array;
+//! use ecrm::segment::kmeans::KMeansParams;
+//!
+//! let x = array![[1., 1.], [1., 2.], [2., 1.], [9., 9.], [9., 10.], [10., 9.]];
+//! let model = KMeansParams::new(2).seed(7).check()?.fit(&DatasetBase::from(x.clone()))?;
+//! let labels = model.predict(&x);
+//! assert_eq!(labels[0], labels[1]);
+//! assert_eq!(labels[0], labels[2]);
+//! assert_eq!(labels[3], labels[4]);
+//! assert_ne!(labels[0], labels[3]);
+//! // Around the centroid (4/3, 4/3): 2/9 + 5/9 + 5/9 = 4/3 per group.
+//! assert!((model.inertia() - 8.0 / 3.0).abs() < 1e-12);
+//! # Ok::<(), ecrm::Error>(())
+//! ```
 
 use linfa::dataset::DatasetBase;
 use linfa::prelude::*;

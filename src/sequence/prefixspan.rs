@@ -18,6 +18,36 @@
 //! too far from the next event where a later one is not) and for extensions of the last
 //! itemset (which need the last element's event). Extensions are counted once per sequence;
 //! frequent ones are projected and grown in turn.
+//!
+//! # Example
+//!
+//! Three customers' purchases in time order (day, items); a pattern must be in 2 of the 3:
+//!
+//! ```
+//! use linfa::prelude::*;
+//! use ecrm::param::Fraction;
+//! use ecrm::sequence::PrefixSpanParams;
+//! use ecrm::sequence::prefixspan::Sequences;
+//!
+//! let mut seqs = Sequences::default();
+//! seqs.push([(1, vec!["tent"]), (20, vec!["stove", "mat"])]);
+//! seqs.push([(3, vec!["tent"]), (9, vec!["lamp"]), (60, vec!["stove"])]);
+//! seqs.push([(5, vec!["stove"])]);
+//! let patterns = PrefixSpanParams::new(Fraction { num: 2, den: 3 })
+//!     .check()?
+//!     .fit(&DatasetBase::new(seqs.clone(), ()))?;
+//! let mut found: Vec<(String, u32)> =
+//!     (0..patterns.len()).map(|i| (patterns.text(i), patterns.count(i))).collect();
+//! found.sort();
+//! assert_eq!(found, [("stove".into(), 3), ("tent".into(), 2), ("tent -> stove".into(), 2)]);
+//! // Within 30 days, only the first customer bought a stove after the tent.
+//! let close = PrefixSpanParams::new(Fraction { num: 2, den: 3 })
+//!     .max_gap(Some(30))
+//!     .check()?
+//!     .fit(&DatasetBase::new(seqs, ()))?;
+//! assert!((0..close.len()).all(|i| close.text(i) != "tent -> stove"));
+//! # Ok::<(), ecrm::Error>(())
+//! ```
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
