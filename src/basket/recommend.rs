@@ -391,6 +391,40 @@ pub async fn recommend(
 mod tests {
     use super::*;
 
+    /// The key a parameter error names.
+    fn key<T: std::fmt::Debug>(r: Result<T>) -> String {
+        match r {
+            Err(Error::Param { key, .. }) => key,
+            other => panic!("not a parameter error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn recommend_params_are_checked_under_their_keys() {
+        assert!(RecommendParams::default().check().is_ok());
+        let with = |f: fn(&mut RecommendParams)| {
+            let mut p = RecommendParams::default();
+            f(&mut p);
+            p.check()
+        };
+        assert_eq!(key(with(|p| p.top = 0)), "top");
+        assert_eq!(key(with(|p| p.max_len = 0)), "max_len");
+        assert_eq!(
+            key(with(|p| p.min_support = Fraction { num: 0, den: 1 })),
+            "min_support"
+        );
+        assert_eq!(
+            key(with(|p| p.min_confidence = Fraction { num: 3, den: 2 })),
+            "min_confidence"
+        );
+        // Read from a pipeline file, every key has its default and a fraction reads exactly.
+        let p: RecommendParams =
+            toml::from_str("min_support = 0.001\nlevel = \"category\"").unwrap();
+        assert_eq!(p.min_support, Fraction { num: 1, den: 1000 });
+        assert_eq!(p.level, Level::Category);
+        assert_eq!(p.top, RecommendParams::default().top);
+    }
+
     fn rule(x: &[u32], y: u32, count: u32, cx: u32, cy: u32) -> Rule {
         Rule {
             antecedent: x.to_vec(),

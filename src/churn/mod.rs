@@ -846,6 +846,38 @@ fn scores(
 mod tests {
     use super::*;
 
+    /// The key a parameter error names.
+    fn key<T: std::fmt::Debug>(r: Result<T>) -> String {
+        match r {
+            Err(Error::Param { key, .. }) => key,
+            other => panic!("not a parameter error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn churn_train_params_are_checked_under_their_keys() {
+        assert!(ChurnTrainParams::default().check().is_ok());
+        let with = |f: fn(&mut ChurnTrainParams)| {
+            let mut p = ChurnTrainParams::default();
+            f(&mut p);
+            p.check()
+        };
+        assert_eq!(key(with(|p| p.lookback_days = 0)), "lookback_days");
+        assert_eq!(key(with(|p| p.horizon_days = 5000)), "horizon_days");
+        assert_eq!(key(with(|p| p.max_depth = 0)), "max_depth");
+        assert_eq!(key(with(|p| p.min_samples_split = 1)), "min_samples_split");
+        assert_eq!(key(with(|p| p.min_samples_leaf = 0)), "min_samples_leaf");
+        assert_eq!(
+            key(with(|p| p.min_impurity_decrease = -1.0)),
+            "min_impurity_decrease"
+        );
+        assert_eq!(key(with(|p| p.cv = Some(1))), "cv");
+        assert_eq!(key(with(|p| p.train_sample = Some(1))), "train_sample");
+        // The defaults are the tree's own.
+        let d = ChurnTrainParams::default().check().unwrap();
+        assert_eq!(d.tree(), &tree::TreeParams::default().check().unwrap());
+    }
+
     #[test]
     fn folds_and_holdout_keep_the_class_balance() {
         let y: Vec<bool> = (0..100).map(|i| i % 4 == 0).collect(); // 25 positives

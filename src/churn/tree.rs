@@ -960,6 +960,34 @@ mod tests {
         assert_eq!(t.leaves(), 2);
     }
 
+    /// Issue 16, bugs 5 and 13: a tree read from a file is checked before it is walked.
+    #[test]
+    fn a_damaged_tree_is_refused_before_it_is_walked() {
+        let (x, y) = noisy_rule(300, 3);
+        let t = fit(&x, &y, TreeParams::default());
+        assert_eq!(t.check(), Ok(()));
+        let broken = |f: fn(&mut FittedTree)| {
+            let mut b = t.clone();
+            f(&mut b);
+            b.check().unwrap_err()
+        };
+        assert!(broken(|b| b.nodes.clear()).contains("empty"));
+        assert!(broken(|b| b.nodes[0].feature = Some(9)).contains("9 is not a feature"));
+        assert!(broken(|b| b.nodes[0].left = 0).contains("0 is not a node after 0"));
+        assert!(broken(|b| b.nodes[0].right = 10_000).contains("10000 is not a node after 0"));
+        assert!(broken(|b| b.nodes[0].threshold = f64::NAN).contains("is not a number"));
+        assert!(broken(|b| b.nodes[1].counts.push(1)).contains("classes"));
+        // Parameters read from a file are checked as given ones are.
+        let mut json = serde_json::to_value(TreeParams::default().check().unwrap()).unwrap();
+        json["max_bins"] = 1000.into();
+        let e = serde_json::from_value::<ValidTreeParams>(json).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("params.max_bins: 1000 is out of range"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn balanced_weights_raise_the_minority_probability() {
         let x = Array2::from_shape_vec((10, 1), (0..10).map(f64::from).collect()).unwrap();

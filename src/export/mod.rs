@@ -592,3 +592,66 @@ pub async fn export(
     files::write_batches_file(&p.to.out, p.format, &out_schema, &kept)?;
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key a parameter error names.
+    fn key<T: std::fmt::Debug>(r: Result<T>) -> String {
+        match r {
+            Err(Error::Param { key, .. }) => key,
+            other => panic!("not a parameter error: {other:?}"),
+        }
+    }
+
+    fn params(selection: Selection) -> ExportParams {
+        ExportParams {
+            selection,
+            to: Destination {
+                out: "calls.parquet".into(),
+                format: None,
+                require_consent: None,
+                suppress: None,
+                columns: None,
+            },
+        }
+    }
+
+    #[test]
+    fn export_params_are_checked_and_the_format_follows_the_file() {
+        let churn = |p: Option<f64>| {
+            Selection::Churn(ChurnSelection {
+                min_probability: p,
+                ..ChurnSelection::default()
+            })
+        };
+        let ok = params(churn(Some(0.5))).check().unwrap();
+        assert_eq!(ok.format, FileFormat::Parquet);
+        assert_eq!(key(params(churn(Some(7.0))).check()), "min_probability");
+        let mut p = params(churn(None));
+        p.to.suppress = Some("/no/such/suppression/list".into());
+        assert_eq!(key(p.check()), "suppress");
+        let mut p = params(churn(None));
+        p.to.columns = Some(vec![]);
+        assert_eq!(key(p.check()), "columns");
+        // The target may change (a pipeline's `{as_of}`); the checked format stays.
+        let moved = ok.with_out("x.csv".into());
+        assert_eq!(
+            (moved.out(), moved.format),
+            (Path::new("x.csv"), FileFormat::Parquet)
+        );
+    }
+
+    #[test]
+    fn suppression_matches_ids_and_case_insensitive_emails() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.txt");
+        std::fs::write(&f, "\u{feff}c1\n\n  Ann@Example.com \n").unwrap();
+        let s = Suppression::read(&f).unwrap();
+        assert!(s.contains("c1", None));
+        assert!(s.contains(" c1 ", None));
+        assert!(s.contains("c9", Some("ann@example.COM")));
+        assert!(!s.contains("c9", Some("bob@example.com")));
+    }
+}

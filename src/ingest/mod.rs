@@ -860,6 +860,24 @@ pub fn empty_good(source: &Source) -> Result<DataFrame> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_reject_rate_is_a_share() {
+        let p = |r: Option<f64>| IngestParams {
+            contract: "c.toml".into(),
+            max_reject_rate: r,
+        };
+        assert!(p(None).check().is_ok());
+        assert!(p(Some(0.0)).check().is_ok());
+        assert!(p(Some(1.0)).check().is_ok());
+        match p(Some(5.0)).check() {
+            Err(Error::Param { key, message }) => {
+                assert_eq!(key, "max_reject_rate");
+                assert_eq!(message, "5 is not between 0 and 1");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     const CONTRACT: &str = r#"
 [sources.tx]
 entity = "order_line"

@@ -1363,6 +1363,171 @@ impl Cube {
 mod tests {
     use super::*;
 
+    const MODEL: &str = r#"
+fact = "fact_sales"
+[joins.customer]
+table = "dim_customer"
+on = { customer_key = "customer_key" }
+[joins.calendar]
+table = "dim_date"
+on = { date_key = "date_key" }
+[measures.revenue]
+aggregate = "sum"
+expr = "fact.revenue"
+[measures.orders]
+aggregate = "count_distinct"
+expr = "fact.invoice_no"
+[measures.aov]
+formula = "revenue / orders"
+[dimensions.customer]
+hierarchy = ["country", "city"]
+[dimensions.customer.levels.country]
+expr = "customer.country"
+[dimensions.customer.levels.city]
+expr = "customer.city"
+[dimensions.calendar]
+time = true
+hierarchy = ["year", "month"]
+[dimensions.calendar.levels.year]
+expr = "calendar.year"
+period = "calendar.year"
+periods_per_year = 1
+[dimensions.calendar.levels.month]
+expr = "calendar.month"
+period = "calendar.year * 12 + calendar.month"
+periods_per_year = 12
+"#;
+
+    fn parse(text: &str) -> Result<Cube> {
+        Cube::parse(Path::new("cubes/sales.toml"), text)
+    }
+
+    /// The model with `from` replaced by `to`, which must be in it.
+    fn edited(from: &str, to: &str) -> String {
+        assert!(MODEL.contains(from), "{from}");
+        MODEL.replacen(from, to, 1)
+    }
+
+    fn error(text: &str) -> String {
+        match parse(text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_model_is_checked_before_any_data() {
+        let c = parse(MODEL).unwrap();
+        assert_eq!(c.name, "sales");
+        assert_eq!(c.levels["month"].depth, Some(1));
+        assert_eq!(c.levels["month"].period.as_ref().unwrap().1, 12);
+        for (text, expected) in [
+            (
+                edited("expr = \"customer.city\"", "expr = \"client.city\""),
+                "dimensions.customer.levels.city: \"client\" in \"client.city\" is neither \"fact\" nor a join",
+            ),
+            (
+                edited("formula = \"revenue / orders\"", "formula = \"aov * 2\""),
+                "measures.aov.formula: the formulas loop: aov → aov",
+            ),
+            (
+                edited(
+                    "aggregate = \"sum\"\nexpr = \"fact.revenue\"",
+                    "expr = \"fact.revenue\"",
+                ),
+                "measures.revenue: the measure has no aggregate",
+            ),
+            (
+                edited(
+                    "hierarchy = [\"year\", \"month\"]",
+                    "hierarchy = [\"year\", \"city\"]",
+                ),
+                "level \"city\" belongs to dimension \"customer\"",
+            ),
+            (
+                edited(
+                    "[dimensions.customer.levels.city]",
+                    "[dimensions.customer.levels.year]",
+                ),
+                "level \"year\" is also in dimension",
+            ),
+            (edited("periods_per_year = 1\n", ""), "give both period"),
+            (
+                edited("[joins.calendar]", "[joins.calendar]\nfrom = \"nowhere\""),
+                "joins.calendar.from: no join named \"nowhere\"",
+            ),
+        ] {
+            let e = error(&text);
+            assert!(e.contains(expected), "{e}");
+        }
+    }
+
+    #[test]
+    fn questions_are_checked_against_the_model() {
+        let c = parse(MODEL).unwrap();
+        let none = BTreeSet::new();
+        let q = |rows: &[&str]| CubeQuery {
+            rows: rows.iter().map(|r| r.to_string()).collect(),
+            measures: vec!["revenue".into()],
+            ..Default::default()
+        };
+        // Drilling inserts the next level of the hierarchy.
+        let mut drill = q(&["year", "country"]);
+        drill.drill = Some("year".into());
+        assert_eq!(
+            c.check_query(&drill, &none).unwrap(),
+            ["year", "month", "country"]
+        );
+        let key = |e: Error| match e {
+            Error::Param { key, .. } => key,
+            other => panic!("{other}"),
+        };
+        let mut finest = q(&["month"]);
+        finest.drill = Some("month".into());
+        assert_eq!(key(c.check_query(&finest, &none).unwrap_err()), "drill");
+        assert_eq!(
+            key(c.check_query(&q(&["colour"]), &none).unwrap_err()),
+            "rows"
+        );
+        let mut twice = q(&["year"]);
+        twice.cols = Some("year".into());
+        assert_eq!(key(c.check_query(&twice, &none).unwrap_err()), "cols");
+        let mut mom = q(&["year"]);
+        mom.compare = Some(Compare::Mom);
+        assert!(
+            c.check_query(&mom, &none)
+                .unwrap_err()
+                .to_string()
+                .contains("mom compares months")
+        );
+        let mut pivot = q(&["year"]);
+        pivot.pivot = true;
+        assert_eq!(key(c.check_query(&pivot, &none).unwrap_err()), "pivot");
+        // A question that needs an absent optional join says which table to build.
+        let missing = BTreeSet::from(["customer".to_string()]);
+        let e = c
+            .check_query(&q(&["country"]), &missing)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("needs table \"dim_customer\" (join customer)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn formulas_expand_into_their_measures_sql() {
+        let c = parse(MODEL).unwrap();
+        assert_eq!(
+            c.measure_sql("aov", None),
+            "(SUM(fact.revenue)) / (COUNT(DISTINCT fact.invoice_no))"
+        );
+        assert_eq!(
+            c.measure_sql("revenue", Some("fact.x = 1")),
+            "SUM(CASE WHEN (fact.x = 1) THEN fact.revenue END)"
+        );
+    }
+
     #[test]
     fn aliases_ignore_literals_and_numbers() {
         let a = aliases_in("CASE WHEN customer.country = 'x.y' THEN fact.revenue * 1.5 END");

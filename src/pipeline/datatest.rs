@@ -339,3 +339,68 @@ fn examples(batches: &[datafusion::arrow::array::RecordBatch]) -> Result<Vec<Str
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> std::result::Result<DataTest, String> {
+        let spec: TestSpec = toml::from_str(text).map_err(|e| e.to_string())?;
+        let (a, b) = ("segments".to_string(), "profiles".to_string());
+        DataTest::check(spec, &[&a, &b], &|m| Error::Internal(m)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_test_is_parsed_into_its_checks() {
+        let t = check(
+            "not_null = [\"id\"]\nunique = [\"a, b\"]\naccepted_values = { kind = [\"x\", 1, true] }\n\
+             relationships = { id = \"dim.id\" }\nrows = { min = 1 }\nexpect = [\"a > 0\"]\nseverity = \"warn\"",
+        )
+        .unwrap();
+        assert_eq!(t.table, "segments", "the stage's first table by default");
+        assert_eq!(t.severity, Severity::Warn);
+        assert_eq!(
+            t.checks,
+            [
+                Check::NotNull("id".into()),
+                Check::Unique(vec!["a".into(), "b".into()]),
+                Check::AcceptedValues("kind".into(), vec!["x".into(), "1".into(), "true".into()]),
+                Check::Relationship {
+                    column: "id".into(),
+                    table: "dim".into(),
+                    to: "id".into()
+                },
+                Check::Rows(RowBounds {
+                    min: Some(1),
+                    max: None
+                }),
+                Check::Expect("a > 0".into()),
+            ]
+        );
+        assert_eq!(t.references().collect::<Vec<_>>(), ["dim"]);
+    }
+
+    #[test]
+    fn a_wrong_test_says_what_is_wrong() {
+        for (text, expected) in [
+            (
+                "table = \"other\"\nnot_null = [\"x\"]",
+                "table other is not written by this stage",
+            ),
+            ("unique = [\"a,\"]", "has an empty column name"),
+            ("accepted_values = { k = [] }", "the list is empty"),
+            (
+                "accepted_values = { k = [1.5] }",
+                "is not text, a whole number or a boolean",
+            ),
+            ("relationships = { id = \"dim\" }", "is not TABLE.COLUMN"),
+            ("rows = { min = 5, max = 1 }", "min 5 is above max 1"),
+            ("rows = {}", "give min, max or both"),
+            ("expect = [\"x > 0 LIMIT 1\"]", "is not a SQL condition"),
+            ("description = \"nothing\"", "checks nothing"),
+        ] {
+            let e = check(text).unwrap_err();
+            assert!(e.contains(expected), "{text}: {e}");
+        }
+    }
+}

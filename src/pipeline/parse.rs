@@ -646,3 +646,79 @@ fn check_sql(at: &At<'_>, sql: &str, inputs: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> std::result::Result<super::Pipeline, String> {
+        super::pipeline(Path::new("p.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_stage_reads_its_parameter_types_and_no_other_keys() {
+        let external = "external = [\"customer_features\", \"fact_sales\", \"dim_product\", \"dim_customer\"]\n";
+        let p = parse(&format!(
+            "{external}[stages.s]\nkind = \"segment\"\nk = 4\nscale = \"standard\"\n"
+        ))
+        .unwrap();
+        let super::Action::Segment(v) = &p.stages[0].action else {
+            panic!("a segment stage")
+        };
+        assert_eq!(v.params().k, Some(crate::segment::K::Fixed(4)));
+        // An unknown key lists every key the kind has.
+        let e = parse("[stages.s]\nkind = \"segment\"\nkk = 4\n").unwrap_err();
+        assert!(
+            e.contains(
+                "stages.s.kk (stage at line 1): unknown field `kk`, expected one of `method`,"
+            ),
+            "{e}"
+        );
+        // A churn-train stage: its own `model` and two parameter types' keys.
+        let p = parse(&format!(
+            "{external}[stages.t]\nkind = \"churn-train\"\nmodel = \"m\"\nmax_depth = 3\nhorizon_days = 30\n"
+        ))
+        .unwrap();
+        let super::Action::ChurnTrain { model, params } = &p.stages[0].action else {
+            panic!("a churn-train stage")
+        };
+        assert_eq!(model, "m");
+        assert_eq!(
+            (params.tree().max_depth(), params.window().horizon_days),
+            (3, 30)
+        );
+        let e = parse("[stages.t]\nkind = \"churn-train\"\nmax_depth = 3\n").unwrap_err();
+        assert!(
+            e.contains("stages.t.model (stage at line 1): missing"),
+            "{e}"
+        );
+        // A parameter that a check refuses is named as the stage's key.
+        let e = parse("[stages.t]\nkind = \"churn-train\"\nmodel = \"m\"\ncv = 1\n").unwrap_err();
+        assert!(
+            e.contains("stages.t.cv (stage at line 1): 1 is out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_export_takes_the_keys_of_what_it_exports() {
+        let base = "[stages.x]\nkind = \"export\"\nout = \"x.csv\"\n";
+        let p = parse(&format!(
+            "external = [\"churn_scores\", \"dim_customer\"]\n{base}what = \"churn\"\ntop = 5\n"
+        ))
+        .unwrap();
+        assert_eq!(p.stages[0].outputs, ["file:x.csv"]);
+        let e = parse(&format!("{base}what = \"churn\"\nmax_rank = 1\n")).unwrap_err();
+        assert!(
+            e.contains("stages.x.max_rank (stage at line 1): does not apply to what = \"churn\""),
+            "{e}"
+        );
+        let e = parse(&format!("{base}what = \"segment\"\n")).unwrap_err();
+        assert!(
+            e.contains("stages.x.segment (stage at line 1): missing"),
+            "{e}"
+        );
+        let e = parse(&format!("{base}what = \"churn\"\ncolour = 1\n")).unwrap_err();
+        assert!(e.contains("unknown field `colour`"), "{e}");
+    }
+}

@@ -744,3 +744,66 @@ pub async fn cluster_file(
         fit,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key a parameter error names.
+    fn key<T: std::fmt::Debug>(r: Result<T>) -> String {
+        match r {
+            Err(Error::Param { key, .. }) => key,
+            other => panic!("not a parameter error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn segment_params_are_checked_under_their_keys() {
+        let p = SegmentParams::default;
+        assert!(p().check().is_ok());
+        let with = |f: fn(&mut SegmentParams)| {
+            let mut x = p();
+            f(&mut x);
+            x.check()
+        };
+        assert_eq!(key(with(|x| x.k = Some(K::Fixed(1)))), "k");
+        assert_eq!(key(with(|x| x.k = Some(K::Auto { min: 5, max: 3 }))), "k");
+        assert_eq!(
+            key(with(|x| {
+                x.method = Method::Rfm;
+                x.k = Some(K::Fixed(3));
+            })),
+            "k"
+        );
+        assert_eq!(key(with(|x| x.features = Some(vec![]))), "features");
+        assert_eq!(key(with(|x| x.n_init = 0)), "n_init");
+        assert_eq!(key(with(|x| x.eps = f64::NAN)), "eps");
+        assert_eq!(key(with(|x| x.min_points = 0)), "min_points");
+        assert_eq!(key(with(|x| x.train_sample = Some(3))), "train_sample");
+        assert_eq!(
+            key(with(|x| {
+                x.method = Method::Dbscan;
+                x.train_sample = Some(100);
+            })),
+            "train_sample"
+        );
+    }
+
+    #[test]
+    fn k_reads_numbers_and_auto_from_a_pipeline_file() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            k: K,
+        }
+        let k = |text: &str| toml::from_str::<T>(text).map(|t| t.k);
+        assert_eq!(k("k = 4").unwrap(), K::Fixed(4));
+        assert_eq!(k("k = \"auto\"").unwrap(), K::AUTO);
+        assert_eq!(k("k = \"auto:3-6\"").unwrap(), K::Auto { min: 3, max: 6 });
+        let e = k("k = 4.5").unwrap_err();
+        assert!(
+            e.message().contains("4.5 is not a number or \"auto\""),
+            "{e}"
+        );
+        assert!(k("k = -3").is_err());
+    }
+}

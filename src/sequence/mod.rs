@@ -412,3 +412,33 @@ pub fn patterns_batch(p: &Patterns) -> Result<(SchemaRef, RecordBatch)> {
     )?;
     Ok((schema, batch))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key a parameter error names.
+    fn key<T: std::fmt::Debug>(r: Result<T>) -> String {
+        match r {
+            Err(Error::Param { key, .. }) => key,
+            other => panic!("not a parameter error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sequence_params_need_a_support_and_check_the_rest() {
+        assert_eq!(key(SequenceParams::default().check()), "min_support");
+        let with = |f: fn(&mut SequenceParams)| {
+            let mut p = SequenceParams {
+                min_support: Some(Fraction { num: 1, den: 100 }),
+                ..SequenceParams::default()
+            };
+            f(&mut p);
+            p.check()
+        };
+        assert!(with(|_| {}).is_ok());
+        assert_eq!(key(with(|p| p.max_len = Some(0))), "max_len");
+        assert_eq!(key(with(|p| p.max_gap_days = Some(-1))), "max_gap_days");
+        assert_eq!(key(with(|p| p.max_patterns = 0)), "max_patterns");
+    }
+}
