@@ -17,7 +17,7 @@
 
 use polars::prelude::*;
 
-use super::contract::{Case, ColumnType, Entity, NegativeQuantity, Source};
+use super::contract::{Case, ColumnSpec, ColumnType, Entity, NegativeQuantity, Source};
 use super::reasons::Reason;
 use crate::error::Result;
 
@@ -68,13 +68,59 @@ pub struct Cleansed {
     pub bad: DataFrame,
 }
 
-/// Cleanses one chunk.
+/// A rule: the reason code, when a row breaks it, and the detail a reject carries.
+struct Check {
+    reason: Reason,
+    broken: Expr,
+    detail: Expr,
+}
+
+/// `NAME 'raw value' WHAT`: the detail of a reject about one column's raw value.
+fn detail(name: &str, value: Expr, what: String) -> Expr {
+    concat_str(
+        [
+            lit(format!("{name} ")),
+            quoted(value),
+            lit(format!(" {what}")),
+        ],
+        "",
+        false,
+    )
+}
+
+/// Cleanses one chunk (see the module doc): normalise the text, parse the types, check the
+/// rules and relationships, then split the rows into good ones and reason-coded rejects.
 pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cleansed> {
     // Sources without byte ranges (Parquet) carry each row's raw text along.
     let has_raw = chunk.column("__raw").is_ok();
-    let mut lf = chunk.lazy();
+    let (typed, parse_failures) = parsed(source);
+    let lf = chunk
+        .lazy()
+        .with_columns(normalised(source))
+        .with_columns(typed);
+    let mut checks = rules(source, parse_failures);
+    let derived = order_line_flags(source, &mut checks);
+    checks.extend(relationships(source, known));
 
-    // 1. Keep the raw text for details, trim, null tokens, id normalisation.
+    // The number of the first broken check per row: cheap to compute on every row. Reason
+    // codes and details (string building) are computed for the rejected rows only.
+    let mut first = lit(NULL).cast(DataType::Int32);
+    for (i, c) in checks.iter().enumerate().rev() {
+        // A null condition (a comparison on a null value) is "rule not broken".
+        first = when(c.broken.clone().fill_null(lit(false)))
+            .then(lit(i as u32).cast(DataType::Int32))
+            .otherwise(first);
+    }
+    let all = lf.with_column(first.alias("__check")).collect()?;
+    let is_bad = all.column("__check")?.is_not_null();
+    let bad = rejects(all.filter(&is_bad)?, checks, has_raw)?;
+    let good = good_rows(all.filter(&!&is_bad)?, source, derived, has_raw)?;
+    Ok(Cleansed { good, bad })
+}
+
+/// Step 1: every value trimmed, null tokens as nulls, ids case-normalised (and `17850.0`
+/// as `17850` when asked); the raw text kept as `__raw_NAME` for details.
+fn normalised(source: &Source) -> Vec<Expr> {
     let mut text = Vec::new();
     for (name, ty, spec) in &source.columns {
         let trimmed = col(name.as_str()).str().strip_chars(lit(NULL));
@@ -94,72 +140,18 @@ pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cl
         text.push(col(name.as_str()).alias(raw(name)));
         text.push(v.alias(name.as_str()));
     }
-    lf = lf.with_columns(text);
+    text
+}
 
-    // 2. Parse types; remember how to detect a value that did not parse.
+/// Step 2: each typed column parsed into `__parsed_NAME`, and the check that a value was
+/// present but did not parse (never a silent null).
+fn parsed(source: &Source) -> (Vec<Expr>, Vec<Check>) {
     let mut typed = Vec::new();
-    let mut parse_failures: Vec<(Reason, Expr, Expr)> = Vec::new();
+    let mut failures = Vec::new();
     for (name, ty, spec) in &source.columns {
         let v = col(name.as_str());
-        let present = v.clone().is_not_null();
-        let parsed = match ty {
-            ColumnType::Text | ColumnType::Id => continue,
-            ColumnType::Int => v.clone().cast(DataType::Int64),
-            ColumnType::Money => {
-                let well_formed = v
-                    .clone()
-                    .str()
-                    .contains(lit(r"^[+-]?([0-9]+\.?[0-9]{0,3}|\.[0-9]{1,3})$"), true);
-                when(well_formed)
-                    .then(v.clone().cast(MONEY))
-                    .otherwise(lit(NULL).cast(MONEY))
-            }
-            ColumnType::Date | ColumnType::Timestamp => {
-                let tries: Vec<Expr> = spec
-                    .formats
-                    .iter()
-                    .map(|f| {
-                        let opts = StrptimeOptions {
-                            format: Some(f.as_str().into()),
-                            strict: false,
-                            exact: true,
-                            cache: true,
-                        };
-                        if *ty == ColumnType::Date {
-                            v.clone().str().to_date(opts)
-                        } else {
-                            v.clone().str().to_datetime(
-                                Some(TimeUnit::Microseconds),
-                                None,
-                                opts,
-                                lit("raise"),
-                            )
-                        }
-                    })
-                    .collect();
-                coalesce(&tries)
-            }
-            ColumnType::Bool => {
-                let lower = v.clone().str().to_lowercase();
-                let trues = spec
-                    .true_values
-                    .clone()
-                    .unwrap_or_else(|| TRUE_VALUES.map(String::from).to_vec());
-                let falses = spec
-                    .false_values
-                    .clone()
-                    .unwrap_or_else(|| FALSE_VALUES.map(String::from).to_vec());
-                let lc = |vals: Vec<String>| {
-                    vals.into_iter()
-                        .map(|s| s.to_lowercase())
-                        .collect::<Vec<_>>()
-                };
-                when(any_of(&lower, &lc(trues)))
-                    .then(lit(true))
-                    .when(any_of(&lower, &lc(falses)))
-                    .then(lit(false))
-                    .otherwise(lit(NULL).cast(DataType::Boolean))
-            }
+        let Some(parsed) = parse(*ty, spec, v.clone()) else {
+            continue;
         };
         let (reason, what) = match ty {
             ColumnType::Int => (Reason::BadNumber, "is not an integer"),
@@ -173,121 +165,148 @@ pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cl
         };
         let tmp = format!("__parsed_{name}");
         typed.push(parsed.alias(tmp.as_str()));
-        parse_failures.push((
+        failures.push(Check {
             reason,
-            present.and(col(tmp.as_str()).is_null()),
-            concat_str(
-                [
-                    lit(format!("{name} ")),
-                    quoted(col(raw(name).as_str())),
-                    lit(format!(" {what}")),
-                ],
-                "",
-                false,
-            ),
-        ));
+            broken: v.is_not_null().and(col(tmp.as_str()).is_null()),
+            detail: detail(name, col(raw(name).as_str()), what.into()),
+        });
     }
-    lf = lf.with_columns(typed);
-    let parsed_cols: Vec<Expr> = source
+    (typed, failures)
+}
+
+/// A text value parsed as `ty` (None for text and ids, which stay text).
+fn parse(ty: ColumnType, spec: &ColumnSpec, v: Expr) -> Option<Expr> {
+    Some(match ty {
+        ColumnType::Text | ColumnType::Id => return None,
+        ColumnType::Int => v.cast(DataType::Int64),
+        ColumnType::Money => {
+            // At most 3 decimals, checked before the cast: no value is ever rounded.
+            let well_formed = v
+                .clone()
+                .str()
+                .contains(lit(r"^[+-]?([0-9]+\.?[0-9]{0,3}|\.[0-9]{1,3})$"), true);
+            when(well_formed)
+                .then(v.cast(MONEY))
+                .otherwise(lit(NULL).cast(MONEY))
+        }
+        ColumnType::Date | ColumnType::Timestamp => {
+            let tries: Vec<Expr> = spec
+                .formats
+                .iter()
+                .map(|f| {
+                    let opts = StrptimeOptions {
+                        format: Some(f.as_str().into()),
+                        strict: false,
+                        exact: true,
+                        cache: true,
+                    };
+                    if ty == ColumnType::Date {
+                        v.clone().str().to_date(opts)
+                    } else {
+                        v.clone().str().to_datetime(
+                            Some(TimeUnit::Microseconds),
+                            None,
+                            opts,
+                            lit("raise"),
+                        )
+                    }
+                })
+                .collect();
+            coalesce(&tries)
+        }
+        ColumnType::Bool => {
+            let lower = v.str().to_lowercase();
+            let spellings = |given: &Option<Vec<String>>, default: [&str; 4]| {
+                given
+                    .clone()
+                    .unwrap_or_else(|| default.map(String::from).to_vec())
+                    .into_iter()
+                    .map(|s| s.to_lowercase())
+                    .collect::<Vec<_>>()
+            };
+            when(any_of(&lower, &spellings(&spec.true_values, TRUE_VALUES)))
+                .then(lit(true))
+                .when(any_of(&lower, &spellings(&spec.false_values, FALSE_VALUES)))
+                .then(lit(false))
+                .otherwise(lit(NULL).cast(DataType::Boolean))
+        }
+    })
+}
+
+/// A column's value for rules: parsed when it is typed, else the (normalised) text.
+fn value(source: &Source, name: &str) -> Expr {
+    let typed = source
         .columns
         .iter()
-        .filter(|(_, ty, _)| !matches!(ty, ColumnType::Text | ColumnType::Id))
-        .map(|(name, _, _)| col(format!("__parsed_{name}").as_str()).alias(name.as_str()))
-        .collect();
+        .any(|(n, ty, _)| n == name && !matches!(ty, ColumnType::Text | ColumnType::Id));
+    if typed {
+        col(format!("__parsed_{name}").as_str())
+    } else {
+        col(name)
+    }
+}
 
-    // 3. Rules, in the order of `Reason`.
-    let mut checks: Vec<(Reason, Expr, Expr)> = Vec::new();
+/// Step 3: the contract's rules, in the order of [`Reason`] (missing values, the parse
+/// failures, ranges, accepted values, patterns).
+fn rules(source: &Source, mut parse_failures: Vec<Check>) -> Vec<Check> {
+    let mut checks: Vec<Check> = Vec::new();
     for name in &source.rules.not_null {
-        checks.push((
-            Reason::MissingValue,
-            col(name.as_str()).is_null(),
-            lit(format!("{name} is empty")),
-        ));
+        checks.push(Check {
+            reason: Reason::MissingValue,
+            broken: col(name.as_str()).is_null(),
+            detail: lit(format!("{name} is empty")),
+        });
     }
     // Parse failures sorted by reason (bad_number, bad_date, bad_boolean), stable per column.
-    parse_failures.sort_by_key(|(r, _, _)| *r);
+    parse_failures.sort_by_key(|c| c.reason);
     checks.extend(parse_failures);
-    let p = |name: &str| {
-        if source
-            .columns
-            .iter()
-            .any(|(n, ty, _)| n == name && !matches!(ty, ColumnType::Text | ColumnType::Id))
-        {
-            col(format!("__parsed_{name}").as_str())
-        } else {
-            col(name)
-        }
-    };
     for (name, r) in &source.rules.range {
-        let v = p(name).cast(DataType::Float64);
+        let v = value(source, name).cast(DataType::Float64);
+        let raw_value = || col(raw(name).as_str());
         if let Some(min) = r.min {
-            checks.push((
-                Reason::OutOfRange,
-                v.clone().lt(lit(min)),
-                concat_str(
-                    [
-                        lit(format!("{name} ")),
-                        quoted(col(raw(name).as_str())),
-                        lit(format!(" is below the minimum {min}")),
-                    ],
-                    "",
-                    false,
-                ),
-            ));
+            checks.push(Check {
+                reason: Reason::OutOfRange,
+                broken: v.clone().lt(lit(min)),
+                detail: detail(name, raw_value(), format!("is below the minimum {min}")),
+            });
         }
         if let Some(max) = r.max {
-            checks.push((
-                Reason::OutOfRange,
-                v.gt(lit(max)),
-                concat_str(
-                    [
-                        lit(format!("{name} ")),
-                        quoted(col(raw(name).as_str())),
-                        lit(format!(" is above the maximum {max}")),
-                    ],
-                    "",
-                    false,
-                ),
-            ));
+            checks.push(Check {
+                reason: Reason::OutOfRange,
+                broken: v.gt(lit(max)),
+                detail: detail(name, raw_value(), format!("is above the maximum {max}")),
+            });
         }
     }
     for (name, values) in &source.rules.accepted_values {
         let v = col(name.as_str());
-        checks.push((
-            Reason::NotAccepted,
-            v.clone().is_not_null().and(any_of(&v, values).not()),
-            concat_str(
-                [
-                    lit(format!("{name} ")),
-                    quoted(v),
-                    lit(format!(" is not one of {}", values.join(", "))),
-                ],
-                "",
-                false,
-            ),
-        ));
+        checks.push(Check {
+            reason: Reason::NotAccepted,
+            broken: v.clone().is_not_null().and(any_of(&v, values).not()),
+            detail: detail(name, v, format!("is not one of {}", values.join(", "))),
+        });
     }
     for (name, pat) in &source.rules.pattern {
         let v = col(name.as_str());
-        checks.push((
-            Reason::PatternMismatch,
-            v.clone()
+        checks.push(Check {
+            reason: Reason::PatternMismatch,
+            broken: v
+                .clone()
                 .is_not_null()
                 .and(v.clone().str().contains(lit(pat.as_str()), true).not()),
-            concat_str(
-                [
-                    lit(format!("{name} ")),
-                    quoted(v),
-                    lit(format!(" does not match {pat}")),
-                ],
-                "",
-                false,
-            ),
-        ));
+            detail: detail(name, v, format!("does not match {pat}")),
+        });
     }
+    checks
+}
+
+/// Order lines: the quantity checks (zero; negative outside a cancellation, when the
+/// contract rejects those) and the `is_return` and `is_service` flags; products: the
+/// service flag by code. Returns the flags' expressions.
+fn order_line_flags(source: &Source, checks: &mut Vec<Check>) -> Vec<Expr> {
     let mut derived = Vec::new();
     if source.entity == Entity::OrderLine {
-        let qty = p("quantity");
+        let qty = value(source, "quantity");
         let cancel = match &source.cancellation_prefix {
             Some(prefix) => col("invoice_no")
                 .str()
@@ -295,125 +314,104 @@ pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cl
                 .fill_null(lit(false)),
             None => lit(false),
         };
-        checks.push((
-            Reason::ZeroQuantity,
-            qty.clone().eq(lit(0i64)),
-            lit("quantity is 0"),
-        ));
-        let negative = qty.clone().lt(lit(0i64));
+        checks.push(Check {
+            reason: Reason::ZeroQuantity,
+            broken: qty.clone().eq(lit(0i64)),
+            detail: lit("quantity is 0"),
+        });
+        let negative = qty.lt(lit(0i64));
         let is_return = match source.negative_quantity {
             NegativeQuantity::Reject => {
-                checks.push((
-                    Reason::StockAdjustment,
-                    negative.clone().and(cancel.clone().not()),
-                    concat_str(
-                        [
-                            lit("quantity "),
-                            quoted(col(raw("quantity").as_str())),
-                            lit(" is negative outside a cancellation invoice"),
-                        ],
-                        "",
-                        false,
+                checks.push(Check {
+                    reason: Reason::StockAdjustment,
+                    broken: negative.and(cancel.clone().not()),
+                    detail: detail(
+                        "quantity",
+                        col(raw("quantity").as_str()),
+                        "is negative outside a cancellation invoice".into(),
                     ),
-                ));
+                });
                 cancel
             }
             NegativeQuantity::Return => cancel.or(negative),
         };
         derived.push(is_return.alias("is_return"));
-        let service = match &source.service_code_pattern {
-            Some(pat) => col("product_id")
-                .str()
-                .contains(lit(pat.as_str()), true)
-                .fill_null(lit(false)),
-            None => lit(false),
-        };
-        derived.push(service.alias("is_service"));
+        derived.push(service_by_code(source).alias("is_service"));
     }
-    if source.entity == Entity::Product
-        && let Some(pat) = &source.service_code_pattern
-    {
-        let by_code = col("product_id")
-            .str()
-            .contains(lit(pat.as_str()), true)
-            .fill_null(lit(false));
+    if source.entity == Entity::Product && source.service_code_pattern.is_some() {
         let flag = if source.columns.iter().any(|(n, _, _)| n == "is_service") {
-            p("is_service").fill_null(lit(false)).or(by_code)
+            value(source, "is_service")
+                .fill_null(lit(false))
+                .or(service_by_code(source))
         } else {
-            by_code
+            service_by_code(source)
         };
         derived.push(flag.alias("__is_service"));
     }
+    derived
+}
+
+/// Whether the product code matches the contract's service codes (postage, fees).
+fn service_by_code(source: &Source) -> Expr {
+    match &source.service_code_pattern {
+        Some(pat) => col("product_id")
+            .str()
+            .contains(lit(pat.as_str()), true)
+            .fill_null(lit(false)),
+        None => lit(false),
+    }
+}
+
+/// Step 4: product and customer ids must be known (from their source or the warehouse).
+fn relationships(source: &Source, known: &KnownIds) -> Vec<Check> {
     let has = |c: &str| source.columns.iter().any(|(n, _, _)| n == c);
-    if let Some(products) = &known.products
-        && has("product_id")
-        && source.entity != Entity::Product
-    {
-        let v = col("product_id");
-        checks.push((
+    let mut checks = Vec::new();
+    for (column, ids, entity, reason, noun) in [
+        (
+            "product_id",
+            &known.products,
+            Entity::Product,
             Reason::UnknownProduct,
-            v.clone().is_not_null().and(
-                v.clone()
-                    .is_in(lit(products.clone()).implode(false), false)
-                    .not(),
-            ),
-            concat_str(
-                [
-                    lit("product_id "),
-                    quoted(v),
-                    lit(" is not a known product"),
-                ],
-                "",
-                false,
-            ),
-        ));
-    }
-    if let Some(customers) = &known.customers
-        && has("customer_id")
-        && source.entity != Entity::Customer
-    {
-        let v = col("customer_id");
-        checks.push((
+            "product",
+        ),
+        (
+            "customer_id",
+            &known.customers,
+            Entity::Customer,
             Reason::UnknownCustomer,
-            v.clone().is_not_null().and(
+            "customer",
+        ),
+    ] {
+        let Some(ids) = ids else { continue };
+        if !has(column) || source.entity == entity {
+            continue;
+        }
+        let v = col(column);
+        checks.push(Check {
+            reason,
+            broken: v.clone().is_not_null().and(
                 v.clone()
-                    .is_in(lit(customers.clone()).implode(false), false)
+                    .is_in(lit(ids.clone()).implode(false), false)
                     .not(),
             ),
-            concat_str(
-                [
-                    lit("customer_id "),
-                    quoted(v),
-                    lit(" is not a known customer"),
-                ],
-                "",
-                false,
-            ),
-        ));
+            detail: detail(column, v, format!("is not a known {noun}")),
+        });
     }
+    checks
+}
 
-    // The number of the first broken check per row: cheap to compute on every row. Reason
-    // codes and details (string building) are computed for the rejected rows only.
-    let mut first = lit(NULL).cast(DataType::Int32);
-    for (i, (_, c, _)) in checks.iter().enumerate().rev() {
-        // A null condition (a comparison on a null value) is "rule not broken".
-        first = when(c.clone().fill_null(lit(false)))
-            .then(lit(i as u32).cast(DataType::Int32))
-            .otherwise(first);
-    }
-    let all = lf.with_column(first.alias("__check")).collect()?;
-    let is_bad = all.column("__check")?.is_not_null();
-    let bad = all.filter(&is_bad)?;
-    let good = all.filter(&!&is_bad)?;
-
+/// The rejected rows: positions, the first broken check's code and detail, the raw text.
+fn rejects(bad: DataFrame, checks: Vec<Check>, has_raw: bool) -> Result<DataFrame> {
     let (mut reason, mut detail) = (
         lit(NULL).cast(DataType::String),
         lit(NULL).cast(DataType::String),
     );
-    for (i, (r, _, d)) in checks.into_iter().enumerate().rev() {
+    for (i, c) in checks.into_iter().enumerate().rev() {
         let this = col("__check").eq(lit(i as u32).cast(DataType::Int32));
-        reason = when(this.clone()).then(lit(r.code())).otherwise(reason);
-        detail = when(this).then(d).otherwise(detail);
+        reason = when(this.clone())
+            .then(lit(c.reason.code()))
+            .otherwise(reason);
+        detail = when(this).then(c.detail).otherwise(detail);
     }
     let mut bad_cols = vec![
         col("__record"),
@@ -426,9 +424,22 @@ pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cl
     if has_raw {
         bad_cols.push(col("__raw"));
     }
-    let bad = bad.lazy().select(bad_cols).collect()?;
+    Ok(bad.lazy().select(bad_cols).collect()?)
+}
 
-    // Good rows: typed values under the canonical names, derived flags, no helpers.
+/// The good rows: typed values under the canonical names, derived flags, no helpers.
+fn good_rows(
+    good: DataFrame,
+    source: &Source,
+    derived: Vec<Expr>,
+    has_raw: bool,
+) -> Result<DataFrame> {
+    let parsed_cols: Vec<Expr> = source
+        .columns
+        .iter()
+        .filter(|(_, ty, _)| !matches!(ty, ColumnType::Text | ColumnType::Id))
+        .map(|(name, _, _)| col(format!("__parsed_{name}").as_str()).alias(name.as_str()))
+        .collect();
     let mut keep: Vec<Expr> = vec![col("__record"), col("__line"), col("__start"), col("__end")];
     keep.extend(source.columns.iter().map(|(n, _, _)| col(n.as_str())));
     if source.entity == Entity::OrderLine {
@@ -454,5 +465,5 @@ pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cl
             .drop(cols(["__is_service"]))
             .collect()?;
     }
-    Ok(Cleansed { good, bad })
+    Ok(good)
 }
