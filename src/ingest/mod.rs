@@ -286,25 +286,102 @@ fn source_names(contract: &Contract) -> String {
     names.join(", ")
 }
 
-/// Runs one ingest into the warehouse at `root`.
+/// Runs one ingest into the warehouse at `root`: inputs resolved and checked before the
+/// writer lock is taken; files hashed and sorted into new, already loaded and replacing;
+/// then scanned and cleansed (phase 1), gated, and built into the star schema and committed
+/// in one transaction (phase 2).
 pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<LoadSummary> {
     check_reject_rate(opts.max_reject_rate)?;
-    // Inputs are resolved and checked before the lock is taken or any data is read.
+    let plan = input_files(contract, &opts.inputs)?;
+    let lock = WriterLock::acquire(root, "ingest")?;
+    let wh = Warehouse::open(root)?;
+    let started = chrono::Utc::now();
+    let history = History::read(&wh, opts.full_refresh)?;
+    let triage = triage(&plan, &history, opts.replace)?;
+    if triage.todo.is_empty() && !opts.full_refresh {
+        for f in &triage.skipped {
+            tracing::info!(file = %f.file, load = ?f.previous_load, "already loaded; nothing to do");
+        }
+        return Ok(LoadSummary {
+            load_id: None,
+            files: triage.skipped,
+            tables: table_rows(&wh),
+        });
+    }
+    let load_id = if opts.full_refresh {
+        1
+    } else {
+        history.next_load_id
+    };
+    let base = (!opts.full_refresh).then_some(&wh);
+    let sources = Sources::of(&plan);
+    let mut known = known_ids(base, sources)?;
+
+    // Phase 1: scan and cleanse every file, staging good rows chunk by chunk. Staged files
+    // live in the transaction's staging folder and vanish with it if anything fails.
+    let mut tx = wh.begin(&lock);
+    let previous_loads = history.replace(&mut tx, &triage.replaced)?;
+    let loads = scan_all(&mut tx, triage.todo, &mut known, sources, opts)?;
+    reject_gate(&loads, opts.max_reject_rate)?;
+
+    // Phase 2: dimensions, then facts streamed from the staged chunks.
+    let finished = chrono::Utc::now();
+    if opts.full_refresh {
+        tx.clear();
+    }
+    let input = build::BuildInput {
+        loads: &loads,
+        load_id,
+        started,
+        finished,
+        previous_loads: previous_loads.as_ref(),
+        customer_source: sources.customers,
+        product_source: sources.products,
+    };
+    build::build(&mut tx, base, &input)?;
+    let refresh = if opts.full_refresh {
+        " (full refresh)"
+    } else {
+        ""
+    };
+    let wh = Warehouse::commit(tx, &format!("ingest load {load_id}{refresh}"))?;
+    build::write_loads_json(&wh)?;
+    let mut files: Vec<FileSummary> = loads.into_iter().map(|l| l.summary).collect();
+    files.extend(triage.skipped);
+    Ok(LoadSummary {
+        load_id: Some(load_id),
+        files,
+        tables: table_rows(&wh),
+    })
+}
+
+/// Rows per table of a warehouse.
+fn table_rows(wh: &Warehouse) -> BTreeMap<String, u64> {
+    wh.snapshot()
+        .tables
+        .iter()
+        .map(|(k, v)| (k.clone(), v.rows()))
+        .collect()
+}
+
+/// Each source with its files: the contract's path, or the `--input` that replaces it.
+fn input_files(
+    contract: &Contract,
+    inputs: &[(Option<String>, PathBuf)],
+) -> Result<Vec<(Source, Vec<PathBuf>)>> {
     let mut overrides: HashMap<String, PathBuf> = HashMap::new();
-    for (name, path) in &opts.inputs {
+    for (name, path) in inputs {
         let name = match name {
+            Some(n) if contract.sources.iter().any(|s| &s.name == n) => n.clone(),
             Some(n) => {
-                if !contract.sources.iter().any(|s| &s.name == n) {
-                    return Err(Error::param(
-                        "input",
-                        format!(
-                            "no source {n:?} in {}; sources: {}",
-                            contract.file.display(),
-                            source_names(contract)
-                        ),
-                    ));
-                }
-                n.clone()
+                return Err(Error::param(
+                    "input",
+                    format!(
+                        "no source {n:?} in {}; sources: {}",
+                        contract.file.display(),
+                        source_names(contract)
+                    ),
+                ));
             }
             None if contract.sources.len() == 1 => contract.sources[0].name.clone(),
             None => {
@@ -320,125 +397,184 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
         };
         overrides.insert(name, path.clone());
     }
-    let mut plan: Vec<(Source, Vec<PathBuf>)> = Vec::new();
-    for s in &contract.sources {
-        let path = overrides
-            .get(&s.name)
-            .cloned()
-            .unwrap_or_else(|| s.path.clone());
-        plan.push((s.clone(), resolve_files(&path)?));
+    contract
+        .sources
+        .iter()
+        .map(|s| {
+            let path = overrides.get(&s.name).unwrap_or(&s.path);
+            Ok((s.clone(), resolve_files(path)?))
+        })
+        .collect()
+}
+
+/// What earlier loads left: the `loads` table, and the files it knows by content and name.
+struct History {
+    /// The `loads` table (None on a full refresh, or before the first load).
+    loads: Option<DataFrame>,
+    /// (source, SHA-256) → the load that loaded it. A file's content is remembered per
+    /// source: one flat file may feed two sources (its order lines, and its customers'
+    /// attributes), and each must load it once.
+    hashes: HashMap<(String, String), i64>,
+    /// (source, file name) → the load that loaded a file of that name.
+    names: HashMap<(String, String), i64>,
+    next_load_id: i64,
+}
+
+impl History {
+    fn read(wh: &Warehouse, full_refresh: bool) -> Result<History> {
+        let loads = if full_refresh {
+            None
+        } else {
+            wh.read_polars(crate::warehouse::tables::LOADS)?
+        };
+        let mut h = History {
+            loads: None,
+            hashes: HashMap::new(),
+            names: HashMap::new(),
+            next_load_id: 1,
+        };
+        if let Some(df) = &loads {
+            let ids = df.column("load_id")?.i64()?;
+            let hashes = df.column("sha256")?.str()?;
+            let names = df.column("file_name")?.str()?;
+            let sources = df.column("source")?.str()?;
+            for i in 0..df.height() {
+                let (Some(id), Some(sha), Some(name), Some(source)) =
+                    (ids.get(i), hashes.get(i), names.get(i), sources.get(i))
+                else {
+                    continue;
+                };
+                h.hashes.insert((source.to_string(), sha.to_string()), id);
+                h.names.insert((source.to_string(), name.to_string()), id);
+                h.next_load_id = h.next_load_id.max(id + 1);
+            }
+        }
+        h.loads = loads;
+        Ok(h)
     }
 
-    let lock = WriterLock::acquire(root, "ingest")?;
-    let wh = Warehouse::open(root)?;
-    let started = chrono::Utc::now();
+    /// Removes the files a `--replace` replaces (their rows and their `loads` rows) in `tx`;
+    /// returns the `loads` rows that stay.
+    fn replace(
+        self,
+        tx: &mut Transaction<'_>,
+        replaced: &[(i64, String)],
+    ) -> Result<Option<DataFrame>> {
+        let mut loads = self.loads;
+        for (prev, file) in replaced {
+            let removed = tx.remove_source_file(*prev as u64, file);
+            tracing::info!(load = prev, file = %file, ?removed, "replacing an earlier delivery");
+            if let Some(df) = loads.take() {
+                let (source, name) = file.split_once('/').expect("SOURCE/FILE_NAME");
+                let keep = df
+                    .lazy()
+                    .filter(
+                        col("load_id")
+                            .eq(lit(*prev))
+                            .and(col("source").eq(lit(source)))
+                            .and(col("file_name").eq(lit(name)))
+                            .not(),
+                    )
+                    .collect()?;
+                loads = Some(keep);
+            }
+        }
+        Ok(loads)
+    }
+}
 
-    // Earlier loads: content hashes and file names.
-    let previous_loads = if opts.full_refresh {
-        None
-    } else {
-        wh.read_polars("loads")?
+/// The input files sorted out: to load, skipped (already loaded), and the earlier files a
+/// `--replace` removes as (load, `SOURCE/FILE_NAME`).
+struct Triage {
+    todo: Vec<(Source, PathBuf, String, u64)>,
+    skipped: Vec<FileSummary>,
+    replaced: Vec<(i64, String)>,
+}
+
+/// Hashes every input file and sorts it (see [`Triage`]); a changed re-delivery is refused
+/// unless `replace`.
+fn triage(plan: &[(Source, Vec<PathBuf>)], history: &History, replace: bool) -> Result<Triage> {
+    let mut t = Triage {
+        todo: Vec::new(),
+        skipped: Vec::new(),
+        replaced: Vec::new(),
     };
-    // A file's content is remembered per source: one flat file may feed two sources (its
-    // order lines, and its customers' attributes), and each must load it once.
-    let mut loaded_hashes: HashMap<(String, String), i64> = HashMap::new();
-    let mut loaded_names: HashMap<(String, String), (i64, String)> = HashMap::new();
-    let mut next_load_id = 1i64;
-    if let Some(df) = &previous_loads {
-        let ids = df.column("load_id")?.i64()?;
-        let hashes = df.column("sha256")?.str()?;
-        let names = df.column("file_name")?.str()?;
-        let sources = df.column("source")?.str()?;
-        for i in 0..df.height() {
-            let (Some(id), Some(h), Some(n), Some(s)) =
-                (ids.get(i), hashes.get(i), names.get(i), sources.get(i))
-            else {
-                continue;
-            };
-            loaded_hashes.insert((s.to_string(), h.to_string()), id);
-            loaded_names.insert((s.to_string(), n.to_string()), (id, h.to_string()));
-            next_load_id = next_load_id.max(id + 1);
-        }
-    }
-
-    // Which files are new; refuse changed re-deliveries.
-    let chunk_rows = opts.chunk_rows.unwrap_or(DEFAULT_CHUNK_ROWS).max(1);
-    let mut skipped = Vec::new();
-    let mut todo: Vec<(Source, PathBuf, String, u64)> = Vec::new();
-    let mut hashes_this_load: HashSet<(String, String)> = HashSet::new();
-    // (earlier load, SOURCE/FILE_NAME) of files a --replace removes.
-    let mut replaced: Vec<(i64, String)> = Vec::new();
-    for (source, files) in &plan {
+    let mut this_load: HashSet<(String, String)> = HashSet::new();
+    for (source, files) in plan {
         for path in files {
-            let t = std::time::Instant::now();
+            let clock = std::time::Instant::now();
             let (sha, bytes) = sha256_file(path)?;
-            tracing::debug!(file = %path.display(), hash_ms = t.elapsed().as_millis() as u64, "hashed");
-            if let Some(&prev) = loaded_hashes.get(&(source.name.clone(), sha.clone())) {
-                skipped.push(FileSummary::already_loaded(
-                    source,
-                    path,
-                    sha,
-                    bytes,
-                    Some(prev),
-                ));
+            tracing::debug!(file = %path.display(), hash_ms = clock.elapsed().as_millis() as u64, "hashed");
+            let key = (source.name.clone(), sha.clone());
+            if let Some(&prev) = history.hashes.get(&key) {
+                let s = FileSummary::already_loaded(source, path, sha, bytes, Some(prev));
+                t.skipped.push(s);
                 continue;
             }
-            if let Some((prev, _)) = loaded_names.get(&(source.name.clone(), file_name(path))) {
-                if !opts.replace {
-                    return Err(Error::input(
-                        path,
-                        format!(
-                            "refused: a file with this name but different content was loaded by load {prev}; \
-                             to load the corrected file in its place, add --replace"
-                        ),
-                    ));
-                }
-                if matches!(source.entity, Entity::Customer | Entity::Product) {
-                    return Err(Error::input(
-                        path,
-                        format!(
-                            "--replace applies to order-line and campaign-contact files; {} rows are \
-                             dimension history: load the corrected file under a new name and its values \
-                             update the dimension",
-                            source.entity.name()
-                        ),
-                    ));
-                }
-                replaced.push((*prev, source_file(&source.name, path)));
+            if let Some(prev) = history.names.get(&(source.name.clone(), file_name(path))) {
+                check_replace(source, path, *prev, replace)?;
+                t.replaced.push((*prev, source_file(&source.name, path)));
             }
-            if !hashes_this_load.insert((source.name.clone(), sha.clone())) {
+            if !this_load.insert(key) {
                 // The same content twice in one delivery: load it once.
-                skipped.push(FileSummary::already_loaded(source, path, sha, bytes, None));
+                t.skipped
+                    .push(FileSummary::already_loaded(source, path, sha, bytes, None));
                 continue;
             }
-            todo.push((source.clone(), path.clone(), sha, bytes));
+            t.todo.push((source.clone(), path.clone(), sha, bytes));
         }
     }
+    Ok(t)
+}
 
-    if todo.is_empty() && !opts.full_refresh {
-        for f in &skipped {
-            tracing::info!(file = %f.file, load = ?f.previous_load, "already loaded; nothing to do");
-        }
-        return Ok(LoadSummary {
-            load_id: None,
-            files: skipped,
-            tables: wh
-                .snapshot()
-                .tables
-                .iter()
-                .map(|(k, v)| (k.clone(), v.rows()))
-                .collect(),
-        });
+/// A file with the name of an earlier load's file and other content may replace it only
+/// with `--replace`, and only as facts (a dimension's rows are history).
+fn check_replace(source: &Source, path: &Path, prev: i64, replace: bool) -> Result<()> {
+    if !replace {
+        return Err(Error::input(
+            path,
+            format!(
+                "refused: a file with this name but different content was loaded by load {prev}; \
+                 to load the corrected file in its place, add --replace"
+            ),
+        ));
     }
-    let load_id = if opts.full_refresh { 1 } else { next_load_id };
+    if matches!(source.entity, Entity::Customer | Entity::Product) {
+        return Err(Error::input(
+            path,
+            format!(
+                "--replace applies to order-line and campaign-contact files; {} rows are \
+                 dimension history: load the corrected file under a new name and its values \
+                 update the dimension",
+                source.entity.name()
+            ),
+        ));
+    }
+    Ok(())
+}
 
-    // Known ids for relationship rules: existing dimensions plus this load's dimension files,
-    // which are processed first (sources are sorted customers, products, order lines, contacts).
-    let base = if opts.full_refresh { None } else { Some(&wh) };
-    let mut known = cleanse::KnownIds::default();
-    let has_customer_source = plan.iter().any(|(s, _)| s.entity == Entity::Customer);
-    let has_product_source = plan.iter().any(|(s, _)| s.entity == Entity::Product);
-    let existing_ids = |table: &str, column: &str| -> Result<Series> {
+/// Which dimensions have a source of their own in this load (the others are derived from
+/// the order lines).
+#[derive(Debug, Clone, Copy)]
+struct Sources {
+    customers: bool,
+    products: bool,
+}
+
+impl Sources {
+    fn of(plan: &[(Source, Vec<PathBuf>)]) -> Sources {
+        Sources {
+            customers: plan.iter().any(|(s, _)| s.entity == Entity::Customer),
+            products: plan.iter().any(|(s, _)| s.entity == Entity::Product),
+        }
+    }
+}
+
+/// Known ids for relationship rules: the warehouse's dimensions (none on a full refresh),
+/// for the entities that have a source of their own; this load's dimension files, which
+/// are scanned first, add theirs as they go.
+fn known_ids(base: Option<&Warehouse>, sources: Sources) -> Result<cleanse::KnownIds> {
+    let existing = |table: &str, column: &str| -> Result<Series> {
         let mut ids = Series::new_empty(column.into(), &DataType::String);
         if let Some(wh) = base
             && let Some(df) = wh.read_polars(table)?
@@ -447,35 +583,29 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
         }
         Ok(ids)
     };
-    if has_customer_source {
-        known.customers = Some(existing_ids("dim_customer", "customer_id")?);
-    }
-    if has_product_source {
-        known.products = Some(existing_ids("dim_product", "product_id")?);
-    }
+    use crate::warehouse::tables::{DIM_CUSTOMER, DIM_PRODUCT};
+    Ok(cleanse::KnownIds {
+        customers: sources
+            .customers
+            .then(|| existing(DIM_CUSTOMER, "customer_id"))
+            .transpose()?,
+        products: sources
+            .products
+            .then(|| existing(DIM_PRODUCT, "product_id"))
+            .transpose()?,
+    })
+}
 
-    // Phase 1: scan and cleanse every file, staging good rows chunk by chunk. Staged files
-    // live in the transaction's staging folder and vanish with it if anything fails.
-    let mut tx = wh.begin(&lock);
-    let mut previous_loads = previous_loads;
-    for (prev, file) in &replaced {
-        let removed = tx.remove_source_file(*prev as u64, file);
-        tracing::info!(load = prev, file = %file, ?removed, "replacing an earlier delivery");
-        if let Some(df) = previous_loads.take() {
-            let (source, name) = file.split_once('/').expect("SOURCE/FILE_NAME");
-            let keep = df
-                .lazy()
-                .filter(
-                    col("load_id")
-                        .eq(lit(*prev))
-                        .and(col("source").eq(lit(source)))
-                        .and(col("file_name").eq(lit(name)))
-                        .not(),
-                )
-                .collect()?;
-            previous_loads = Some(keep);
-        }
-    }
+/// Phase 1 over every new file, in order (sources are sorted customers, products, order
+/// lines, contacts, so a dimension file's ids are known to the facts after it).
+fn scan_all(
+    tx: &mut Transaction<'_>,
+    todo: Vec<(Source, PathBuf, String, u64)>,
+    known: &mut cleanse::KnownIds,
+    sources: Sources,
+    opts: &IngestOptions,
+) -> Result<Vec<FileLoad>> {
+    let chunk_rows = opts.chunk_rows.unwrap_or(DEFAULT_CHUNK_ROWS).max(1);
     let mut seen_keys: HashMap<String, HashMap<String, (String, u64)>> = HashMap::new();
     let mut loads: Vec<FileLoad> = Vec::new();
     for (index, (source, path, sha, bytes)) in todo.into_iter().enumerate() {
@@ -487,11 +617,11 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
             chunk_rows,
             progress: opts.progress,
             derive: build::Derive {
-                customers: !has_customer_source,
-                products: !has_product_source,
+                customers: !sources.customers,
+                products: !sources.products,
             },
         };
-        let fl = load_file(&mut tx, &file, sha, bytes, &known, keys)?;
+        let fl = load_file(tx, &file, sha, bytes, known, keys)?;
         let add = |set: &mut Option<Series>, c: &str| -> Result<()> {
             if let Some(s) = set {
                 let good = fl.good()?;
@@ -514,63 +644,26 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
         );
         loads.push(fl);
     }
+    Ok(loads)
+}
 
-    // Quality gate: nothing is published when a file's rejected share is too high.
-    if let Some(max) = opts.max_reject_rate {
-        for fl in &loads {
-            let s = &fl.summary;
-            if s.rows_read > 0 && (s.rows_rejected as f64) > max * (s.rows_read as f64) {
-                return Err(Error::QualityGate(format!(
-                    "{}: {} of {} rows rejected ({:.2}%), above --max-reject-rate {}; the warehouse is unchanged",
-                    s.file,
-                    s.rows_rejected,
-                    s.rows_read,
-                    100.0 * s.rows_rejected as f64 / s.rows_read as f64,
-                    max
-                )));
-            }
+/// The quality gate: nothing is published when a file's rejected share is above `max`.
+fn reject_gate(loads: &[FileLoad], max: Option<f64>) -> Result<()> {
+    let Some(max) = max else { return Ok(()) };
+    for fl in loads {
+        let s = &fl.summary;
+        if s.rows_read > 0 && (s.rows_rejected as f64) > max * (s.rows_read as f64) {
+            return Err(Error::QualityGate(format!(
+                "{}: {} of {} rows rejected ({:.2}%), above --max-reject-rate {}; the warehouse is unchanged",
+                s.file,
+                s.rows_rejected,
+                s.rows_read,
+                100.0 * s.rows_rejected as f64 / s.rows_read as f64,
+                max
+            )));
         }
     }
-
-    // Phase 2: dimensions, then facts streamed from the staged chunks.
-    let finished = chrono::Utc::now();
-    if opts.full_refresh {
-        tx.clear();
-    }
-    let build_base = if opts.full_refresh { None } else { Some(&wh) };
-    let input = build::BuildInput {
-        loads: &loads,
-        load_id,
-        started,
-        finished,
-        previous_loads: previous_loads.as_ref(),
-        customer_source: has_customer_source,
-        product_source: has_product_source,
-    };
-    build::build(&mut tx, build_base, &input)?;
-    let op = format!(
-        "ingest load {load_id}{}",
-        if opts.full_refresh {
-            " (full refresh)"
-        } else {
-            ""
-        }
-    );
-    let wh = Warehouse::commit(tx, &op)?;
-    build::write_loads_json(&wh)?;
-
-    let mut files: Vec<FileSummary> = loads.into_iter().map(|l| l.summary).collect();
-    files.extend(skipped);
-    Ok(LoadSummary {
-        load_id: Some(load_id),
-        files,
-        tables: wh
-            .snapshot()
-            .tables
-            .iter()
-            .map(|(k, v)| (k.clone(), v.rows()))
-            .collect(),
-    })
+    Ok(())
 }
 
 /// What a rollback removed.
