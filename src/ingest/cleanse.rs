@@ -13,7 +13,10 @@
 //! - rules run in the order of [`Reason`]; the first broken rule names the reject.
 //!
 //! Order lines also get `is_return` (cancellation prefix, or a negative quantity when the
-//! contract says negative quantities are returns) and `is_service`.
+//! contract says negative quantities are returns) and `is_service`. [`dedupe_chunk`] then
+//! turns rows repeating a source's `dedupe_key` into `duplicate_key` rejects.
+
+use std::collections::HashMap;
 
 use polars::prelude::*;
 
@@ -466,4 +469,73 @@ fn good_rows(
             .collect()?;
     }
     Ok(good)
+}
+
+/// Splits a chunk of good rows into the rows whose `dedupe_key` is new to this load and, as
+/// `duplicate_key` rejects (`__record`, `__line`, `__start`, `__end`, `__reason`,
+/// `__detail`), the rows repeating a key seen earlier (in this file or an earlier file of the
+/// same source), naming where it was first seen.
+pub fn dedupe_chunk(
+    good: DataFrame,
+    key: &[String],
+    seen: &mut HashMap<String, (String, u64)>,
+    file: &str,
+) -> Result<(DataFrame, Option<DataFrame>)> {
+    if good.height() == 0 {
+        return Ok((good, None));
+    }
+    let keys = good
+        .clone()
+        .lazy()
+        .select([concat_str(
+            key.iter()
+                .map(|k| col(k.as_str()).cast(DataType::String))
+                .collect::<Vec<_>>(),
+            "\u{1f}",
+            false,
+        )
+        .alias("k")])
+        .collect()?;
+    let keys = keys.column("k")?.str()?;
+    let records = good.column("__record")?.u64()?;
+    let mut dup = Vec::with_capacity(good.height());
+    let mut details = Vec::new();
+    for (k, rec) in keys.iter().zip(records.into_no_null_iter()) {
+        let is_dup = match k {
+            None => false,
+            Some(k) => match seen.get(k) {
+                Some((first_file, first)) => {
+                    details.push(format!(
+                        "{} {:?} repeats record {first} of {first_file}",
+                        key.join("+"),
+                        k.replace('\u{1f}', "+")
+                    ));
+                    true
+                }
+                None => {
+                    seen.insert(k.to_string(), (file.to_string(), rec));
+                    false
+                }
+            },
+        };
+        dup.push(is_dup);
+    }
+    if details.is_empty() {
+        return Ok((good, None));
+    }
+    let mask = BooleanChunked::from_slice("dup".into(), &dup);
+    let bad = good.filter(&mask)?;
+    let n = bad.height();
+    let mut rejects = df!(
+        "__record" => bad.column("__record")?.as_materialized_series().clone(),
+        "__line" => bad.column("__line")?.as_materialized_series().clone(),
+        "__start" => bad.column("__start")?.as_materialized_series().clone(),
+        "__end" => bad.column("__end")?.as_materialized_series().clone(),
+        "__reason" => vec![Reason::DuplicateKey.code(); n],
+        "__detail" => details,
+    )?;
+    if let Ok(raw) = bad.column("__raw") {
+        rejects.with_column(raw.clone())?;
+    }
+    Ok((good.filter(&!&mask)?, Some(rejects)))
 }

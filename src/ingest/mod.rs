@@ -758,7 +758,7 @@ fn load_file(
             reject_parts.push(bad);
         }
         if !source.dedupe_key.is_empty() {
-            let (keep, dups) = build::dedupe_chunk(good, &source.dedupe_key, seen_keys, &label)?;
+            let (keep, dups) = cleanse::dedupe_chunk(good, &source.dedupe_key, seen_keys, &label)?;
             good = keep;
             if let Some(d) = dups {
                 reject_parts.push(d);
