@@ -42,8 +42,8 @@ use crate::churn::RiskBand;
 use crate::error::{Error, Result};
 use crate::olap::sqltext::{ident, literal};
 use crate::olap::{self, EngineOptions};
-use crate::warehouse::Warehouse;
 use crate::warehouse::files::{self, FileFormat};
+use crate::warehouse::{Warehouse, tables};
 
 /// Columns of a segment export when none are named.
 pub const SEGMENT_COLUMNS: [&str; 6] = [
@@ -121,12 +121,9 @@ impl Selection {
     /// The table it selects from, and the command that builds that table.
     pub fn table(&self) -> (&'static str, &'static str) {
         match self {
-            Selection::Segment(_) => (crate::warehouse::tables::SEGMENTS, "ecrm segment"),
-            Selection::Churn(_) => (crate::warehouse::tables::CHURN_SCORES, "ecrm churn score"),
-            Selection::Recommendations(_) => (
-                crate::warehouse::tables::RECOMMENDATIONS,
-                "ecrm basket recommend",
-            ),
+            Selection::Segment(_) => (tables::SEGMENTS, "ecrm segment"),
+            Selection::Churn(_) => (tables::CHURN_SCORES, "ecrm churn score"),
+            Selection::Recommendations(_) => (tables::RECOMMENDATIONS, "ecrm basket recommend"),
         }
     }
 }
@@ -377,125 +374,179 @@ pub async fn export(
         });
     }
     let ctx = olap::session(&wh, engine).await?;
-    // Which rows, in which order, and what the summary calls them.
-    // The order is (column of `s`, descending) keys, applied after the query: DataFusion 55
-    // can drop a sort key it proves constant from a filter (rank <= 1 when ranks start at
-    // 1) below a join, and then rejects its own plan.
-    type Order = &'static [(&'static str, bool)];
-    let (selection, filter, order, defaults, top): (String, String, Order, Vec<&str>, _) =
-        match &p.selection {
-            Selection::Segment(SegmentSelection { segment: wanted }) => {
-                let (id, name, method) = find_segment(&ctx, wanted).await?;
-                (
-                    format!("segment {id} {name:?} ({method})"),
-                    format!("s.segment_id = {id}"),
-                    &[("customer_id", false)],
-                    SEGMENT_COLUMNS.to_vec(),
-                    None,
-                )
-            }
-            Selection::Churn(ChurnSelection {
-                risk: bands,
-                min_probability,
-                top,
-            }) => {
-                let mut what = vec!["churn scores".to_string()];
-                let mut filter = vec!["TRUE".to_string()];
-                if !bands.is_empty() {
-                    let names: Vec<&str> = bands.iter().map(|b| b.name()).collect();
-                    what.push(format!("risk {}", names.join(" or ")));
-                    let list: Vec<String> = names.iter().map(|n| literal(n)).collect();
-                    filter.push(format!("s.risk_band IN ({})", list.join(", ")));
-                }
-                if let Some(min) = min_probability {
-                    what.push(format!("probability ≥ {min}"));
-                    // A literal with every digit, so the cut is the number given.
-                    filter.push(format!("s.churn_probability >= {min:?}"));
-                }
-                if let Some(n) = top {
-                    what.push(format!("top {n}"));
-                }
-                (
-                    what.join(", "),
-                    filter.join(" AND "),
-                    &[("churn_probability", true), ("customer_id", false)],
-                    CHURN_COLUMNS.to_vec(),
-                    *top,
-                )
-            }
-            Selection::Recommendations(RecommendationSelection { max_rank }) => {
-                // Category-level recommendations name their item `category` and have no
-                // product description.
-                let recs = ctx.table(crate::warehouse::tables::RECOMMENDATIONS).await?;
-                let has = |c: &str| recs.schema().has_column_with_unqualified_name(c);
-                let mut cols = RECOMMENDATION_COLUMNS.to_vec();
-                if !has("product_id") {
-                    cols[4] = "category";
-                }
-                cols.retain(|c| *c != "description" || has("description"));
-                (
-                    match max_rank {
-                        Some(r) => format!("recommendations up to rank {r}"),
-                        None => "recommendations".into(),
-                    },
-                    max_rank.map_or("TRUE".into(), |r| format!("s.rank <= {r}")),
-                    &[("customer_id", false), ("rank", false)],
-                    cols,
-                    None,
-                )
-            }
-        };
-
-    // Which columns, and from which table.
-    let wanted_cols: Vec<String> =
+    let chosen = choose(&ctx, &p.selection).await?;
+    let wanted: Vec<String> =
         p.to.columns
             .clone()
-            .unwrap_or_else(|| defaults.iter().map(|c| c.to_string()).collect());
-    let mut sources: Vec<(&str, Vec<String>)> = Vec::new();
+            .unwrap_or_else(|| chosen.defaults.iter().map(|c| c.to_string()).collect());
+    let sources = column_sources(&wh, &ctx, table).await?;
+    let sql = selection_sql(table, &chosen, &wanted, &sources)?;
+    let (schema, batches) = olap::sql(&ctx, &sql).await?;
+    let rows = sorted(&concat_batches(&schema, &batches)?, chosen.order)?;
+
+    let mut summary = ExportSummary {
+        selection: chosen.selection,
+        selected: 0,
+        no_consent: 0,
+        suppressed: 0,
+        beyond_top: 0,
+        written: 0,
+    };
+    let keep = contactable(&rows, p, &suppression, chosen.top, &mut summary)?;
+    let out: Vec<usize> = (0..wanted.len()).collect();
+    let kept = filter_record_batch(&rows, &keep)?.project(&out)?;
+    let out_schema = std::sync::Arc::new(schema.project(&out)?);
+    files::write_batches_file(&p.to.out, p.format, &out_schema, &[kept])?;
+    Ok(summary)
+}
+
+/// (column of the selected table, descending) sort keys.
+type Order = &'static [(&'static str, bool)];
+
+/// What a selection picks from its table.
+struct Chosen {
+    /// What the summary calls it.
+    selection: String,
+    /// SQL condition over the selected table, aliased `s`.
+    filter: String,
+    order: Order,
+    /// The columns written when none are named.
+    defaults: Vec<&'static str>,
+    /// Rows written at most (a churn export's `--top`), after consent and suppression.
+    top: Option<u64>,
+}
+
+/// The rows, order and default columns of a selection.
+async fn choose(ctx: &SessionContext, selection: &Selection) -> Result<Chosen> {
+    Ok(match selection {
+        Selection::Segment(SegmentSelection { segment: wanted }) => {
+            let (id, name, method) = find_segment(ctx, wanted).await?;
+            Chosen {
+                selection: format!("segment {id} {name:?} ({method})"),
+                filter: format!("s.segment_id = {id}"),
+                order: &[("customer_id", false)],
+                defaults: SEGMENT_COLUMNS.to_vec(),
+                top: None,
+            }
+        }
+        Selection::Churn(ChurnSelection {
+            risk: bands,
+            min_probability,
+            top,
+        }) => {
+            let mut what = vec!["churn scores".to_string()];
+            let mut filter = vec!["TRUE".to_string()];
+            if !bands.is_empty() {
+                let names: Vec<&str> = bands.iter().map(|b| b.name()).collect();
+                what.push(format!("risk {}", names.join(" or ")));
+                let list: Vec<String> = names.iter().map(|n| literal(n)).collect();
+                filter.push(format!("s.risk_band IN ({})", list.join(", ")));
+            }
+            if let Some(min) = min_probability {
+                what.push(format!("probability ≥ {min}"));
+                // A literal with every digit, so the cut is the number given.
+                filter.push(format!("s.churn_probability >= {min:?}"));
+            }
+            if let Some(n) = top {
+                what.push(format!("top {n}"));
+            }
+            Chosen {
+                selection: what.join(", "),
+                filter: filter.join(" AND "),
+                order: &[("churn_probability", true), ("customer_id", false)],
+                defaults: CHURN_COLUMNS.to_vec(),
+                top: *top,
+            }
+        }
+        Selection::Recommendations(RecommendationSelection { max_rank }) => {
+            // Category-level recommendations name their item `category` and have no
+            // product description.
+            let recs = ctx.table(tables::RECOMMENDATIONS).await?;
+            let has = |c: &str| recs.schema().has_column_with_unqualified_name(c);
+            let mut cols = RECOMMENDATION_COLUMNS.to_vec();
+            if !has("product_id") {
+                cols[4] = "category";
+            }
+            cols.retain(|c| *c != "description" || has("description"));
+            Chosen {
+                selection: match max_rank {
+                    Some(r) => format!("recommendations up to rank {r}"),
+                    None => "recommendations".into(),
+                },
+                filter: max_rank.map_or("TRUE".into(), |r| format!("s.rank <= {r}")),
+                order: &[("customer_id", false), ("rank", false)],
+                defaults: cols,
+                top: None,
+            }
+        }
+    })
+}
+
+/// The tables an export may take columns from, by alias (`s`: the selected table, `c`: the
+/// current customers, `f`: customer features), with their columns; tables not built yet
+/// are left out.
+async fn column_sources(
+    wh: &Warehouse,
+    ctx: &SessionContext,
+    table: &'static str,
+) -> Result<Vec<(&'static str, Vec<String>)>> {
+    let mut sources = Vec::new();
     for (alias, t) in [
         ("s", table),
-        ("c", "dim_customer"),
-        ("f", crate::warehouse::tables::CUSTOMER_FEATURES),
+        ("c", tables::DIM_CUSTOMER),
+        ("f", tables::CUSTOMER_FEATURES),
     ] {
-        if wh.table(t).is_ok() {
-            let df = ctx.table(t).await?;
-            let names = df
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .filter(|n| {
-                    !matches!(
-                        n.as_str(),
-                        "customer_key" | "valid_from" | "valid_to" | "is_current" | "load_id"
-                    )
-                })
-                .collect();
-            sources.push((alias, names));
+        if wh.table(t).is_err() {
+            continue;
         }
+        let df = ctx.table(t).await?;
+        let names = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| {
+                !matches!(
+                    n.as_str(),
+                    "customer_key" | "valid_from" | "valid_to" | "is_current" | "load_id"
+                )
+            })
+            .collect();
+        sources.push((alias, names));
     }
+    Ok(sources)
+}
+
+/// The query: the wanted columns (each from the first source that has it), then `__email`,
+/// the opt-ins, `__id` and the sort keys `__o0`, `__o1`, …
+///
+/// The order is applied after the query: DataFusion 55 can drop a sort key it proves
+/// constant from a filter (rank <= 1 when ranks start at 1) below a join, and then rejects
+/// its own plan.
+fn selection_sql(
+    table: &str,
+    chosen: &Chosen,
+    wanted: &[String],
+    sources: &[(&str, Vec<String>)],
+) -> Result<String> {
     let mut select = Vec::new();
-    for c in &wanted_cols {
+    for c in wanted {
         let Some((alias, _)) = sources.iter().find(|(_, cols)| cols.contains(c)) else {
-            let mut all: Vec<&String> = sources.iter().flat_map(|(_, c)| c).collect();
+            let mut all: Vec<&str> = sources
+                .iter()
+                .flat_map(|(_, c)| c.iter().map(String::as_str))
+                .collect();
             all.sort();
             all.dedup();
             return Err(Error::param(
                 "columns",
-                format!(
-                    "no column {c:?}; the columns are: {}",
-                    all.iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                format!("no column {c:?}; the columns are: {}", all.join(", ")),
             ));
         };
         select.push(format!("{alias}.{} AS {}", ident(c), ident(c)));
     }
-    let has = |alias: &str| sources.iter().any(|(a, _)| *a == alias);
     let mut joins = String::new();
-    if has("c") {
+    if sources.iter().any(|(a, _)| *a == "c") {
         joins.push_str(
             " LEFT JOIN (SELECT * FROM dim_customer WHERE is_current AND customer_id IS NOT NULL) c \
              ON c.customer_id = s.customer_id",
@@ -508,25 +559,30 @@ pub async fn export(
         select.push("CAST(NULL AS BOOLEAN) AS __email_opt_in".into());
         select.push("CAST(NULL AS BOOLEAN) AS __phone_opt_in".into());
     }
-    if has("f") {
+    if sources.iter().any(|(a, _)| *a == "f") {
         joins.push_str(" LEFT JOIN customer_features f ON f.customer_id = s.customer_id");
     }
     select.push("s.customer_id AS __id".into());
-    for (k, (col, _)) in order.iter().enumerate() {
+    for (k, (col, _)) in chosen.order.iter().enumerate() {
         select.push(format!("s.{} AS __o{k}", ident(col)));
     }
-    let sql = format!(
-        "SELECT {} FROM {table} s{joins} WHERE {filter}",
-        select.join(", ")
-    );
-    let (schema, batches) = olap::sql(&ctx, &sql).await?;
-    let all = concat_batches(&schema, &batches)?;
+    Ok(format!(
+        "SELECT {} FROM {table} s{joins} WHERE {}",
+        select.join(", "),
+        chosen.filter
+    ))
+}
+
+/// The rows sorted by the `__o<k>` keys, nulls last.
+fn sorted(all: &RecordBatch, order: Order) -> Result<RecordBatch> {
     let keys: Vec<SortColumn> = order
         .iter()
         .enumerate()
         .map(|(k, (_, descending))| {
             Ok(SortColumn {
-                values: all.column(schema.index_of(&format!("__o{k}"))?).clone(),
+                values: all
+                    .column(all.schema().index_of(&format!("__o{k}"))?)
+                    .clone(),
                 options: Some(SortOptions {
                     descending: *descending,
                     nulls_first: false,
@@ -534,63 +590,54 @@ pub async fn export(
             })
         })
         .collect::<Result<_>>()?;
-    let sorted = take_record_batch(&all, &lexsort_to_indices(&keys, None)?)?;
-    let batches = [sorted];
+    Ok(take_record_batch(all, &lexsort_to_indices(&keys, None)?)?)
+}
 
-    let mut s = ExportSummary {
-        selection,
-        selected: 0,
-        no_consent: 0,
-        suppressed: 0,
-        beyond_top: 0,
-        written: 0,
-    };
-    let mut kept = Vec::new();
-    let n_out = wanted_cols.len();
-    let out_schema = std::sync::Arc::new(schema.project(&(0..n_out).collect::<Vec<_>>())?);
-    for b in &batches {
-        let ids = text_column(b, "__id")?;
-        let emails = text_column(b, "__email")?;
-        let consent = match p.to.require_consent {
-            Some(ch) => {
-                let col = b.column(b.schema().index_of(&format!("__{}", ch.column()))?);
-                Some(
-                    col.as_any()
-                        .downcast_ref::<BooleanArray>()
-                        .ok_or_else(|| Error::Internal("opt-in is not boolean".into()))?
-                        .clone(),
-                )
-            }
-            None => None,
-        };
-        let mut mask = Vec::with_capacity(b.num_rows());
-        for i in 0..b.num_rows() {
-            s.selected += 1;
-            let keep = if consent
-                .as_ref()
-                .is_some_and(|c| !(c.is_valid(i) && c.value(i)))
-            {
-                s.no_consent += 1;
-                false
-            } else if suppression
-                .contains(ids.value(i), emails.is_valid(i).then(|| emails.value(i)))
-            {
-                s.suppressed += 1;
-                false
-            } else if top.is_some_and(|n| s.written >= n) {
-                s.beyond_top += 1;
-                false
-            } else {
-                s.written += 1;
-                true
-            };
-            mask.push(keep);
+/// Which rows may be written, in order: consent first, then suppression, then `top`;
+/// counts each row's fate in `s`.
+fn contactable(
+    rows: &RecordBatch,
+    p: &ValidExportParams,
+    suppression: &Suppression,
+    top: Option<u64>,
+    s: &mut ExportSummary,
+) -> Result<BooleanArray> {
+    let ids = text_column(rows, "__id")?;
+    let emails = text_column(rows, "__email")?;
+    let consent = match p.to.require_consent {
+        Some(ch) => {
+            let col = rows.column(rows.schema().index_of(&format!("__{}", ch.column()))?);
+            Some(
+                col.as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .ok_or_else(|| Error::Internal("opt-in is not boolean".into()))?
+                    .clone(),
+            )
         }
-        let filtered = filter_record_batch(b, &BooleanArray::from(mask))?;
-        kept.push(filtered.project(&(0..n_out).collect::<Vec<_>>())?);
+        None => None,
+    };
+    let mut mask = Vec::with_capacity(rows.num_rows());
+    for i in 0..rows.num_rows() {
+        s.selected += 1;
+        let keep = if consent
+            .as_ref()
+            .is_some_and(|c| !(c.is_valid(i) && c.value(i)))
+        {
+            s.no_consent += 1;
+            false
+        } else if suppression.contains(ids.value(i), emails.is_valid(i).then(|| emails.value(i))) {
+            s.suppressed += 1;
+            false
+        } else if top.is_some_and(|n| s.written >= n) {
+            s.beyond_top += 1;
+            false
+        } else {
+            s.written += 1;
+            true
+        };
+        mask.push(keep);
     }
-    files::write_batches_file(&p.to.out, p.format, &out_schema, &kept)?;
-    Ok(s)
+    Ok(BooleanArray::from(mask))
 }
 
 #[cfg(test)]

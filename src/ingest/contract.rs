@@ -425,13 +425,28 @@ fn expand_env(file: &Path, key: &str, s: &str) -> Result<String> {
     Ok(out)
 }
 
+/// Where a source's keys are: `sources.NAME.KEY` of the contract file, for messages.
+struct At<'a> {
+    file: &'a Path,
+    name: &'a str,
+}
+
+impl At<'_> {
+    fn key(&self, k: &str) -> String {
+        format!("sources.{}.{k}", self.name)
+    }
+
+    fn err(&self, k: &str, message: impl Into<String>) -> Error {
+        Error::config(self.file, self.key(k), message)
+    }
+}
+
 impl SourceParams {
     fn check(self, file: &Path, base: &Path, name: &str, input: Option<PathBuf>) -> Result<Source> {
-        let key = |k: &str| format!("sources.{name}.{k}");
-        let entity = self.entity;
+        let at = At { file, name };
         let path = match input {
             Some(p) => p,
-            None => base.join(expand_env(file, &key("path"), &self.path)?),
+            None => base.join(expand_env(file, &at.key("path"), &self.path)?),
         };
         if self.format != Format::Csv {
             let csv_only = [
@@ -440,187 +455,22 @@ impl SourceParams {
                 ("encoding", self.encoding != Encoding::Utf8),
             ];
             if let Some((k, _)) = csv_only.iter().find(|(_, given)| *given) {
-                return Err(Error::config(
-                    file,
-                    key(k),
+                return Err(at.err(
+                    k,
                     "applies to csv sources; NDJSON and Parquet carry their own encoding and layout",
                 ));
             }
         }
-        let delimiter = one_byte(file, key("delimiter"), self.delimiter, b',')?;
-        let quote = one_byte(file, key("quote"), self.quote, b'"')?;
-
-        // Columns: known canonical names, required ones present, options fit the type.
+        let delimiter = one_byte(file, at.key("delimiter"), self.delimiter.clone(), b',')?;
+        let quote = one_byte(file, at.key("quote"), self.quote.clone(), b'"')?;
         for (col, spec) in &self.columns {
-            let k = key(&format!("columns.{col}"));
-            let Some(ty) = entity.column_type(col) else {
-                return Err(Error::config(
-                    file,
-                    k,
-                    format!(
-                        "unknown column for entity {}; allowed: {}",
-                        entity.name(),
-                        entity.column_names()
-                    ),
-                ));
-            };
-            if spec.from.trim().is_empty() {
-                return Err(Error::config(file, k + ".from", "empty raw column name"));
-            }
-            let is_time = matches!(ty, ColumnType::Date | ColumnType::Timestamp);
-            if is_time && spec.formats.is_empty() {
-                return Err(Error::config(
-                    file,
-                    k + ".formats",
-                    format!(
-                        "a {} column needs at least one format, e.g. [\"%Y-%m-%d{}\"]",
-                        ty.name(),
-                        if ty == ColumnType::Timestamp {
-                            " %H:%M:%S"
-                        } else {
-                            ""
-                        }
-                    ),
-                ));
-            }
-            if !is_time && !spec.formats.is_empty() {
-                return Err(Error::config(
-                    file,
-                    k + ".formats",
-                    format!(
-                        "formats apply to date and timestamp columns; {col} is {}",
-                        ty.name()
-                    ),
-                ));
-            }
-            for f in &spec.formats {
-                check_format(file, &format!("{k}.formats"), f, ty)?;
-            }
-            if ty != ColumnType::Id && (spec.case.is_some() || spec.strip_zero_fraction) {
-                return Err(Error::config(
-                    file,
-                    k,
-                    format!(
-                        "case and strip_zero_fraction apply to id columns; {col} is {}",
-                        ty.name()
-                    ),
-                ));
-            }
-            if ty != ColumnType::Bool && (spec.true_values.is_some() || spec.false_values.is_some())
-            {
-                return Err(Error::config(
-                    file,
-                    k,
-                    format!(
-                        "true_values and false_values apply to boolean columns; {col} is {}",
-                        ty.name()
-                    ),
-                ));
-            }
+            self.check_column(&at, col, spec)?;
         }
-        for (col, _, required) in entity.columns() {
-            if *required && !self.columns.contains_key(*col) {
-                return Err(Error::config(
-                    file,
-                    key("columns"),
-                    format!(
-                        "required column {col} of entity {} is not mapped (add {col} = {{ from = \"RAW HEADER\" }})",
-                        entity.name()
-                    ),
-                ));
-            }
-        }
+        self.check_required(&at)?;
+        self.check_rules(&at)?;
+        self.check_entity_options(&at)?;
 
-        let mapped = |k: String, col: &str| -> Result<()> {
-            if self.columns.contains_key(col) {
-                Ok(())
-            } else {
-                Err(Error::config(
-                    file,
-                    k,
-                    format!(
-                        "{col} is not a mapped column of this source (mapped: {})",
-                        self.columns.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ))
-            }
-        };
-        for col in &self.rules.not_null {
-            mapped(key("rules.not_null"), col)?;
-        }
-        for (col, r) in &self.rules.range {
-            let k = key(&format!("rules.range.{col}"));
-            mapped(k.clone(), col)?;
-            let ty = entity.column_type(col).expect("mapped column is canonical");
-            if !matches!(ty, ColumnType::Int | ColumnType::Money) {
-                return Err(Error::config(
-                    file,
-                    k,
-                    format!(
-                        "range applies to integer and money columns; {col} is {}",
-                        ty.name()
-                    ),
-                ));
-            }
-            if r.min.is_none() && r.max.is_none() {
-                return Err(Error::config(file, k, "give min, max or both"));
-            }
-            if let (Some(lo), Some(hi)) = (r.min, r.max)
-                && lo > hi
-            {
-                return Err(Error::config(
-                    file,
-                    k,
-                    format!("min {lo} is greater than max {hi}"),
-                ));
-            }
-        }
-        for (col, values) in &self.rules.accepted_values {
-            let k = key(&format!("rules.accepted_values.{col}"));
-            mapped(k.clone(), col)?;
-            if values.is_empty() {
-                return Err(Error::config(
-                    file,
-                    k,
-                    "the list of accepted values is empty",
-                ));
-            }
-        }
-        for (col, pat) in &self.rules.pattern {
-            let k = key(&format!("rules.pattern.{col}"));
-            mapped(k.clone(), col)?;
-            regex_check(file, &k, pat)?;
-        }
-        for col in &self.dedupe_key {
-            mapped(key("dedupe_key"), col)?;
-        }
-        if let Some(p) = &self.service_code_pattern {
-            if !matches!(entity, Entity::OrderLine | Entity::Product) {
-                return Err(Error::config(
-                    file,
-                    key("service_code_pattern"),
-                    "applies to order_line and product sources",
-                ));
-            }
-            regex_check(file, &key("service_code_pattern"), p)?;
-        }
-        if entity != Entity::OrderLine && self.cancellation_prefix.is_some() {
-            return Err(Error::config(
-                file,
-                key("cancellation_prefix"),
-                "applies to order_line sources",
-            ));
-        }
-        if let Some(p) = &self.cancellation_prefix
-            && p.is_empty()
-        {
-            return Err(Error::config(
-                file,
-                key("cancellation_prefix"),
-                "empty prefix: leave the key out instead",
-            ));
-        }
-
+        let entity = self.entity;
         let mut specs = self.columns;
         let columns = entity
             .columns()
@@ -643,6 +493,179 @@ impl SourceParams {
             columns,
             rules: self.rules,
         })
+    }
+
+    /// A mapped column: a canonical name of the entity, a raw name, and options that fit its
+    /// type (formats for dates and timestamps, case for ids, true/false values for booleans).
+    fn check_column(&self, at: &At<'_>, col: &str, spec: &ColumnSpec) -> Result<()> {
+        let entity = self.entity;
+        let k = format!("columns.{col}");
+        let Some(ty) = entity.column_type(col) else {
+            return Err(at.err(
+                &k,
+                format!(
+                    "unknown column for entity {}; allowed: {}",
+                    entity.name(),
+                    entity.column_names()
+                ),
+            ));
+        };
+        if spec.from.trim().is_empty() {
+            return Err(at.err(&format!("{k}.from"), "empty raw column name"));
+        }
+        let is_time = matches!(ty, ColumnType::Date | ColumnType::Timestamp);
+        if is_time && spec.formats.is_empty() {
+            return Err(at.err(
+                &format!("{k}.formats"),
+                format!(
+                    "a {} column needs at least one format, e.g. [\"%Y-%m-%d{}\"]",
+                    ty.name(),
+                    if ty == ColumnType::Timestamp {
+                        " %H:%M:%S"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        if !is_time && !spec.formats.is_empty() {
+            return Err(at.err(
+                &format!("{k}.formats"),
+                format!(
+                    "formats apply to date and timestamp columns; {col} is {}",
+                    ty.name()
+                ),
+            ));
+        }
+        for f in &spec.formats {
+            check_format(at.file, &at.key(&format!("{k}.formats")), f, ty)?;
+        }
+        if ty != ColumnType::Id && (spec.case.is_some() || spec.strip_zero_fraction) {
+            return Err(at.err(
+                &k,
+                format!(
+                    "case and strip_zero_fraction apply to id columns; {col} is {}",
+                    ty.name()
+                ),
+            ));
+        }
+        if ty != ColumnType::Bool && (spec.true_values.is_some() || spec.false_values.is_some()) {
+            return Err(at.err(
+                &k,
+                format!(
+                    "true_values and false_values apply to boolean columns; {col} is {}",
+                    ty.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every required column of the entity is mapped.
+    fn check_required(&self, at: &At<'_>) -> Result<()> {
+        let entity = self.entity;
+        match entity
+            .columns()
+            .iter()
+            .find(|(col, _, required)| *required && !self.columns.contains_key(*col))
+        {
+            None => Ok(()),
+            Some((col, _, _)) => Err(at.err(
+                "columns",
+                format!(
+                    "required column {col} of entity {} is not mapped (add {col} = {{ from = \"RAW HEADER\" }})",
+                    entity.name()
+                ),
+            )),
+        }
+    }
+
+    /// `col` is a mapped column of this source (rules and keys name mapped columns only).
+    fn mapped(&self, at: &At<'_>, k: &str, col: &str) -> Result<()> {
+        if self.columns.contains_key(col) {
+            return Ok(());
+        }
+        Err(at.err(
+            k,
+            format!(
+                "{col} is not a mapped column of this source (mapped: {})",
+                self.columns.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ))
+    }
+
+    /// Rules and the dedupe key name mapped columns, with settings that fit them.
+    fn check_rules(&self, at: &At<'_>) -> Result<()> {
+        for col in &self.rules.not_null {
+            self.mapped(at, "rules.not_null", col)?;
+        }
+        for (col, r) in &self.rules.range {
+            let k = format!("rules.range.{col}");
+            self.mapped(at, &k, col)?;
+            let ty = self
+                .entity
+                .column_type(col)
+                .expect("mapped column is canonical");
+            if !matches!(ty, ColumnType::Int | ColumnType::Money) {
+                return Err(at.err(
+                    &k,
+                    format!(
+                        "range applies to integer and money columns; {col} is {}",
+                        ty.name()
+                    ),
+                ));
+            }
+            if r.min.is_none() && r.max.is_none() {
+                return Err(at.err(&k, "give min, max or both"));
+            }
+            if let (Some(lo), Some(hi)) = (r.min, r.max)
+                && lo > hi
+            {
+                return Err(at.err(&k, format!("min {lo} is greater than max {hi}")));
+            }
+        }
+        for (col, values) in &self.rules.accepted_values {
+            let k = format!("rules.accepted_values.{col}");
+            self.mapped(at, &k, col)?;
+            if values.is_empty() {
+                return Err(at.err(&k, "the list of accepted values is empty"));
+            }
+        }
+        for (col, pat) in &self.rules.pattern {
+            let k = format!("rules.pattern.{col}");
+            self.mapped(at, &k, col)?;
+            regex_check(at.file, &at.key(&k), pat)?;
+        }
+        for col in &self.dedupe_key {
+            self.mapped(at, "dedupe_key", col)?;
+        }
+        Ok(())
+    }
+
+    /// Options that belong to some entities: service codes (order lines and products) and
+    /// the cancellation prefix (order lines, not empty).
+    fn check_entity_options(&self, at: &At<'_>) -> Result<()> {
+        if let Some(p) = &self.service_code_pattern {
+            if !matches!(self.entity, Entity::OrderLine | Entity::Product) {
+                return Err(at.err(
+                    "service_code_pattern",
+                    "applies to order_line and product sources",
+                ));
+            }
+            regex_check(at.file, &at.key("service_code_pattern"), p)?;
+        }
+        if self.entity != Entity::OrderLine && self.cancellation_prefix.is_some() {
+            return Err(at.err("cancellation_prefix", "applies to order_line sources"));
+        }
+        if let Some(p) = &self.cancellation_prefix
+            && p.is_empty()
+        {
+            return Err(at.err(
+                "cancellation_prefix",
+                "empty prefix: leave the key out instead",
+            ));
+        }
+        Ok(())
     }
 }
 

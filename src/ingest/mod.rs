@@ -790,48 +790,7 @@ fn load_file(
         "file scanned"
     );
 
-    // Scan rejects join the polars ones; raw text is read back by byte range.
-    let scan_rejects = df!(
-        "__record" => outcome.rejects.iter().map(|r| r.record).collect::<Vec<_>>(),
-        "__line" => outcome.rejects.iter().map(|r| r.line).collect::<Vec<_>>(),
-        "__start" => outcome.rejects.iter().map(|r| r.start).collect::<Vec<_>>(),
-        "__end" => outcome.rejects.iter().map(|r| r.end).collect::<Vec<_>>(),
-        "__reason" => outcome.rejects.iter().map(|r| r.reason.code()).collect::<Vec<_>>(),
-        "__detail" => outcome.rejects.iter().map(|r| r.detail.clone()).collect::<Vec<_>>(),
-    )?;
-    let mut rejects = scan_rejects;
-    if source.format == contract::Format::Parquet {
-        // Parquet rows have no byte range: their raw text came along as `__raw`.
-        rejects.with_column(Column::new("__raw".into(), Vec::<String>::new()))?;
-    }
-    for part in reject_parts {
-        rejects.vstack_mut(&part)?;
-    }
-    rejects = rejects.sort(["__record"], SortMultipleOptions::default())?;
-    let raw: Vec<String> = if source.format == contract::Format::Parquet {
-        rejects
-            .column("__raw")?
-            .str()?
-            .iter()
-            .map(|v| v.unwrap_or_default().to_string())
-            .collect()
-    } else {
-        let ranges: Vec<(u64, u64)> = rejects
-            .column("__start")?
-            .u64()?
-            .into_no_null_iter()
-            .zip(rejects.column("__end")?.u64()?.into_no_null_iter())
-            .collect();
-        scan::read_raw(path, source.encoding, &ranges)?
-    };
-    let rejects = df!(
-        "record" => rejects.column("__record")?.as_materialized_series().clone(),
-        "line" => rejects.column("__line")?.as_materialized_series().clone(),
-        "raw" => raw,
-        "reason" => rejects.column("__reason")?.as_materialized_series().clone(),
-        "detail" => rejects.column("__detail")?.as_materialized_series().clone(),
-    )?;
-
+    let rejects = file_rejects(source, path, &outcome.rejects, reject_parts)?;
     let mut reasons = BTreeMap::new();
     for r in rejects.column("reason")?.str()?.iter().flatten() {
         *reasons.entry(r.to_string()).or_insert(0u64) += 1;
@@ -866,6 +825,56 @@ fn load_file(
         rejects,
         derived,
     })
+}
+
+/// One file's rejects as `record`, `line`, `raw`, `reason`, `detail`, in record order: the
+/// scan's rejects and the cleansing's (`parts`), with the raw text read back by byte range
+/// (Parquet rows have no byte range: their raw text came along as `__raw`).
+fn file_rejects(
+    source: &Source,
+    path: &Path,
+    scanned: &[scan::ScanReject],
+    parts: Vec<DataFrame>,
+) -> Result<DataFrame> {
+    let mut rejects = df!(
+        "__record" => scanned.iter().map(|r| r.record).collect::<Vec<_>>(),
+        "__line" => scanned.iter().map(|r| r.line).collect::<Vec<_>>(),
+        "__start" => scanned.iter().map(|r| r.start).collect::<Vec<_>>(),
+        "__end" => scanned.iter().map(|r| r.end).collect::<Vec<_>>(),
+        "__reason" => scanned.iter().map(|r| r.reason.code()).collect::<Vec<_>>(),
+        "__detail" => scanned.iter().map(|r| r.detail.clone()).collect::<Vec<_>>(),
+    )?;
+    let parquet = source.format == contract::Format::Parquet;
+    if parquet {
+        rejects.with_column(Column::new("__raw".into(), Vec::<String>::new()))?;
+    }
+    for part in parts {
+        rejects.vstack_mut(&part)?;
+    }
+    rejects = rejects.sort(["__record"], SortMultipleOptions::default())?;
+    let raw: Vec<String> = if parquet {
+        rejects
+            .column("__raw")?
+            .str()?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect()
+    } else {
+        let ranges: Vec<(u64, u64)> = rejects
+            .column("__start")?
+            .u64()?
+            .into_no_null_iter()
+            .zip(rejects.column("__end")?.u64()?.into_no_null_iter())
+            .collect();
+        scan::read_raw(path, source.encoding, &ranges)?
+    };
+    Ok(df!(
+        "record" => rejects.column("__record")?.as_materialized_series().clone(),
+        "line" => rejects.column("__line")?.as_materialized_series().clone(),
+        "raw" => raw,
+        "reason" => rejects.column("__reason")?.as_materialized_series().clone(),
+        "detail" => rejects.column("__detail")?.as_materialized_series().clone(),
+    )?)
 }
 
 /// Runs the scan on its own thread while `on_chunk` cleanses and stages on this one, so the

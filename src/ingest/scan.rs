@@ -101,6 +101,29 @@ impl ChunkBuilder {
         self.end.push(end);
     }
 
+    /// Appends the mapped fields of one record (`index`: their positions in it); on a field
+    /// that does not decode, takes back the fields already appended and returns its position.
+    fn push_fields(
+        &mut self,
+        rec: &csv::ByteRecord,
+        index: &[usize],
+        encoding: Encoding,
+    ) -> std::result::Result<(), usize> {
+        for (c, &i) in index.iter().enumerate() {
+            let Some(v) = decode(encoding, &rec[i]) else {
+                for k in 0..c {
+                    self.ends[k].pop();
+                    let keep = self.ends[k].last().copied().unwrap_or(0);
+                    self.text[k].truncate(keep);
+                }
+                return Err(i);
+            };
+            self.text[c].push_str(&v);
+            self.ends[c].push(self.text[c].len());
+        }
+        Ok(())
+    }
+
     fn take(&mut self) -> Result<DataFrame> {
         let mut cols: Vec<Column> = vec![
             Column::new("__record".into(), std::mem::take(&mut self.record)),
@@ -153,10 +176,77 @@ pub fn scan_csv(
         .flexible(true)
         .buffer_capacity(1 << 20)
         .from_reader(file);
-
     let mut rec = csv::ByteRecord::new();
+    let (header, index) = csv_header(&mut rdr, &mut rec, source, path)?;
+    let width = header.len();
+
+    let names = source.columns.iter().map(|(n, _, _)| n.clone()).collect();
+    let mut chunk = ChunkBuilder::new(names);
+    let mut seen: HashSet<u128, BuildHasherDefault<PassThrough>> = HashSet::default();
+    let mut out = ScanOutcome::default();
+    loop {
+        let read = rdr.read_byte_record(&mut rec).map_err(|e| {
+            Error::input(
+                path,
+                format!("unreadable CSV after record {}: {e}", out.rows_read),
+            )
+        })?;
+        if !read {
+            break;
+        }
+        out.rows_read += 1;
+        let pos = rec.position().expect("csv records carry their position");
+        let (start, line) = (pos.byte(), pos.line());
+        let end = rdr.position().byte();
+        if !seen.insert(record_digest(&rec)) {
+            out.duplicates += 1;
+            continue;
+        }
+        let reject = |reason, detail| ScanReject {
+            record: out.rows_read,
+            line,
+            start,
+            end,
+            reason,
+            detail,
+        };
+        if rec.len() != width {
+            let r = reject(
+                Reason::RaggedLine,
+                format!("{} fields, the header has {width}", rec.len()),
+            );
+            out.rejects.push(r);
+            continue;
+        }
+        if let Err(i) = chunk.push_fields(&rec, &index, source.encoding) {
+            let r = reject(
+                Reason::BadEncoding,
+                format!("column {} is not valid UTF-8", header[i]),
+            );
+            out.rejects.push(r);
+            continue;
+        }
+        chunk.finish_record([out.rows_read, line, start, end]);
+        if chunk.len() >= chunk_rows {
+            on_chunk(chunk.take()?)?;
+        }
+    }
+    if chunk.len() > 0 {
+        on_chunk(chunk.take()?)?;
+    }
+    Ok(out)
+}
+
+/// Reads the header line (a UTF-8 byte-order mark dropped, names trimmed) and finds each
+/// mapped column in it: (header, position of each of `source.columns`).
+fn csv_header(
+    rdr: &mut csv::Reader<std::fs::File>,
+    rec: &mut csv::ByteRecord,
+    source: &Source,
+    path: &Path,
+) -> Result<(Vec<String>, Vec<usize>)> {
     let header_read = rdr
-        .read_byte_record(&mut rec)
+        .read_byte_record(rec)
         .map_err(|e| Error::input(path, format!("cannot read the header line: {e}")))?;
     if !header_read {
         return Err(Error::input(path, "empty file: no header line"));
@@ -179,107 +269,33 @@ pub fn scan_csv(
         };
         header.push(name.trim().to_string());
     }
-    let width = header.len();
     let mut index = Vec::with_capacity(source.columns.len());
     for (name, _, spec) in &source.columns {
-        match header.iter().position(|h| *h == spec.from.trim()) {
-            Some(i) => index.push(i),
-            None => {
-                return Err(Error::input(
-                    path,
-                    format!(
-                        "column {:?} (mapped to {name} by source {}) is not in the header; the header has: {}",
-                        spec.from,
-                        source.name,
-                        header.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-
-    let names = source.columns.iter().map(|(n, _, _)| n.clone()).collect();
-    let mut chunk = ChunkBuilder::new(names);
-    let mut seen: HashSet<u128, BuildHasherDefault<PassThrough>> = HashSet::default();
-    let mut out = ScanOutcome::default();
-    loop {
-        let read = rdr.read_byte_record(&mut rec).map_err(|e| {
-            Error::input(
+        let Some(i) = header.iter().position(|h| *h == spec.from.trim()) else {
+            return Err(Error::input(
                 path,
-                format!("unreadable CSV after record {}: {e}", out.rows_read),
-            )
-        })?;
-        if !read {
-            break;
-        }
-        out.rows_read += 1;
-        let pos = rec.position().expect("csv records carry their position");
-        let (start, line) = (pos.byte(), pos.line());
-        let end = rdr.position().byte();
-
-        // Exact duplicates: hash of the raw field bytes and their boundaries.
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        h.update(rec.as_slice());
-        for i in 0..rec.len() {
-            h.update(&(rec.range(i).map_or(0, |r| r.end) as u32).to_le_bytes());
-        }
-        if !seen.insert(h.digest128()) {
-            out.duplicates += 1;
-            continue;
-        }
-
-        let reject = |reason, detail| ScanReject {
-            record: out.rows_read,
-            line,
-            start,
-            end,
-            reason,
-            detail,
+                format!(
+                    "column {:?} (mapped to {name} by source {}) is not in the header; the header has: {}",
+                    spec.from,
+                    source.name,
+                    header.join(", ")
+                ),
+            ));
         };
-        if rec.len() != width {
-            let r = reject(
-                Reason::RaggedLine,
-                format!("{} fields, the header has {width}", rec.len()),
-            );
-            out.rejects.push(r);
-            continue;
-        }
-        let mut bad_field = None;
-        for (c, &i) in index.iter().enumerate() {
-            match decode(source.encoding, &rec[i]) {
-                Some(v) => {
-                    chunk.text[c].push_str(&v);
-                    chunk.ends[c].push(chunk.text[c].len());
-                }
-                None => {
-                    bad_field = Some((c, i));
-                    break;
-                }
-            }
-        }
-        if let Some((c, i)) = bad_field {
-            // Roll back the fields already pushed for this record.
-            for k in 0..c {
-                chunk.ends[k].pop();
-                let keep = chunk.ends[k].last().copied().unwrap_or(0);
-                chunk.text[k].truncate(keep);
-            }
-            let r = reject(
-                Reason::BadEncoding,
-                format!("column {} is not valid UTF-8", header[i]),
-            );
-            out.rejects.push(r);
-            continue;
-        }
-        chunk.finish_record([out.rows_read, line, start, end]);
-        if chunk.len() >= chunk_rows {
-            on_chunk(chunk.take()?)?;
-        }
+        index.push(i);
     }
-    if chunk.len() > 0 {
-        on_chunk(chunk.take()?)?;
+    Ok((header, index))
+}
+
+/// What makes two records exact duplicates: a hash of the raw field bytes and their
+/// boundaries (so `a,bc` and `ab,c` differ).
+fn record_digest(rec: &csv::ByteRecord) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(rec.as_slice());
+    for i in 0..rec.len() {
+        h.update(&(rec.range(i).map_or(0, |r| r.end) as u32).to_le_bytes());
     }
-    Ok(out)
+    h.digest128()
 }
 
 /// Scans one NDJSON file (one JSON object per line), calling `on_chunk` like [`scan_csv`].

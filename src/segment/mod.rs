@@ -57,7 +57,7 @@ use crate::error::{Error, Result};
 use crate::features::{self, bridge};
 use crate::olap::{self, EngineOptions};
 use crate::warehouse::files::{self, FileFormat};
-use crate::warehouse::{Warehouse, WriterLock};
+use crate::warehouse::{Warehouse, WriterLock, tables};
 
 /// Features clustered when none are named: recency, frequency, net revenue, order value and
 /// breadth of the basket. On synth data these recover the planted customer groups (adjusted
@@ -544,109 +544,32 @@ pub async fn segment_warehouse(
     let p = params.params();
     let lock = WriterLock::acquire(wh_root, "segment")?;
     let wh = Warehouse::open(wh_root)?;
-    let rebuild = as_of.is_some()
-        || wh
-            .table(crate::warehouse::tables::CUSTOMER_FEATURES)
-            .is_err();
+    let rebuild = as_of.is_some() || wh.table(tables::CUSTOMER_FEATURES).is_err();
     let ctx = olap::session(&wh, engine).await?;
-    // The profiles are SQL over the mart and this run's segments, both in memory here:
-    // that SQL runs locally whatever the engine (a cluster cannot read them).
-    let local = olap::empty_session(&engine.local())?;
     let (mart_schema, mart, as_of) = if rebuild {
         let m = features::compute(&ctx, as_of).await?;
-        tracing::info!(as_of = %m.as_of, customers = m.customers, "rebuilt {}", crate::warehouse::tables::CUSTOMER_FEATURES);
+        tracing::info!(as_of = %m.as_of, customers = m.customers, "rebuilt {}", tables::CUSTOMER_FEATURES);
         (m.schema, m.batches, m.as_of)
     } else {
-        // In customer order: the clustering's random choices pick rows by position, so
-        // the same mart must always come in the same order.
-        let (s, b) = olap::sql(
-            &ctx,
-            &format!(
-                "SELECT * FROM {} ORDER BY customer_id",
-                crate::warehouse::tables::CUSTOMER_FEATURES
-            ),
-        )
-        .await?;
-        let (_, d) = olap::sql(
-            &ctx,
-            &format!(
-                "SELECT max(as_of) FROM {}",
-                crate::warehouse::tables::CUSTOMER_FEATURES
-            ),
-        )
-        .await?;
-        let day = d.iter().find(|b| b.num_rows() > 0).and_then(|b| {
-            // max() of an empty mart is NULL, not day 0.
-            let days = datafusion::arrow::array::cast::as_primitive_array::<
-                datafusion::arrow::datatypes::Date32Type,
-            >(b.column(0));
-            days.is_valid(0).then(|| days.value_as_date(0)).flatten()
-        });
-        let day = day.ok_or_else(|| Error::NotFound {
-            what: "customers in",
-            name: crate::warehouse::tables::CUSTOMER_FEATURES.into(),
-            hint: ": run `ecrm features` first".into(),
-        })?;
-        (s, b, day)
+        stored_mart(&ctx).await?
     };
     let all = datafusion::arrow::compute::concat_batches(&mart_schema, &mart)?;
     let customer_ids = all.column(mart_schema.index_of("customer_id")?).clone();
-    let (ids, names, fit, feature_names) = if p.method == Method::Rfm {
-        let col = olap::text_column(all.column(mart_schema.index_of("rfm_segment")?))?;
-        let names: Vec<String> = (0..col.len()).map(|i| col.value(i).to_string()).collect();
-        let ids = names.iter().map(|n| features::rfm::segment_id(n)).collect();
-        let feats = ["recency_days", "frequency", "monetary"]
-            .map(String::from)
-            .to_vec();
-        (ids, names, None, feats)
-    } else {
-        let feats: Vec<String> = p
-            .features
-            .clone()
-            .unwrap_or_else(|| DEFAULT_FEATURES.map(String::from).to_vec());
-        let (x, feats, notes) = bridge::matrix_with(
-            &mart_schema,
-            std::slice::from_ref(&all),
-            &feats,
-            crate::warehouse::tables::CUSTOMER_FEATURES,
-            p.missing,
-        )?;
-        for n in &notes {
-            tracing::warn!("{n}");
-        }
-        let fit = fit(&x, params)?;
-        let rfm_cols = ["recency_days", "frequency", "monetary"].map(String::from);
-        let rfm_x = bridge::matrix(
-            &mart_schema,
-            std::slice::from_ref(&all),
-            &rfm_cols,
-            crate::warehouse::tables::CUSTOMER_FEATURES,
-        )?;
-        let c = &fit.clustering;
-        let cluster_names = cluster_names(&rfm_x, &c.labels, c.k);
-        let names = c
-            .labels
-            .iter()
-            .map(|&l| {
-                if l == 0 {
-                    "outliers".to_string()
-                } else {
-                    cluster_names[l as usize - 1].clone()
-                }
-            })
-            .collect();
-        (c.labels.clone(), names, Some(fit), feats)
-    };
-    let (seg_schema, seg_batch) = segments_batch(customer_ids, p.method, ids, names)?;
+    let a = assign(&all, params)?;
+    let (seg_schema, seg_batch) = segments_batch(customer_ids, p.method, a.ids, a.names)?;
+
+    // The profiles are SQL over the mart and this run's segments, both in memory here:
+    // that SQL runs locally whatever the engine (a cluster cannot read them).
+    let local = olap::empty_session(&engine.local())?;
     register_batches(
         &local,
-        crate::warehouse::tables::CUSTOMER_FEATURES,
+        tables::CUSTOMER_FEATURES,
         mart_schema.clone(),
         mart.clone(),
     )?;
     register_batches(
         &local,
-        crate::warehouse::tables::SEGMENTS,
+        tables::SEGMENTS,
         seg_schema.clone(),
         vec![seg_batch.clone()],
     )?;
@@ -654,32 +577,104 @@ pub async fn segment_warehouse(
 
     let mut tx = wh.begin(&lock);
     if rebuild {
-        let f = tx.write_arrow(
-            crate::warehouse::tables::CUSTOMER_FEATURES,
-            &mart_schema,
-            &mart,
-        )?;
-        tx.replace(crate::warehouse::tables::CUSTOMER_FEATURES, vec![f]);
+        let f = tx.write_arrow(tables::CUSTOMER_FEATURES, &mart_schema, &mart)?;
+        tx.replace(tables::CUSTOMER_FEATURES, vec![f]);
     }
-    let f = tx.write_arrow(
-        crate::warehouse::tables::SEGMENTS,
-        &seg_schema,
-        &[seg_batch],
-    )?;
-    tx.replace(crate::warehouse::tables::SEGMENTS, vec![f]);
-    let f = tx.write_arrow(
-        crate::warehouse::tables::SEGMENT_PROFILES,
-        &profiles.0,
-        &profiles.1,
-    )?;
-    tx.replace(crate::warehouse::tables::SEGMENT_PROFILES, vec![f]);
+    let f = tx.write_arrow(tables::SEGMENTS, &seg_schema, &[seg_batch])?;
+    tx.replace(tables::SEGMENTS, vec![f]);
+    let f = tx.write_arrow(tables::SEGMENT_PROFILES, &profiles.0, &profiles.1)?;
+    tx.replace(tables::SEGMENT_PROFILES, vec![f]);
     Warehouse::commit(tx, &format!("segment {} as of {as_of}", p.method.name()))?;
     Ok(Run {
         as_of,
         method: p.method,
-        features: feature_names,
-        fit,
+        features: a.features,
+        fit: a.fit,
         profiles,
+    })
+}
+
+/// The stored `customer_features` in customer order, and the day it was computed as of.
+async fn stored_mart(ctx: &SessionContext) -> Result<(SchemaRef, Vec<RecordBatch>, NaiveDate)> {
+    // In customer order: the clustering's random choices pick rows by position, so the
+    // same mart must always come in the same order.
+    let table = tables::CUSTOMER_FEATURES;
+    let (s, b) = olap::sql(ctx, &format!("SELECT * FROM {table} ORDER BY customer_id")).await?;
+    let (_, d) = olap::sql(ctx, &format!("SELECT max(as_of) FROM {table}")).await?;
+    let day = d.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+        // max() of an empty mart is NULL, not day 0.
+        let days = datafusion::arrow::array::cast::as_primitive_array::<
+            datafusion::arrow::datatypes::Date32Type,
+        >(b.column(0));
+        days.is_valid(0).then(|| days.value_as_date(0)).flatten()
+    });
+    let day = day.ok_or_else(|| Error::NotFound {
+        what: "customers in",
+        name: table.into(),
+        hint: ": run `ecrm features` first".into(),
+    })?;
+    Ok((s, b, day))
+}
+
+/// Each customer's segment.
+struct Assigned {
+    ids: Vec<i64>,
+    names: Vec<String>,
+    /// The clustering (k-means), or None (RFM segments come with the mart).
+    fit: Option<Fit>,
+    /// The features the segments are made of.
+    features: Vec<String>,
+}
+
+/// Segments the mart's customers (one batch): RFM reads its segment column; k-means
+/// clusters the chosen features, names each cluster by its RFM profile, and calls label 0
+/// `outliers`.
+fn assign(all: &RecordBatch, params: &ValidSegmentParams) -> Result<Assigned> {
+    let p = params.params();
+    let schema = all.schema();
+    let rfm_cols = ["recency_days", "frequency", "monetary"].map(String::from);
+    if p.method == Method::Rfm {
+        let col = olap::text_column(all.column(schema.index_of("rfm_segment")?))?;
+        let names: Vec<String> = (0..col.len()).map(|i| col.value(i).to_string()).collect();
+        return Ok(Assigned {
+            ids: names.iter().map(|n| features::rfm::segment_id(n)).collect(),
+            names,
+            fit: None,
+            features: rfm_cols.to_vec(),
+        });
+    }
+    let wanted: Vec<String> = p
+        .features
+        .clone()
+        .unwrap_or_else(|| DEFAULT_FEATURES.map(String::from).to_vec());
+    let batches = std::slice::from_ref(all);
+    let (x, features, notes) = bridge::matrix_with(
+        &schema,
+        batches,
+        &wanted,
+        tables::CUSTOMER_FEATURES,
+        p.missing,
+    )?;
+    for n in &notes {
+        tracing::warn!("{n}");
+    }
+    let fit = fit(&x, params)?;
+    let rfm_x = bridge::matrix(&schema, batches, &rfm_cols, tables::CUSTOMER_FEATURES)?;
+    let c = &fit.clustering;
+    let cluster_names = cluster_names(&rfm_x, &c.labels, c.k);
+    let names = c
+        .labels
+        .iter()
+        .map(|&l| match l {
+            0 => "outliers".to_string(),
+            l => cluster_names[l as usize - 1].clone(),
+        })
+        .collect();
+    Ok(Assigned {
+        ids: c.labels.clone(),
+        names,
+        fit: Some(fit),
+        features,
     })
 }
 
