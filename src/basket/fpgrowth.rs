@@ -278,6 +278,22 @@ struct Found {
     counts: Vec<u32>,
 }
 
+impl Found {
+    /// Appends the itemsets to `out`, from ranks back to item ids, ascending within each set.
+    fn into_items(self, frequent: &[u32], out: &mut FrequentItemsets) {
+        let mut start = 0;
+        for (&end, &count) in self.ends.iter().zip(&self.counts) {
+            let at = out.items.len();
+            out.items
+                .extend(self.ranks[start..end].iter().map(|&r| frequent[r as usize]));
+            out.items[at..].sort_unstable();
+            out.offsets.push(out.items.len());
+            out.counts.push(count);
+            start = end;
+        }
+    }
+}
+
 struct Miner<'a> {
     min_count: u32,
     max_len: usize,
@@ -388,6 +404,58 @@ impl Miner<'_> {
     }
 }
 
+/// The items in at least `min` baskets by descending count (ties by id, so runs are
+/// repeatable), and each item id's rank among them (`u32::MAX`: not frequent).
+fn frequent_items(b: &Baskets, min: u32) -> (Vec<u32>, Vec<u32>) {
+    let n_names = b.names().len();
+    let mut counts = vec![0u32; n_names];
+    for &i in b.ids() {
+        counts[i as usize] += 1;
+    }
+    let mut frequent: Vec<u32> = (0..n_names as u32)
+        .filter(|&i| counts[i as usize] >= min)
+        .collect();
+    frequent.sort_unstable_by_key(|&i| (std::cmp::Reverse(counts[i as usize]), i));
+    let mut rank_of = vec![u32::MAX; n_names];
+    for (r, &i) in frequent.iter().enumerate() {
+        rank_of[i as usize] = r as u32;
+    }
+    (frequent, rank_of)
+}
+
+/// The FP-tree of the baskets as ascending ranks of their frequent items, inserted in
+/// sorted order (shared prefixes then arrive together).
+fn ranked_tree(b: &Baskets, rank_of: &[u32], n_frequent: usize) -> Tree {
+    let mut flat: Vec<u32> = Vec::with_capacity(b.ids().len());
+    let mut ends: Vec<usize> = Vec::with_capacity(b.len());
+    for k in 0..b.len() {
+        let start = flat.len();
+        flat.extend(
+            b.basket(k)
+                .iter()
+                .map(|&i| rank_of[i as usize])
+                .filter(|&r| r != u32::MAX),
+        );
+        if flat.len() > start {
+            flat[start..].sort_unstable();
+            ends.push(flat.len());
+        }
+    }
+    let span = |k: usize| {
+        let start = if k == 0 { 0 } else { ends[k - 1] };
+        &flat[start..ends[k]]
+    };
+    let mut order: Vec<usize> = (0..ends.len()).collect();
+    order.par_sort_unstable_by(|&x, &y| span(x).cmp(span(y)));
+    let ranks: Vec<u32> = (0..n_frequent as u32).collect();
+    Tree::build(
+        order.iter().map(|&k| (span(k), 1)),
+        ranks.clone(),
+        &ranks,
+        flat.len(),
+    )
+}
+
 impl Fit<Baskets, (), Error> for ValidFpGrowthParams {
     type Object = FrequentItemsets;
 
@@ -395,7 +463,6 @@ impl Fit<Baskets, (), Error> for ValidFpGrowthParams {
         let b = &data.records;
         let n = b.len() as u64;
         let min_count = self.min_support.ceil_mul(n).max(1);
-        let n_names = b.names().len();
         let empty = |min_count| FrequentItemsets {
             catalog: b.items().clone(),
             baskets: n,
@@ -409,51 +476,8 @@ impl Fit<Baskets, (), Error> for ValidFpGrowthParams {
         }
         let min = min_count as u32;
 
-        // Ranks: frequent items by descending count (ties by id, so runs are repeatable).
-        let mut counts = vec![0u32; n_names];
-        for &i in b.ids() {
-            counts[i as usize] += 1;
-        }
-        let mut frequent: Vec<u32> = (0..n_names as u32)
-            .filter(|&i| counts[i as usize] >= min)
-            .collect();
-        frequent.sort_unstable_by_key(|&i| (std::cmp::Reverse(counts[i as usize]), i));
-        let mut rank_of = vec![u32::MAX; n_names];
-        for (r, &i) in frequent.iter().enumerate() {
-            rank_of[i as usize] = r as u32;
-        }
-
-        // Baskets as ascending ranks, sorted, then the tree.
-        let mut flat: Vec<u32> = Vec::with_capacity(b.ids().len());
-        let mut ends: Vec<usize> = Vec::with_capacity(b.len());
-        for k in 0..b.len() {
-            let start = flat.len();
-            flat.extend(
-                b.basket(k)
-                    .iter()
-                    .map(|&i| rank_of[i as usize])
-                    .filter(|&r| r != u32::MAX),
-            );
-            if flat.len() > start {
-                flat[start..].sort_unstable();
-                ends.push(flat.len());
-            }
-        }
-        let span = |k: usize| {
-            let start = if k == 0 { 0 } else { ends[k - 1] };
-            &flat[start..ends[k]]
-        };
-        let mut order: Vec<usize> = (0..ends.len()).collect();
-        order.par_sort_unstable_by(|&x, &y| span(x).cmp(span(y)));
-        let ranks: Vec<u32> = (0..frequent.len() as u32).collect();
-        let tree = Tree::build(
-            order.iter().map(|&k| (span(k), 1)),
-            ranks.clone(),
-            &ranks,
-            flat.len(),
-        );
-        drop(order);
-        drop(flat);
+        let (frequent, rank_of) = frequent_items(b, min);
+        let tree = ranked_tree(b, &rank_of, frequent.len());
 
         let total = AtomicUsize::new(0);
         let over = AtomicBool::new(false);
@@ -490,19 +514,9 @@ impl Fit<Baskets, (), Error> for ValidFpGrowthParams {
             });
         }
 
-        // Back from ranks to item ids, ascending within each set.
         let mut out = empty(min_count);
         for part in parts {
-            let mut start = 0;
-            for (&end, &count) in part.ends.iter().zip(&part.counts) {
-                let at = out.items.len();
-                out.items
-                    .extend(part.ranks[start..end].iter().map(|&r| frequent[r as usize]));
-                out.items[at..].sort_unstable();
-                out.offsets.push(out.items.len());
-                out.counts.push(count);
-                start = end;
-            }
+            part.into_items(&frequent, &mut out);
         }
         Ok(out)
     }

@@ -16,7 +16,7 @@
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Schema};
-use ndarray::{Array2, ShapeBuilder};
+use ndarray::{Array2, ArrayViewMut2, ShapeBuilder, s};
 
 use crate::error::{Error, Result};
 
@@ -235,6 +235,14 @@ fn parse_number(s: &str) -> Option<f64> {
     s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// What encoding one column met: values missing, and categories unseen in training with
+/// their counts.
+#[derive(Default)]
+struct Met {
+    missing: u64,
+    unseen: std::collections::BTreeMap<String, u64>,
+}
+
 impl Encoder {
     /// Chooses an encoding for every column of `schema` except `exclude` (ids, labels).
     /// Returns the encoder and notes on columns left out.
@@ -356,101 +364,122 @@ impl Encoder {
             });
         }
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        let width = self.feature_names().len();
-        let mut out = Array2::<f64>::zeros((rows, width));
-        let missing = match self.nulls {
-            Nulls::Zero => 0.0,
-            Nulls::Missing => f64::NAN,
-        };
+        let mut out = Array2::<f64>::zeros((rows, self.feature_names().len()));
         let mut notes = Vec::new();
         let mut at = 0usize;
         for c in &self.columns {
             let idx = schema.index_of(c.name())?;
-            let (mut missing_values, mut unseen) =
-                (0u64, std::collections::BTreeMap::<String, u64>::new());
-            let mut row = 0usize;
-            for b in batches {
-                let col = b.column(idx);
-                match c {
-                    Column::Number { .. } | Column::Boolean { .. } => {
-                        let v = cast(col, &DataType::Float64)?;
-                        let v = v
-                            .as_any()
-                            .downcast_ref::<datafusion::arrow::array::PrimitiveArray<Float64Type>>()
-                            .ok_or_else(|| {
-                                Error::Internal("cast to Float64 gave another type".into())
-                            })?;
-                        for i in 0..v.len() {
-                            if v.is_null(i) || v.value(i).is_nan() {
-                                missing_values += 1;
-                                out[[row + i, at]] = missing;
-                            } else {
-                                out[[row + i, at]] = v.value(i);
-                            }
-                        }
-                    }
-                    Column::NumberText { name } => {
-                        let t = crate::olap::text_column(col.as_ref())?;
-                        for i in 0..t.len() {
-                            let s = if t.is_null(i) { "" } else { t.value(i).trim() };
-                            if s.is_empty() {
-                                missing_values += 1;
-                                out[[row + i, at]] = missing;
-                                continue;
-                            }
-                            out[[row + i, at]] = parse_number(s).ok_or_else(|| Error::Input {
-                                file: source.into(),
-                                message: format!(
-                                    "row {}: column {name:?} is {s:?}, not a number as in training",
-                                    row + i + 1
-                                ),
-                            })?;
-                        }
-                    }
-                    Column::Category { levels, .. } => {
-                        let t = crate::olap::text_column(col.as_ref())?;
-                        for i in 0..t.len() {
-                            let s = if t.is_null(i) { "" } else { t.value(i).trim() };
-                            match levels.binary_search_by(|l| l.as_str().cmp(s)) {
-                                Ok(l) => out[[row + i, at + l]] = 1.0,
-                                Err(_) => *unseen.entry(s.to_string()).or_default() += 1,
-                            }
-                        }
-                    }
-                }
-                row += b.num_rows();
-            }
-            if missing_values > 0 {
-                let what = if matches!(c, Column::NumberText { .. }) {
-                    "blanks"
-                } else {
-                    "NULLs"
-                };
-                let how = match self.nulls {
-                    Nulls::Zero => "read as 0",
-                    Nulls::Missing => "left missing",
-                };
-                notes.push(format!("{}: {missing_values} {what} {how}", c.name()));
-            }
-            if !unseen.is_empty() {
-                let total: u64 = unseen.values().sum();
-                let list: Vec<String> = unseen
-                    .iter()
-                    .take(5)
-                    .map(|(k, n)| format!("{k:?} ×{n}"))
-                    .collect();
-                notes.push(format!(
-                    "{}: {total} rows with categories not seen in training ({}), encoded as none of the known ones",
-                    c.name(),
-                    list.join(", ")
-                ));
-            }
-            at += match c {
+            let width = match c {
                 Column::Category { levels, .. } => levels.len(),
                 _ => 1,
             };
+            let mut met = Met::default();
+            let mut row = 0usize;
+            for b in batches {
+                let n = b.num_rows();
+                let cells = out.slice_mut(s![row..row + n, at..at + width]);
+                self.encode(c, b.column(idx), cells, row, &mut met, source)?;
+                row += n;
+            }
+            notes.extend(self.notes(c, &met));
+            at += width;
         }
         Ok((out, notes))
+    }
+
+    /// Encodes one batch's values of column `c` into `cells` (its rows × the column's
+    /// features; `first_row` numbers rows in messages), counting what it met.
+    fn encode(
+        &self,
+        c: &Column,
+        col: &dyn Array,
+        mut cells: ArrayViewMut2<'_, f64>,
+        first_row: usize,
+        met: &mut Met,
+        source: &str,
+    ) -> Result<()> {
+        let missing = match self.nulls {
+            Nulls::Zero => 0.0,
+            Nulls::Missing => f64::NAN,
+        };
+        match c {
+            Column::Number { .. } | Column::Boolean { .. } => {
+                let v = cast(col, &DataType::Float64)?;
+                let v = v
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::PrimitiveArray<Float64Type>>()
+                    .ok_or_else(|| Error::Internal("cast to Float64 gave another type".into()))?;
+                for i in 0..v.len() {
+                    if v.is_null(i) || v.value(i).is_nan() {
+                        met.missing += 1;
+                        cells[[i, 0]] = missing;
+                    } else {
+                        cells[[i, 0]] = v.value(i);
+                    }
+                }
+            }
+            Column::NumberText { name } => {
+                let t = crate::olap::text_column(col)?;
+                for i in 0..t.len() {
+                    let s = if t.is_null(i) { "" } else { t.value(i).trim() };
+                    if s.is_empty() {
+                        met.missing += 1;
+                        cells[[i, 0]] = missing;
+                        continue;
+                    }
+                    cells[[i, 0]] = parse_number(s).ok_or_else(|| Error::Input {
+                        file: source.into(),
+                        message: format!(
+                            "row {}: column {name:?} is {s:?}, not a number as in training",
+                            first_row + i + 1
+                        ),
+                    })?;
+                }
+            }
+            Column::Category { levels, .. } => {
+                let t = crate::olap::text_column(col)?;
+                for i in 0..t.len() {
+                    let s = if t.is_null(i) { "" } else { t.value(i).trim() };
+                    match levels.binary_search_by(|l| l.as_str().cmp(s)) {
+                        Ok(l) => cells[[i, l]] = 1.0,
+                        Err(_) => *met.unseen.entry(s.to_string()).or_default() += 1,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes on the missing values and unseen categories column `c` met.
+    fn notes(&self, c: &Column, met: &Met) -> Vec<String> {
+        let mut notes = Vec::new();
+        if met.missing > 0 {
+            let what = if matches!(c, Column::NumberText { .. }) {
+                "blanks"
+            } else {
+                "NULLs"
+            };
+            let how = match self.nulls {
+                Nulls::Zero => "read as 0",
+                Nulls::Missing => "left missing",
+            };
+            notes.push(format!("{}: {} {what} {how}", c.name(), met.missing));
+        }
+        if !met.unseen.is_empty() {
+            let total: u64 = met.unseen.values().sum();
+            let list: Vec<String> = met
+                .unseen
+                .iter()
+                .take(5)
+                .map(|(k, n)| format!("{k:?} ×{n}"))
+                .collect();
+            notes.push(format!(
+                "{}: {total} rows with categories not seen in training ({}), encoded as none of the known ones",
+                c.name(),
+                list.join(", ")
+            ));
+        }
+        notes
     }
 }
 

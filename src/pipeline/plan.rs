@@ -69,75 +69,17 @@ pub(super) fn order(
     external: &[String],
     after: &BTreeMap<String, Vec<String>>,
 ) -> Result<Vec<Stage>> {
-    let mut producer: BTreeMap<String, String> = BTreeMap::new();
-    for s in &stages {
-        for o in &s.outputs {
-            if external.contains(o) {
-                return Err(Error::config(
-                    file,
-                    format!("stages.{} (line {})", s.name, s.line),
-                    format!("writes {o}, which `external` says another process builds"),
-                ));
-            }
-            if let Some(other) = producer.insert(o.clone(), s.name.clone()) {
-                return Err(Error::config(
-                    file,
-                    format!("stages.{} (line {})", s.name, s.line),
-                    format!("writes {o}, which stage {other} writes too; a table has one producer"),
-                ));
-            }
-        }
-    }
-    let names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
+    let producer = producers(file, &stages, external)?;
     // A report reads what the pipeline builds of its tables, and comes last.
     for s in stages.iter_mut().filter(|s| s.kind == Kind::Report) {
         s.inputs
             .retain(|i| producer.contains_key(i.as_str()) || external.contains(i));
     }
-    let mut upstream: Vec<Vec<String>> = Vec::new();
-    for s in &stages {
-        let mut up = BTreeSet::new();
-        if s.kind == Kind::Report {
-            up.extend(names.iter().filter(|n| **n != s.name).cloned());
-        }
-        let mut reads: Vec<&String> = s.inputs.iter().collect();
-        reads.extend(s.tests.iter().flat_map(|t| t.references()));
-        for input in reads {
-            match producer.get(input.as_str()) {
-                Some(p) if *p != s.name => {
-                    up.insert(p.to_string());
-                }
-                Some(_) => {}
-                None if external.contains(input) => {}
-                None => {
-                    let what = if let Some(m) = input.strip_prefix("model:") {
-                        format!("model {m:?}, which no churn-train stage writes")
-                    } else {
-                        format!(
-                            "table {input}, which no stage writes; add the stage that builds \
-                             it, or list it in `external` if another process does"
-                        )
-                    };
-                    return Err(Error::config(
-                        file,
-                        format!("stages.{} (line {})", s.name, s.line),
-                        format!("reads {what}"),
-                    ));
-                }
-            }
-        }
-        for a in after.get(&s.name).into_iter().flatten() {
-            if !names.contains(a) {
-                return Err(Error::config(
-                    file,
-                    format!("stages.{}.after (line {})", s.name, s.line),
-                    format!("{a:?} is not a stage (stages: {})", names.join(", ")),
-                ));
-            }
-            up.insert(a.clone());
-        }
-        upstream.push(up.into_iter().collect());
-    }
+    let names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
+    let upstream = stages
+        .iter()
+        .map(|s| upstream_of(file, s, &names, &producer, external, after))
+        .collect::<Result<Vec<_>>>()?;
     for (s, up) in stages.iter_mut().zip(upstream) {
         s.upstream = up;
     }
@@ -165,6 +107,88 @@ pub(super) fn order(
         order.push(s);
     }
     Ok(order)
+}
+
+/// The stage that writes each table; a table has one producer, and none for an external
+/// table.
+fn producers(
+    file: &Path,
+    stages: &[Stage],
+    external: &[String],
+) -> Result<BTreeMap<String, String>> {
+    let mut producer: BTreeMap<String, String> = BTreeMap::new();
+    for s in stages {
+        for o in &s.outputs {
+            if external.contains(o) {
+                return Err(Error::config(
+                    file,
+                    format!("stages.{} (line {})", s.name, s.line),
+                    format!("writes {o}, which `external` says another process builds"),
+                ));
+            }
+            if let Some(other) = producer.insert(o.clone(), s.name.clone()) {
+                return Err(Error::config(
+                    file,
+                    format!("stages.{} (line {})", s.name, s.line),
+                    format!("writes {o}, which stage {other} writes too; a table has one producer"),
+                ));
+            }
+        }
+    }
+    Ok(producer)
+}
+
+/// The stages `s` waits for: the producers of what it reads (inputs and data tests), its
+/// `after` list, and for a report every other stage.
+fn upstream_of(
+    file: &Path,
+    s: &Stage,
+    names: &[String],
+    producer: &BTreeMap<String, String>,
+    external: &[String],
+    after: &BTreeMap<String, Vec<String>>,
+) -> Result<Vec<String>> {
+    let mut up = BTreeSet::new();
+    if s.kind == Kind::Report {
+        up.extend(names.iter().filter(|n| **n != s.name).cloned());
+    }
+    let mut reads: Vec<&String> = s.inputs.iter().collect();
+    reads.extend(s.tests.iter().flat_map(|t| t.references()));
+    for input in reads {
+        match producer.get(input.as_str()) {
+            Some(p) if *p != s.name => {
+                up.insert(p.to_string());
+            }
+            Some(_) => {}
+            None if external.contains(input) => {}
+            None => {
+                let what = if let Some(m) = input.strip_prefix("model:") {
+                    format!("model {m:?}, which no churn-train stage writes")
+                } else {
+                    format!(
+                        "table {input}, which no stage writes; add the stage that builds \
+                         it, or list it in `external` if another process does"
+                    )
+                };
+                return Err(Error::config(
+                    file,
+                    format!("stages.{} (line {})", s.name, s.line),
+                    format!("reads {what}"),
+                ));
+            }
+        }
+    }
+    for a in after.get(&s.name).into_iter().flatten() {
+        if !names.contains(a) {
+            return Err(Error::config(
+                file,
+                format!("stages.{}.after (line {})", s.name, s.line),
+                format!("{a:?} is not a stage (stages: {})", names.join(", ")),
+            ));
+        }
+        up.insert(a.clone());
+    }
+    Ok(up.into_iter().collect())
 }
 
 /// A cycle among stages none of which can run: walk upstream from the first until a stage
