@@ -37,6 +37,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions, text_column};
+use crate::warehouse::tables;
 use fpgrowth::FrequentItemsets;
 use rules::Rule;
 
@@ -403,7 +404,7 @@ pub async fn load(source: &Source, engine: &EngineOptions) -> Result<(Baskets, S
         }
         Source::Warehouse { root, level } => {
             let wh = crate::warehouse::Warehouse::open(root)?;
-            wh.table("fact_sales")?;
+            wh.table(tables::FACT_SALES)?;
             let ctx = olap::session(&wh, engine).await?;
             let w = warehouse_baskets(&ctx, *level).await?;
             let note = format!(

@@ -32,7 +32,7 @@ use super::{FpGrowthParams, Level, RuleParams, ValidFpGrowthParams, ValidRulePar
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions};
 use crate::param::Fraction;
-use crate::warehouse::{Warehouse, WriterLock};
+use crate::warehouse::{Warehouse, WriterLock, tables};
 use linfa::ParamGuard;
 
 /// One recommendation before it becomes a row.
@@ -310,7 +310,7 @@ pub async fn recommend(
 ) -> Result<RecommendSummary> {
     let lock = WriterLock::acquire(wh_root, "basket recommend")?;
     let wh = Warehouse::open(wh_root)?;
-    wh.table("fact_sales")?;
+    wh.table(tables::FACT_SALES)?;
     let ctx = olap::session(&wh, engine).await?;
     let w = super::warehouse_baskets(&ctx, p.level).await?;
     let baskets = format!("{} invoices", w.baskets.len());
@@ -365,17 +365,17 @@ pub async fn recommend(
     let rules_batch = super::rules_batch(&sets, &rules)?;
     let mut tx = wh.begin(&lock);
     let f = tx.write_arrow(
-        crate::warehouse::tables::RECOMMENDATIONS,
+        tables::RECOMMENDATIONS,
         &schema,
         std::slice::from_ref(&batch),
     )?;
-    tx.replace(crate::warehouse::tables::RECOMMENDATIONS, vec![f]);
+    tx.replace(tables::RECOMMENDATIONS, vec![f]);
     let f = tx.write_arrow(
-        crate::warehouse::tables::BASKET_RULES,
+        tables::BASKET_RULES,
         &rules_batch.schema(),
         std::slice::from_ref(&rules_batch),
     )?;
-    tx.replace(crate::warehouse::tables::BASKET_RULES, vec![f]);
+    tx.replace(tables::BASKET_RULES, vec![f]);
     Warehouse::commit(tx, &format!("{} recommendations", batch.num_rows()))?;
     Ok(RecommendSummary {
         baskets,

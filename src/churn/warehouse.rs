@@ -39,7 +39,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::features::{self, bridge::Encoder};
 use crate::olap::{self, EngineOptions};
-use crate::warehouse::{Warehouse, WriterLock};
+use crate::warehouse::{Warehouse, WriterLock, tables};
 
 /// Mart columns that are not features.
 const NOT_FEATURES: [&str; 7] = [
@@ -182,7 +182,7 @@ pub async fn train(
     let p = t.params;
     let window = p.window();
     let wh = Warehouse::open(wh_root)?;
-    wh.table("fact_sales")?;
+    wh.table(tables::FACT_SALES)?;
     let clock = std::time::Instant::now();
     let lap =
         |step: &str| tracing::debug!(step, ms = clock.elapsed().as_millis() as u64, "churn train");
@@ -257,7 +257,7 @@ pub async fn score(
     let window = model_window(model, "model", "score a file with --input and --out")?;
     let lock = WriterLock::acquire(wh_root, "churn score")?;
     let wh = Warehouse::open(wh_root)?;
-    wh.table("fact_sales")?;
+    wh.table(tables::FACT_SALES)?;
     let ctx = olap::session(&wh, engine).await?;
     let as_of = match as_of {
         Some(d) => d,
@@ -283,11 +283,11 @@ pub async fn score(
     let batch = &scored.batch;
     let mut tx = wh.begin(&lock);
     let f = tx.write_arrow(
-        crate::warehouse::tables::CHURN_SCORES,
+        tables::CHURN_SCORES,
         &batch.schema(),
         std::slice::from_ref(batch),
     )?;
-    tx.replace(crate::warehouse::tables::CHURN_SCORES, vec![f]);
+    tx.replace(tables::CHURN_SCORES, vec![f]);
     Warehouse::commit(tx, &format!("churn scores as of {as_of}"))?;
     Ok(scored)
 }
@@ -306,7 +306,7 @@ pub async fn evaluate(
         "evaluate it on a labelled file with --input",
     )?;
     let wh = Warehouse::open(wh_root)?;
-    wh.table("fact_sales")?;
+    wh.table(tables::FACT_SALES)?;
     let ctx = olap::session(&wh, engine).await?;
     let cutoff = match (cutoff, model.source.cutoff) {
         (Some(c), _) => c,

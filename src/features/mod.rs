@@ -48,7 +48,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions};
-use crate::warehouse::{Warehouse, WriterLock};
+use crate::warehouse::{Warehouse, WriterLock, tables};
 
 /// The feature mart as computed, with the population counts the log reports.
 #[derive(Debug)]
@@ -253,16 +253,12 @@ pub async fn build(
 ) -> Result<Mart> {
     let lock = WriterLock::acquire(wh_root, "features")?;
     let wh = Warehouse::open(wh_root)?;
-    wh.table("fact_sales")?;
+    wh.table(tables::FACT_SALES)?;
     let ctx = olap::session(&wh, engine).await?;
     let mart = compute(&ctx, as_of).await?;
     let mut tx = wh.begin(&lock);
-    let file = tx.write_arrow(
-        crate::warehouse::tables::CUSTOMER_FEATURES,
-        &mart.schema,
-        &mart.batches,
-    )?;
-    tx.replace(crate::warehouse::tables::CUSTOMER_FEATURES, vec![file]);
+    let file = tx.write_arrow(tables::CUSTOMER_FEATURES, &mart.schema, &mart.batches)?;
+    tx.replace(tables::CUSTOMER_FEATURES, vec![file]);
     Warehouse::commit(tx, &format!("features as of {}", mart.as_of))?;
     tracing::info!(
         as_of = %mart.as_of,
@@ -270,7 +266,7 @@ pub async fn build(
         returns_only_customers_left_out = mart.returns_only,
         guest_lines_left_out = mart.guest_lines,
         "built {}",
-        crate::warehouse::tables::CUSTOMER_FEATURES
+        tables::CUSTOMER_FEATURES
     );
     Ok(mart)
 }

@@ -37,7 +37,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::warehouse::{Transaction, Warehouse, WriterLock};
+use crate::warehouse::{Transaction, Warehouse, WriterLock, tables};
 use contract::{Contract, Entity, Source};
 
 /// Rows per polars chunk: big enough to amortise the plan, small enough to bound memory.
@@ -425,7 +425,7 @@ impl History {
         let loads = if full_refresh {
             None
         } else {
-            wh.read_polars(crate::warehouse::tables::LOADS)?
+            wh.read_polars(tables::LOADS)?
         };
         let mut h = History {
             loads: None,
@@ -583,7 +583,7 @@ fn known_ids(base: Option<&Warehouse>, sources: Sources) -> Result<cleanse::Know
         }
         Ok(ids)
     };
-    use crate::warehouse::tables::{DIM_CUSTOMER, DIM_PRODUCT};
+    use tables::{DIM_CUSTOMER, DIM_PRODUCT};
     Ok(cleanse::KnownIds {
         customers: sources
             .customers
@@ -680,11 +680,13 @@ pub struct Rollback {
 pub fn rollback(root: &Path, load_id: i64) -> Result<Rollback> {
     let lock = WriterLock::acquire(root, &format!("rollback of load {load_id}"))?;
     let wh = Warehouse::open(root)?;
-    let loads = wh.read_polars("loads")?.ok_or_else(|| Error::NotFound {
-        what: "load",
-        name: load_id.to_string(),
-        hint: " (the warehouse has no loads)".into(),
-    })?;
+    let loads = wh
+        .read_polars(tables::LOADS)?
+        .ok_or_else(|| Error::NotFound {
+            what: "load",
+            name: load_id.to_string(),
+            hint: " (the warehouse has no loads)".into(),
+        })?;
     let ids: BTreeSet<i64> = loads.column("load_id")?.i64()?.iter().flatten().collect();
     if !ids.contains(&load_id) {
         return Err(Error::NotFound {
@@ -706,8 +708,8 @@ pub fn rollback(root: &Path, load_id: i64) -> Result<Rollback> {
         .filter(col("load_id").neq(lit(load_id)))
         .collect()?;
     removed.insert(
-        "loads".into(),
-        wh.table("loads")?.rows() - kept.height() as u64,
+        tables::LOADS.into(),
+        wh.table(tables::LOADS)?.rows() - kept.height() as u64,
     );
     let f = tx.write_polars(
         "loads",
@@ -715,7 +717,7 @@ pub fn rollback(root: &Path, load_id: i64) -> Result<Rollback> {
         &mut kept,
         &crate::warehouse::Owner::default(),
     )?;
-    tx.replace("loads", vec![f]);
+    tx.replace(tables::LOADS, vec![f]);
     let wh = Warehouse::commit(tx, &format!("rollback load {load_id}"))?;
     build::write_loads_json(&wh)?;
     Ok(Rollback { load_id, removed })
@@ -1042,7 +1044,7 @@ not_null = ["invoice_no", "invoice_ts", "product_id", "quantity", "unit_price"]
                         );
                     }
                     let loaded: u64 = s.files.iter().map(|f| f.rows_loaded).sum();
-                    let facts = s.tables.get("fact_sales").copied().unwrap_or(0);
+                    let facts = s.tables.get(tables::FACT_SALES).copied().unwrap_or(0);
                     proptest::prop_assert_eq!(facts, loaded);
                 }
                 // A file the reader cannot take is the user's error, named, never ours.

@@ -30,7 +30,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 pub mod cluster;
 
 use crate::error::{Error, Result};
-use crate::warehouse::Warehouse;
+use crate::warehouse::{Warehouse, tables};
 
 /// Bounds on DataFusion's parallelism and memory; the same wherever ecrm runs SQL.
 #[derive(Debug, Clone, Default)]
@@ -67,8 +67,8 @@ impl EngineOptions {
 /// The fact tables and the time column that places each row in time (see
 /// [`EngineOptions::as_of`]).
 const FACT_TIMES: [(&str, &str); 2] = [
-    ("fact_sales", "invoice_ts"),
-    ("fact_campaign_contact", "contact_ts"),
+    (tables::FACT_SALES, "invoice_ts"),
+    (tables::FACT_CAMPAIGN_CONTACT, "contact_ts"),
 ];
 
 /// A local session with no tables, under `opts` (its `scheduler` is not used).

@@ -27,8 +27,8 @@ use datafusion::prelude::SessionContext;
 use crate::churn::ModelFile;
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions};
-use crate::warehouse::Warehouse;
 use crate::warehouse::runs::{Manifest, RunStatus, StageStatus, TestStatus};
+use crate::warehouse::{Warehouse, tables};
 
 /// The charts a full report holds, by their `data-chart` names (the browser test looks for
 /// each).
@@ -86,23 +86,22 @@ pub async fn write(p: &ReportParams<'_>) -> Result<Report> {
     let as_of = match run_as_of {
         Some(d) => d,
         None => {
-            wh.table("fact_sales")?;
+            wh.table(tables::FACT_SALES)?;
             crate::features::default_as_of(&ctx).await?
         }
     };
     let has = |t: &str| wh.table(t).is_ok();
-    page.revenue(&ctx, has("fact_sales")).await?;
-    page.quality(&ctx, has("loads"), has("rejects")).await?;
-    page.segments(&ctx, has("segment_profiles")).await?;
-    page.rfm(&ctx, has(crate::warehouse::tables::CUSTOMER_FEATURES))
+    page.revenue(&ctx, has(tables::FACT_SALES)).await?;
+    page.quality(&ctx, has(tables::LOADS), has(tables::REJECTS))
         .await?;
+    page.segments(&ctx, has(tables::SEGMENT_PROFILES)).await?;
+    page.rfm(&ctx, has(tables::CUSTOMER_FEATURES)).await?;
     let model = p
         .model
         .clone()
         .or_else(|| default_model(p.warehouse, p.run));
     page.churn(model.as_deref())?;
-    page.rules(&ctx, has(crate::warehouse::tables::BASKET_RULES))
-        .await?;
+    page.rules(&ctx, has(tables::BASKET_RULES)).await?;
     page.timings(p.run)?;
     let pipeline = p
         .run
@@ -423,7 +422,7 @@ impl Page {
 
     async fn rules(&mut self, ctx: &SessionContext, present: bool) -> Result<()> {
         let title = "Top rules by lift";
-        let t = crate::warehouse::tables::BASKET_RULES;
+        let t = tables::BASKET_RULES;
         if !present {
             self.absent("rules", title, &format!("no {t}: run a basket stage"));
             return Ok(());
@@ -438,7 +437,7 @@ impl Page {
         .await?;
         let total = query(ctx, &format!("SELECT count(*) FROM {t}")).await?;
         // Items by description as well as code: the codes alone say nothing to a reader.
-        let descriptions = if ctx.table_exist(crate::warehouse::tables::DIM_PRODUCT)? {
+        let descriptions = if ctx.table_exist(tables::DIM_PRODUCT)? {
             crate::basket::recommend::product_descriptions(ctx).await?
         } else {
             Default::default()

@@ -27,6 +27,7 @@ use crate::basket::Level;
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions, text_column};
 use crate::param::Fraction;
+use crate::warehouse::tables;
 use linfa::ParamGuard;
 use prefixspan::{Patterns, Sequences};
 
@@ -144,7 +145,7 @@ pub async fn load(source: &Source, engine: &EngineOptions) -> Result<(Sequences,
         }
         Source::Warehouse { root, level } => {
             let wh = crate::warehouse::Warehouse::open(root)?;
-            wh.table("fact_sales")?;
+            wh.table(tables::FACT_SALES)?;
             let ctx = olap::session(&wh, engine).await?;
             let s = warehouse_sequences(&ctx, *level).await?;
             (

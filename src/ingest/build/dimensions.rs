@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::ingest::FileLoad;
 use crate::ingest::cleanse::MONEY;
 use crate::ingest::contract::Entity;
-use crate::warehouse::{Owner, Transaction};
+use crate::warehouse::{Owner, Transaction, tables};
 
 const CUSTOMER_COLUMNS: [(&str, DataType); 12] = [
     ("customer_id", DataType::String),
@@ -219,22 +219,32 @@ pub(super) fn write_customers_and_products(
         None => derived.customers()?,
     };
     let mut dim_customer = merge_customers(
-        read("dim_customer")?,
+        read(tables::DIM_CUSTOMER)?,
         customers_in,
         input.load_id,
         input.started,
     )?;
-    let f = tx.write_polars("dim_customer", None, &mut dim_customer, &Owner::default())?;
-    tx.replace("dim_customer", vec![f]);
+    let f = tx.write_polars(
+        tables::DIM_CUSTOMER,
+        None,
+        &mut dim_customer,
+        &Owner::default(),
+    )?;
+    tx.replace(tables::DIM_CUSTOMER, vec![f]);
 
     let products_in = match good_of(loads, Entity::Product)? {
         Some(df) => Some((df, true)),
         None if input.product_source => None,
         None => derived.products()?.map(|df| (df, false)),
     };
-    let mut dim_product = merge_products(read("dim_product")?, products_in)?;
-    let f = tx.write_polars("dim_product", None, &mut dim_product, &Owner::default())?;
-    tx.replace("dim_product", vec![f]);
+    let mut dim_product = merge_products(read(tables::DIM_PRODUCT)?, products_in)?;
+    let f = tx.write_polars(
+        tables::DIM_PRODUCT,
+        None,
+        &mut dim_product,
+        &Owner::default(),
+    )?;
+    tx.replace(tables::DIM_PRODUCT, vec![f]);
 
     Ok(Keys {
         customers: dim_customer
@@ -259,8 +269,8 @@ pub(super) fn write_dim_date(
     }
     if let (Some(first), Some(last)) = (days.first().copied(), days.last().copied()) {
         let mut dd = dim_date(first, last)?;
-        let f = tx.write_polars("dim_date", None, &mut dd, &Owner::default())?;
-        tx.replace("dim_date", vec![f]);
+        let f = tx.write_polars(tables::DIM_DATE, None, &mut dd, &Owner::default())?;
+        tx.replace(tables::DIM_DATE, vec![f]);
     }
     Ok(())
 }

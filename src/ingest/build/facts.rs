@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::ingest::FileLoad;
 use crate::ingest::cleanse::MONEY;
 use crate::ingest::contract::Entity;
-use crate::warehouse::Transaction;
+use crate::warehouse::{Transaction, tables};
 
 /// Writes `fact_sales` for every order-line file of the load, adding the days it covers.
 pub(super) fn write_sales(
@@ -28,13 +28,13 @@ pub(super) fn write_sales(
         .iter()
         .filter(|l| l.source.entity == Entity::OrderLine)
     {
-        let mut writer = tx.partitioned_writer("fact_sales", fl.owner(load_id));
+        let mut writer = tx.partitioned_writer(tables::FACT_SALES, fl.owner(load_id));
         for chunk in chunks_of(fl)? {
             let fact = sales_fact(chunk?, &keys.customers, &keys.products, load_id)?;
             collect_days(&fact, "invoice_ts", days)?;
             if fact.height() == 0 {
                 // A first load without order lines: an empty file gives the table its schema.
-                if fl.staged.is_empty() && !tx.next().tables.contains_key("fact_sales") {
+                if fl.staged.is_empty() && !tx.next().tables.contains_key(tables::FACT_SALES) {
                     writer.write(tx, None, &fact.drop("__month")?)?;
                 }
                 continue;
@@ -48,7 +48,7 @@ pub(super) fn write_sales(
             }
         }
         let files = writer.finish()?;
-        tx.append("fact_sales", files);
+        tx.append(tables::FACT_SALES, files);
     }
     Ok(())
 }
@@ -66,18 +66,19 @@ pub(super) fn write_contacts(
         .iter()
         .filter(|l| l.source.entity == Entity::CampaignContact)
     {
-        let mut writer = tx.partitioned_writer("fact_campaign_contact", fl.owner(load_id));
+        let mut writer = tx.partitioned_writer(tables::FACT_CAMPAIGN_CONTACT, fl.owner(load_id));
         for chunk in chunks_of(fl)? {
             let fact = contact_fact(chunk?, &keys.customers, load_id)?;
             collect_days(&fact, "contact_ts", days)?;
             if fact.height() > 0
-                || (fl.staged.is_empty() && !tx.next().tables.contains_key("fact_campaign_contact"))
+                || (fl.staged.is_empty()
+                    && !tx.next().tables.contains_key(tables::FACT_CAMPAIGN_CONTACT))
             {
                 writer.write(tx, None, &fact)?;
             }
         }
         let files = writer.finish()?;
-        tx.append("fact_campaign_contact", files);
+        tx.append(tables::FACT_CAMPAIGN_CONTACT, files);
     }
     Ok(())
 }

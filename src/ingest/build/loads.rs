@@ -7,7 +7,7 @@ use polars::prelude::*;
 use super::{BuildInput, ts_type};
 use crate::error::{Error, Result};
 use crate::ingest::FileLoad;
-use crate::warehouse::{Owner, Transaction, Warehouse};
+use crate::warehouse::{Owner, Transaction, Warehouse, tables};
 
 /// Appends each file's rejects (so replacing a file replaces its rejects), and an empty file
 /// the first time, so the table exists.
@@ -28,10 +28,10 @@ pub(super) fn write_rejects(tx: &mut Transaction<'_>, input: &BuildInput<'_>) ->
             Column::new("source".into(), vec![fl.source.name.clone(); n]),
         )?;
         df.insert_column(0, Column::new("load_id".into(), vec![load_id; n]))?;
-        let f = tx.write_polars("rejects", None, &mut df, &fl.owner(load_id))?;
-        tx.append("rejects", vec![f]);
+        let f = tx.write_polars(tables::REJECTS, None, &mut df, &fl.owner(load_id))?;
+        tx.append(tables::REJECTS, vec![f]);
     }
-    if tx.next().tables.contains_key("rejects") {
+    if tx.next().tables.contains_key(tables::REJECTS) {
         return Ok(());
     }
     let mut empty = df!(
@@ -48,8 +48,8 @@ pub(super) fn write_rejects(tx: &mut Transaction<'_>, input: &BuildInput<'_>) ->
         load_id: Some(load_id as u64),
         source_file: None,
     };
-    let f = tx.write_polars("rejects", None, &mut empty, &owner)?;
-    tx.append("rejects", vec![f]);
+    let f = tx.write_polars(tables::REJECTS, None, &mut empty, &owner)?;
+    tx.append(tables::REJECTS, vec![f]);
     Ok(())
 }
 
@@ -61,8 +61,8 @@ pub(super) fn write_loads(tx: &mut Transaction<'_>, input: &BuildInput<'_>) -> R
         prev.vstack_mut(&loads)?;
         loads = prev;
     }
-    let f = tx.write_polars("loads", None, &mut loads, &Owner::default())?;
-    tx.replace("loads", vec![f]);
+    let f = tx.write_polars(tables::LOADS, None, &mut loads, &Owner::default())?;
+    tx.replace(tables::LOADS, vec![f]);
     Ok(())
 }
 
@@ -101,7 +101,7 @@ fn loads_frame(
 
 /// Writes `<warehouse>/loads.json`: the `loads` table as JSON, for schedulers and people.
 pub fn write_loads_json(wh: &Warehouse) -> Result<()> {
-    let Some(df) = wh.read_polars("loads")? else {
+    let Some(df) = wh.read_polars(tables::LOADS)? else {
         return Ok(());
     };
     let mut rows = Vec::with_capacity(df.height());

@@ -36,7 +36,7 @@ use polars::prelude::*;
 
 use super::FileLoad;
 use crate::error::Result;
-use crate::warehouse::{Transaction, Warehouse};
+use crate::warehouse::{Transaction, Warehouse, tables};
 
 pub use dimensions::{Derive, Derived};
 pub use loads::write_loads_json;
@@ -80,7 +80,7 @@ pub fn build(
     facts::write_contacts(tx, input, &keys, &mut days)?;
     lap("fact_campaign_contact");
     loads::write_rejects(tx, input)?;
-    dimensions::write_dim_date(tx, read("dim_date")?, days)?;
+    dimensions::write_dim_date(tx, read(tables::DIM_DATE)?, days)?;
     loads::write_loads(tx, input)?;
     lap("rejects, dim_date, loads");
     Ok(())

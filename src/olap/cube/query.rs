@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use super::{Compare, Cube, CubeQuery, Level, Measure};
 use crate::error::{Error, Result};
+use crate::warehouse::tables;
 
 impl Cube {
     /// The level `name`, or an error under `key` listing the levels.
@@ -141,7 +142,7 @@ impl Cube {
             "cube",
             format!(
                 "this question needs table {table:?} (join {a}), which the warehouse does not have yet{}",
-                if table == "segments" {
+                if table == tables::SEGMENTS {
                     ": run `ecrm segment` first"
                 } else {
                     ""
