@@ -5,15 +5,16 @@
 //! exported; churn is forecast with decision trees; baskets give rules and recommendations.
 //!
 //! ```text
-//! raw extracts (CSV; one file, a folder of daily files, or a glob)
-//!    │  ingest   scan (csv crate: encoding, record numbers, duplicates, ragged lines)
+//! raw extracts (CSV, NDJSON, Parquet; one file, a folder of daily files, or a glob)
+//!    │  ingest   scan (encoding, record numbers, duplicates, ragged lines)
 //!    │           → cleanse (polars: trim, types, rules → reason codes) → star-schema build
 //!    ▼
 //! warehouse/  tables/<name>/*.parquet (zstd), published atomically by one pointer file
 //!    │          dim_customer · dim_product · dim_date · fact_sales · fact_campaign_contact
 //!    │          rejects · loads
-//!    │  olap     DataFusion session with every table registered by name;
-//!    │           cube models (TOML) → GROUP BY ROLLUP / CUBE, pivots, top-N, period windows
+//!    │  olap     DataFusion session with every table registered by name (or a Ballista
+//!    │           cluster); cube models (TOML) → GROUP BY ROLLUP / CUBE, pivots, top-N,
+//!    │           period windows
 //!    ▼
 //! query and cube results (table, csv, json, ndjson, parquet)
 //!
@@ -23,18 +24,50 @@
 //!    │            through features::bridge) → segments, segment_profiles
 //!    │  churn     labels at a cutoff, CART trees, model files → churn_scores
 //!    │  basket    invoices as baskets → FP-growth itemsets → rules → recommendations
+//!    │  sequence  customers' purchase sequences → PrefixSpan → sequence_patterns
 //!    ▼
-//! export segment | churn  consent and suppression applied → csv / parquet / json / ndjson
+//! export segment | churn | recommendations   consent and suppression applied
+//! report                                     one self-contained HTML page
 //! ```
 //!
-//! Modules: [`error`] (the one error type and exit codes), [`cli`] (clap commands and output
-//! formats), [`ingest`] (contracts, scan, cleanse, build), [`warehouse`] (the table catalog and
-//! atomic commits), [`olap`] (the DataFusion session, SQL, cube models), [`features`] (the
-//! customer feature mart and the one Arrow→ndarray bridge), [`segment`] (RFM, clustering,
-//! profiles), [`churn`] (decision trees, evaluation, scoring), [`basket`] (FP-growth, rules,
-//! recommendations), [`sequence`] (PrefixSpan), [`export`] (segment and churn exports),
-//! [`pipeline`] (pipeline files, runs, data tests, run manifests), [`report`] (the HTML
-//! report), [`synth`] (the sample-data generator).
+//! ## Layers, one way down
+//!
+//! ```text
+//! main → cli → pipeline → export, report → segment, churn, basket, sequence → features
+//!      → olap → warehouse → param, error          ingest → warehouse        synth (alone)
+//! ```
+//!
+//! Nothing imports upward and nothing below [`cli`] imports it: the library speaks parameter
+//! keys (`max_depth`), which the CLI renders as flags (`--max-depth`) and a pipeline file as
+//! `stages.NAME.max_depth`. The core is async; `main` (and the pipeline runner it calls)
+//! owns the one Tokio runtime of the process ([`olap::runtime`]).
+//!
+//! ## Modules
+//!
+//! - [`error`]: the one error type, what each error names, and exit codes.
+//! - [`param`]: what every stage's parameters share: enums that read the same from a flag
+//!   and a pipeline file ([`choices!`]), exact fractions, dates in a sane range.
+//! - [`warehouse`]: the catalog, commits and rollback; [`warehouse::files`] (the one durable
+//!   atomic writer and the export/report file formats), [`warehouse::runs`] (run manifests),
+//!   [`warehouse::tables`] (every table's name), model file paths.
+//! - [`ingest`]: contracts, scanning, cleansing and the star build (`build/`: dimensions,
+//!   facts, loads); load history and rollback.
+//! - [`olap`]: the runtime and session (local or Ballista), SQL statements
+//!   ([`olap::sqltext`]: the one SQL tokenizer and quoting), cube models (`cube/`: model,
+//!   query, SQL).
+//! - [`features`]: the customer feature mart, RFM scoring ([`features::rfm`]) and the one
+//!   Arrow→ndarray bridge ([`features::bridge`]).
+//! - [`segment`]: RFM segments, k-means and other clusterings, segment profiles.
+//! - [`churn`]: labels, the CART tree, model files, evaluation, scoring, readable rules
+//!   ([`churn::explain`]).
+//! - [`basket`]: baskets, FP-growth, rules, recommendations.
+//! - [`sequence`]: purchase sequences and PrefixSpan.
+//! - [`export`]: consent-aware customer exports.
+//! - [`report`]: the HTML report.
+//! - [`pipeline`]: pipeline files (`parse`), the stage graph (`plan`), runs (`run`, one
+//!   function per stage kind in `stages`), data tests.
+//! - [`cli`]: one file per command family, each owning its clap `Args` and its `run`.
+//! - [`synth`]: the sample-data generator (`plan`: the world; `write`: its files).
 
 pub mod basket;
 pub mod churn;

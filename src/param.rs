@@ -3,7 +3,7 @@
 //!
 //! Why one place: a stage's parameters are one type that the pipeline deserialises and the
 //! CLI flattens (see `DESIGN.md`). Their value types must then parse identically on both
-//! faces. A choice's names are written once, in [`choices!`], which implements both clap's
+//! faces. A choice's names are written once, in [`choices!`](crate::choices), which implements both clap's
 //! `ValueEnum` and serde from that one list, so renaming a CLI value cannot silently change
 //! the pipeline file format; a fraction or a date parses through its one `FromStr`.
 //!

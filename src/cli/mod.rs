@@ -1,15 +1,15 @@
 //! The command line: clap derive definitions and the dispatch to the library.
 //!
 //! The CLI parses arguments and prints; it owns no logic a pipeline stage also needs. Each
-//! command's file owns its `Args` and its `run` ([`warehouse`]: synth, ingest, tables,
-//! describe, loads; [`sql`]: query, cube; [`segment`]: features, segment; [`churn`];
-//! [`export`]; [`basket`]: basket, sequence; [`pipeline`]: check, run, runs, report;
-//! [`cluster`]). A stage's options are its library parameter type, flattened, so a CLI flag
+//! command's file owns its `Args` and its `run` (`warehouse`: synth, ingest, tables,
+//! describe, loads; `sql`: query, cube; `segment`: features, segment; `churn`;
+//! `export`; `basket`: basket, sequence; `pipeline`: check, run, runs, report;
+//! `cluster`). A stage's options are its library parameter type, flattened, so a CLI flag
 //! and a pipeline key share one type, one default and one check.
 //!
 //! Every subcommand's `///` doc is its help. Global options (`--warehouse`, `-q`,
 //! `--log-format`, the engine's bounds) are accepted before or after the subcommand. Results
-//! go to stdout through [`output`]; logs go to stderr through `tracing`. Library calls are
+//! go to stdout through `output`; logs go to stderr through `tracing`. Library calls are
 //! `async` and run in the one runtime `main` makes.
 
 mod basket;
@@ -186,12 +186,12 @@ pub enum Command {
         file: PathBuf,
     },
     /// Run a pipeline's stages in dependency order, with data tests after each; writes the
-    /// run manifest <warehouse>/runs/<run id>.json and prints the run id as the last line.
+    /// run manifest WAREHOUSE/runs/RUN_ID.json and prints the run id as the last line.
     /// Exit 0: succeeded; 1: data tests or gates failed; 2: a stage failed or the run could
     /// not start (e.g. another run holds the warehouse).
     Run(pipeline::RunArgs),
     /// Write the HTML report (one self-contained page with inline SVG charts) of a run to
-    /// <out-dir>/<pipeline>/<as-of>/index.html and print its path.
+    /// OUT_DIR/PIPELINE/AS_OF/index.html and print its path.
     Report(pipeline::ReportArgs),
     /// List recent pipeline runs, newest first.
     Runs {

@@ -38,8 +38,8 @@
 //! | `export` | the table of `what` | the file `out` (`{as_of}` is replaced) | `what` (segment, churn, recommendations), the selection's keys and [`Destination`](crate::export::Destination) |
 //! | `report` | whatever the stages before built | `out_dir/<pipeline>/<as-of>/index.html` | `out_dir`; runs after every other stage, also when some failed |
 //!
-//! The side that reads the file is [`parse`], the dependency graph [`plan`], the run
-//! [`run`] with one function per stage kind in [`stages`].
+//! The side that reads the file is `parse`, the dependency graph `plan`, the run
+//! `run` with one function per stage kind in `stages`.
 //!
 //! Why one table-level dependency graph rather than an explicit stage order: a stage runs
 //! once every table it reads is built, so `--select STAGE+` can find what lies downstream,

@@ -18,7 +18,7 @@
 //!   succeed, with its as-of date and selection; its succeeded stages are `reused` (reports
 //!   are always written again). The pipeline file must be unchanged (same SHA-256).
 //!
-//! What each kind of stage does is in [`super::stages`].
+//! What each kind of stage does is in `super::stages`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

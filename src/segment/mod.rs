@@ -207,7 +207,7 @@ pub struct SegmentParams {
     #[arg(long, value_name = "N")]
     pub train_sample: Option<usize>,
     /// A NULL in a clustered column: refuse (an error naming the row), or impute (the
-    /// column's median, and a 0/1 column <name>_missing clustered beside it; said on stderr).
+    /// column's median, and a 0/1 column NAME_missing clustered beside it; said on stderr).
     #[arg(long, value_enum, default_value_t = SegmentParams::default().missing)]
     pub missing: bridge::Missing,
 }

@@ -275,7 +275,7 @@ fn pick<'a, T>(rng: &mut impl Rng, items: &'a [T]) -> &'a T {
 }
 
 /// Writes the extracts and synth.json into `out_dir`: the world is planned first
-/// ([`plan`]), then written file by file ([`write`]), all from one seeded generator.
+/// (`plan`), then written file by file (`write`), all from one seeded generator.
 pub fn generate(params: &ValidSynthParams, out_dir: &Path) -> Result<SynthReport> {
     let p = &params.0;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;

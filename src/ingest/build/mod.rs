@@ -18,8 +18,8 @@
 //!   one row per file). Appended files remember their load and input file, for `--replace`
 //!   and rollback.
 //!
-//! Rooms: [`dimensions`] (customers, products, dates, and what a load derives from order
-//! lines), [`facts`] (sales and contacts, streamed), [`loads`] (rejects, the `loads` table,
+//! Rooms: `dimensions` (customers, products, dates, and what a load derives from order
+//! lines), `facts` (sales and contacts, streamed), `loads` (rejects, the `loads` table,
 //! `loads.json`).
 //!
 //! Keys are stable: existing rows keep their keys; new members get the next keys in id order,
