@@ -196,3 +196,12 @@ impl Error {
         matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
+
+/// The key a parameter error names (for tests of parameter checks).
+#[cfg(test)]
+pub(crate) fn param_key<T: std::fmt::Debug>(r: Result<T>) -> String {
+    match r {
+        Err(Error::Param { key, .. }) => key,
+        other => panic!("not a parameter error: {other:?}"),
+    }
+}

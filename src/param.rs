@@ -3,9 +3,10 @@
 //!
 //! Why one place: a stage's parameters are one type that the pipeline deserialises and the
 //! CLI flattens (see `DESIGN.md`). Their value types must then parse identically on both
-//! faces. A choice's names are written once, in [`choices!`](crate::choices), which implements both clap's
-//! `ValueEnum` and serde from that one list, so renaming a CLI value cannot silently change
-//! the pipeline file format; a fraction or a date parses through its one `FromStr`.
+//! faces. A choice's names are written once, in [`choices!`](crate::choices), which
+//! implements both clap's `ValueEnum` and serde from that one list, so renaming a CLI value
+//! cannot silently change the pipeline file format; a fraction or a date parses through its
+//! one `FromStr`.
 //!
 //! Errors of a parameter check name the canonical snake_case key ([`crate::Error::Param`]);
 //! the CLI renders it as `--max-depth`, a pipeline as `stages.NAME.max_depth` with the file

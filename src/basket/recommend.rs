@@ -391,13 +391,7 @@ pub async fn recommend(
 mod tests {
     use super::*;
 
-    /// The key a parameter error names.
-    fn key<T: std::fmt::Debug>(r: Result<T>) -> String {
-        match r {
-            Err(Error::Param { key, .. }) => key,
-            other => panic!("not a parameter error: {other:?}"),
-        }
-    }
+    use crate::error::param_key as key;
 
     #[test]
     fn recommend_params_are_checked_under_their_keys() {

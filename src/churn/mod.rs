@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::features::bridge::Encoder;
+use crate::features::bridge::{Encoder, Note};
 use crate::olap::{self, EngineOptions};
 use tree::{FittedTree, ValidTreeParams};
 
@@ -493,7 +493,7 @@ pub struct TrainFile<'a> {
 pub async fn train_file(
     t: &TrainFile<'_>,
     engine: &EngineOptions,
-) -> Result<(ModelFile, Vec<String>)> {
+) -> Result<(ModelFile, Vec<Note>)> {
     let source = t.input.display().to_string();
     let (schema, batches) = olap::read_in_order(t.input, None, engine).await?;
     for (key, col) in [("label", t.label), ("id", t.id)] {
@@ -530,7 +530,7 @@ pub async fn train_file(
             })?;
             let y_test = labels(&tb, label_idx, t.label, &test_source)?;
             let (x_test, more) = encoder.transform(&ts, &tb, &test_source)?;
-            notes.extend(more.into_iter().map(|n| format!("{test_source}: {n}")));
+            notes.extend(more.into_iter().map(|n| n.about(&test_source)));
             Some((x_test, y_test))
         }
         None => None,
@@ -560,7 +560,7 @@ async fn labelled_file(
     model: &ModelFile,
     input: &Path,
     engine: &EngineOptions,
-) -> Result<(Array2<f64>, Vec<bool>, Vec<String>)> {
+) -> Result<(Array2<f64>, Vec<bool>, Vec<Note>)> {
     let source = input.display().to_string();
     let (schema, batches) = olap::read_in_order(input, None, engine).await?;
     let label = &model.source.label_column;
@@ -654,8 +654,8 @@ pub struct Evaluation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cutoff: Option<chrono::NaiveDate>,
     pub metrics: Metrics,
-    /// Notes on the encoding (blanks, unseen categories).
-    pub notes: Vec<String>,
+    /// Notes on the encoding (missing values, unseen categories).
+    pub notes: Vec<Note>,
 }
 
 /// The share of rows a file model holds out to measure itself.
@@ -759,8 +759,8 @@ pub struct Scores {
     pub batch: RecordBatch,
     /// Warehouse scores: the date the customers were scored as of.
     pub as_of: Option<chrono::NaiveDate>,
-    /// Notes on the encoding (blanks, unseen categories).
-    pub notes: Vec<String>,
+    /// Notes on the encoding (missing values, unseen categories).
+    pub notes: Vec<Note>,
     /// Rows per risk band, in [`RiskBand::ALL`] order.
     bands: [usize; 3],
 }
@@ -807,7 +807,7 @@ fn scores(
     ids: std::sync::Arc<dyn Array>,
     x: &Array2<f64>,
     as_of: Option<chrono::NaiveDate>,
-    notes: Vec<String>,
+    notes: Vec<Note>,
 ) -> Result<Scores> {
     let (p, reasons) = predict_rows(model, x);
     let schema = std::sync::Arc::new(Schema::new(vec![
@@ -846,13 +846,7 @@ fn scores(
 mod tests {
     use super::*;
 
-    /// The key a parameter error names.
-    fn key<T: std::fmt::Debug>(r: Result<T>) -> String {
-        match r {
-            Err(Error::Param { key, .. }) => key,
-            other => panic!("not a parameter error: {other:?}"),
-        }
-    }
+    use crate::error::param_key as key;
 
     #[test]
     fn churn_train_params_are_checked_under_their_keys() {

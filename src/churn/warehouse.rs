@@ -37,7 +37,10 @@ use super::{
     predict_rows, scores, select_rows, sha256_of, stratified_holdout, train_and_measure,
 };
 use crate::error::{Error, Result};
-use crate::features::{self, bridge::Encoder};
+use crate::features::{
+    self,
+    bridge::{Encoder, Note},
+};
 use crate::olap::{self, EngineOptions};
 use crate::warehouse::{Warehouse, WriterLock, tables};
 
@@ -178,7 +181,7 @@ pub async fn train(
     wh_root: &Path,
     t: &TrainWarehouse<'_>,
     engine: &EngineOptions,
-) -> Result<(ModelFile, Vec<String>)> {
+) -> Result<(ModelFile, Vec<Note>)> {
     let p = t.params;
     let window = p.window();
     let wh = Warehouse::open(wh_root)?;
@@ -213,7 +216,10 @@ pub async fn train(
     notes.extend(more);
     let test_source = format!("warehouse {} at {cutoff}", wh_root.display());
     let (x_test, more) = encoder.transform(&test_schema, &test_batches, &test_source)?;
-    notes.extend(more.into_iter().map(|n| format!("test at {cutoff}: {n}")));
+    notes.extend(
+        more.into_iter()
+            .map(|n| n.about(&format!("test at {cutoff}"))),
+    );
     lap("encoded");
     let population = y.len();
     let (x, y) = match p.train_sample() {

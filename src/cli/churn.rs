@@ -124,7 +124,7 @@ fn train(a: ChurnTrainArgs, cx: &Context<'_>) -> Result<()> {
         }
     };
     for n in &notes {
-        tracing::warn!("{n}");
+        n.log(None);
     }
     files::write_json(&a.model, &model)?;
     let mut out = std::io::stdout().lock();
@@ -173,7 +173,7 @@ fn score(a: ChurnScoreArgs, cx: &Context<'_>) -> Result<()> {
         }
     };
     for n in &scores.notes {
-        tracing::warn!("{n}");
+        n.log(None);
     }
     writeln!(
         std::io::stdout().lock(),
@@ -208,7 +208,7 @@ fn evaluate(a: ChurnEvaluateArgs, cx: &Context<'_>) -> Result<()> {
         cx.block(churn::evaluate_file(&model, a.input.as_deref(), &cx.engine))?
     };
     for n in &e.notes {
-        tracing::warn!("{n}");
+        n.log(None);
     }
     if let Some(path) = &a.out {
         let json = serde_json::json!({

@@ -644,13 +644,7 @@ fn contactable(
 mod tests {
     use super::*;
 
-    /// The key a parameter error names.
-    fn key<T: std::fmt::Debug>(r: Result<T>) -> String {
-        match r {
-            Err(Error::Param { key, .. }) => key,
-            other => panic!("not a parameter error: {other:?}"),
-        }
-    }
+    use crate::error::param_key as key;
 
     fn params(selection: Selection) -> ExportParams {
         ExportParams {

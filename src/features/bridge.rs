@@ -66,7 +66,7 @@ pub fn matrix_with(
     columns: &[String],
     source: &str,
     missing: Missing,
-) -> Result<(Array2<f64>, Vec<String>, Vec<String>)> {
+) -> Result<(Array2<f64>, Vec<String>, Vec<Note>)> {
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     // Column-major, so each column is written contiguously.
     let mut out = Array2::<f64>::zeros((rows, columns.len()).f());
@@ -128,7 +128,7 @@ fn impute(
     x: Array2<f64>,
     columns: &[String],
     source: &str,
-) -> Result<(Array2<f64>, Vec<String>, Vec<String>)> {
+) -> Result<(Array2<f64>, Vec<String>, Vec<Note>)> {
     let mut names = columns.to_vec();
     let mut notes = Vec::new();
     let mut indicators: Vec<ndarray::Array1<f64>> = Vec::new();
@@ -156,10 +156,10 @@ fn impute(
         indicators.push(col.mapv(|v| if v.is_nan() { 1.0 } else { 0.0 }));
         col.mapv_inplace(|v| if v.is_nan() { median } else { v });
         let indicator = format!("{name}_missing");
-        notes.push(format!(
+        notes.push(Note::info(format!(
             "{name}: {missing} NULLs imputed with its median {median}; clustered with the \
              indicator column {indicator}"
-        ));
+        )));
         names.push(indicator);
     }
     if indicators.is_empty() {
@@ -175,6 +175,63 @@ fn impute(
     let all = ndarray::concatenate(ndarray::Axis(1), &views)
         .map_err(|e| Error::Internal(format!("indicator columns: {e}")))?;
     Ok((all, names, notes))
+}
+
+/// Something encoding met that a person should hear of. A warning when it changed what a
+/// model sees (NULLs read as 0 by an old model, categories unseen in training, columns left
+/// out); information otherwise (missing values kept as missing for the model to handle,
+/// values imputed as the user asked), so a nightly run does not warn about what it handles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub text: String,
+    pub warning: bool,
+}
+
+impl Note {
+    fn warning(text: String) -> Note {
+        Note {
+            text,
+            warning: true,
+        }
+    }
+
+    fn info(text: String) -> Note {
+        Note {
+            text,
+            warning: false,
+        }
+    }
+
+    /// The same note about a named part of the data (`test at 2024-09-10: …`).
+    pub fn about(self, what: &str) -> Note {
+        Note {
+            text: format!("{what}: {}", self.text),
+            ..self
+        }
+    }
+
+    /// Logs the note on stderr at its level, for `stage` when a pipeline runs one.
+    pub fn log(&self, stage: Option<&str>) {
+        match (self.warning, stage) {
+            (true, Some(stage)) => tracing::warn!(stage, "{}", self.text),
+            (true, None) => tracing::warn!("{}", self.text),
+            (false, Some(stage)) => tracing::info!(stage, "{}", self.text),
+            (false, None) => tracing::info!("{}", self.text),
+        }
+    }
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl serde::Serialize for Note {
+    /// As its text: evaluation files list notes as sentences.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
 }
 
 /// How one input column becomes model features (kept in model files, so scoring encodes a
@@ -250,7 +307,7 @@ impl Encoder {
         schema: &Schema,
         batches: &[RecordBatch],
         exclude: &[&str],
-    ) -> Result<(Encoder, Vec<String>)> {
+    ) -> Result<(Encoder, Vec<Note>)> {
         let mut columns = Vec::new();
         let mut notes = Vec::new();
         for (idx, f) in schema.fields().iter().enumerate() {
@@ -286,11 +343,11 @@ impl Encoder {
                 if any_value && all_numbers {
                     columns.push(Column::NumberText { name });
                 } else if levels.len() > MAX_LEVELS {
-                    notes.push(format!(
+                    notes.push(Note::warning(format!(
                         "{name}: left out, more than {MAX_LEVELS} distinct values (an id or free text?)"
-                    ));
+                    )));
                 } else if levels.is_empty() {
-                    notes.push(format!("{name}: left out, no values"));
+                    notes.push(Note::warning(format!("{name}: left out, no values")));
                 } else {
                     columns.push(Column::Category {
                         name,
@@ -346,7 +403,7 @@ impl Encoder {
         schema: &Schema,
         batches: &[RecordBatch],
         source: &str,
-    ) -> Result<(Array2<f64>, Vec<String>)> {
+    ) -> Result<(Array2<f64>, Vec<Note>)> {
         let missing: Vec<&str> = self
             .columns
             .iter()
@@ -451,7 +508,7 @@ impl Encoder {
     }
 
     /// Notes on the missing values and unseen categories column `c` met.
-    fn notes(&self, c: &Column, met: &Met) -> Vec<String> {
+    fn notes(&self, c: &Column, met: &Met) -> Vec<Note> {
         let mut notes = Vec::new();
         if met.missing > 0 {
             let what = if matches!(c, Column::NumberText { .. }) {
@@ -463,7 +520,11 @@ impl Encoder {
                 Nulls::Zero => "read as 0",
                 Nulls::Missing => "left missing",
             };
-            notes.push(format!("{}: {} {what} {how}", c.name(), met.missing));
+            let text = format!("{}: {} {what} {how}", c.name(), met.missing);
+            notes.push(match self.nulls {
+                Nulls::Zero => Note::warning(text),
+                Nulls::Missing => Note::info(text),
+            });
         }
         if !met.unseen.is_empty() {
             let total: u64 = met.unseen.values().sum();
@@ -473,11 +534,11 @@ impl Encoder {
                 .take(5)
                 .map(|(k, n)| format!("{k:?} ×{n}"))
                 .collect();
-            notes.push(format!(
+            notes.push(Note::warning(format!(
                 "{}: {total} rows with categories not seen in training ({}), encoded as none of the known ones",
                 c.name(),
                 list.join(", ")
-            ));
+            )));
         }
         notes
     }

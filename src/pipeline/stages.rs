@@ -249,7 +249,7 @@ impl StageContext<'_> {
         };
         let (file, notes) = crate::churn::warehouse::train(self.root, &t, self.engine).await?;
         for n in &notes {
-            tracing::warn!(stage, "{n}");
+            n.log(Some(stage));
         }
         let path = crate::warehouse::model_path(self.root, model);
         files::write_json(&path, &file)?;
@@ -273,7 +273,7 @@ impl StageContext<'_> {
         let file = crate::churn::ModelFile::read(&path)?;
         let s = crate::churn::warehouse::score(self.root, &file, self.as_of, self.engine).await?;
         for n in &s.notes {
-            tracing::warn!(stage, "{n}");
+            n.log(Some(stage));
         }
         Ok((
             json!({

@@ -656,7 +656,7 @@ fn assign(all: &RecordBatch, params: &ValidSegmentParams) -> Result<Assigned> {
         p.missing,
     )?;
     for n in &notes {
-        tracing::warn!("{n}");
+        n.log(None);
     }
     let fit = fit(&x, params)?;
     let rfm_x = bridge::matrix(&schema, batches, &rfm_cols, tables::CUSTOMER_FEATURES)?;
@@ -717,7 +717,7 @@ pub async fn cluster_file(
     lap("read");
     let (x, feats, notes) = bridge::matrix_with(&schema, &batches, &feats, &source, p.missing)?;
     for n in &notes {
-        tracing::warn!("{n}");
+        n.log(None);
     }
     lap("matrix");
     let fit = fit(&x, params)?;
@@ -744,13 +744,7 @@ pub async fn cluster_file(
 mod tests {
     use super::*;
 
-    /// The key a parameter error names.
-    fn key<T: std::fmt::Debug>(r: Result<T>) -> String {
-        match r {
-            Err(Error::Param { key, .. }) => key,
-            other => panic!("not a parameter error: {other:?}"),
-        }
-    }
+    use crate::error::param_key as key;
 
     #[test]
     fn segment_params_are_checked_under_their_keys() {

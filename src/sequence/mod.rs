@@ -418,13 +418,7 @@ pub fn patterns_batch(p: &Patterns) -> Result<(SchemaRef, RecordBatch)> {
 mod tests {
     use super::*;
 
-    /// The key a parameter error names.
-    fn key<T: std::fmt::Debug>(r: Result<T>) -> String {
-        match r {
-            Err(Error::Param { key, .. }) => key,
-            other => panic!("not a parameter error: {other:?}"),
-        }
-    }
+    use crate::error::param_key as key;
 
     #[test]
     fn sequence_params_need_a_support_and_check_the_rest() {
