@@ -363,42 +363,7 @@ fn merge_customers(
     let incoming = conform(incoming.lazy(), &present, &CUSTOMER_COLUMNS)
         .unique_stable_generic(Some(vec![col("customer_id")]), UniqueKeepStrategy::Last);
     let max_key: i64 = old.column("customer_key")?.i64()?.max().unwrap_or(0);
-
-    let mut cur_cols = vec![
-        col("customer_id"),
-        col("customer_key").alias("__old_key"),
-        col("valid_from").alias("__old_from"),
-    ];
-    cur_cols.extend(
-        CUSTOMER_HISTORY
-            .iter()
-            .map(|c| col(*c).alias(format!("__old_{c}"))),
-    );
-    let current = old
-        .clone()
-        .lazy()
-        .filter(col("is_current").and(col("customer_key").gt(lit(0i64))))
-        .select(cur_cols);
-    let mut changed = lit(false);
-    for c in CUSTOMER_HISTORY {
-        changed = changed.or(col(c).neq_missing(col(format!("__old_{c}").as_str())));
-    }
-    let joined = incoming
-        .join(
-            current,
-            [col("customer_id")],
-            [col("customer_id")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .with_column(
-            when(col("__old_key").is_null())
-                .then(lit("new"))
-                .when(changed)
-                .then(lit("changed"))
-                .otherwise(lit("same"))
-                .alias("__kind"),
-        )
-        .collect()?;
+    let joined = classify(incoming, &old)?;
 
     let kinds = joined.column("__kind")?.str()?;
     let old_keys = joined.column("__old_key")?.i64()?;
@@ -463,6 +428,47 @@ fn merge_customers(
         .sort(["customer_key"], SortMultipleOptions::default())
         .collect()?;
     Ok(out)
+}
+
+/// The incoming customers joined to their current rows (`__old_key`, `__old_from`,
+/// `__old_<history attribute>`) with `__kind`: `new` (no current row), `changed` (a history
+/// attribute differs, NULLs compared as values: a new version) or `same` (type 1 update).
+fn classify(incoming: LazyFrame, old: &DataFrame) -> Result<DataFrame> {
+    let mut cur_cols = vec![
+        col("customer_id"),
+        col("customer_key").alias("__old_key"),
+        col("valid_from").alias("__old_from"),
+    ];
+    cur_cols.extend(
+        CUSTOMER_HISTORY
+            .iter()
+            .map(|c| col(*c).alias(format!("__old_{c}"))),
+    );
+    let current = old
+        .clone()
+        .lazy()
+        .filter(col("is_current").and(col("customer_key").gt(lit(0i64))))
+        .select(cur_cols);
+    let mut changed = lit(false);
+    for c in CUSTOMER_HISTORY {
+        changed = changed.or(col(c).neq_missing(col(format!("__old_{c}").as_str())));
+    }
+    Ok(incoming
+        .join(
+            current,
+            [col("customer_id")],
+            [col("customer_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(
+            when(col("__old_key").is_null())
+                .then(lit("new"))
+                .when(changed)
+                .then(lit("changed"))
+                .otherwise(lit("same"))
+                .alias("__kind"),
+        )
+        .collect()?)
 }
 
 /// Type 1 merge of incoming products (`authoritative`: from a product source, whose values
