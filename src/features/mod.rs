@@ -30,7 +30,7 @@
 //! | `overdue_ratio` | `recency_days` / `mean_days_between_orders`: how many of the customer's usual gaps have passed since the last purchase (NULL with one invoice or a mean gap of 0); near 1 for a regular customer, far above it for one who has stopped |
 //! | `top_category`, `top_category_share` | the category with most goods revenue (ties: the first by name) and its share of the customer's goods revenue (NULL without categories) |
 //! | `r_score`, `f_score`, `m_score`, `rfm_segment` | RFM quintile scores and named segment ([`rfm`]) |
-//! | `age_band` | age at the as-of date from `birth_date`: `<25`, `25-34`, `35-44`, `45-54`, `55-64`, `65+` (NULL when unknown) |
+//! | `age_band` | age at the as-of date from `birth_date`: `<25`, `25-34`, `35-44`, `45-54`, `55-64`, `65+`; without a birth date the extract's own `age_band` (NULL when neither is known) |
 //! | `country`, `acquisition_channel`, `email_opt_in`, `phone_opt_in` | from the customer's current `dim_customer` row (NULL when the source has none) |
 //!
 //! Demographics are the customer's current attributes, not those valid at the as-of date:
@@ -158,7 +158,7 @@ scored AS (
   SELECT base.*, {scores} FROM base
 )
 SELECT s.*, {segment} AS rfm_segment,
-  CASE WHEN c.birth_date IS NULL THEN NULL
+  CASE WHEN c.birth_date IS NULL THEN c.age_band
        WHEN {age} < 25 THEN '<25' WHEN {age} < 35 THEN '25-34' WHEN {age} < 45 THEN '35-44'
        WHEN {age} < 55 THEN '45-54' WHEN {age} < 65 THEN '55-64' ELSE '65+' END AS age_band,
   c.country, c.acquisition_channel, c.email_opt_in, c.phone_opt_in

@@ -25,7 +25,10 @@ use super::reasons::Reason;
 use crate::error::Result;
 
 /// Money is stored as decimal(18, 3): exact, and wide enough for 10^15 currency units.
-pub const MONEY: DataType = DataType::Decimal(18, 3);
+pub const MONEY: DataType = DataType::Decimal(MONEY_PRECISION, MONEY_SCALE);
+pub const MONEY_PRECISION: usize = 18;
+/// Money's fraction digits: amounts are integer thousandths.
+pub const MONEY_SCALE: usize = 3;
 
 /// Known ids from other sources and the warehouse, for the relationship rules.
 #[derive(Default, Clone)]
@@ -125,7 +128,7 @@ pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cl
 /// as `17850` when asked); the raw text kept as `__raw_NAME` for details.
 fn normalised(source: &Source) -> Vec<Expr> {
     let mut text = Vec::new();
-    for (name, ty, spec) in &source.columns {
+    for super::contract::Column { name, ty, spec, .. } in &source.columns {
         let trimmed = col(name.as_str()).str().strip_chars(lit(NULL));
         let mut v = when(any_of(&trimmed, &source.null_tokens))
             .then(lit(NULL).cast(DataType::String))
@@ -151,7 +154,7 @@ fn normalised(source: &Source) -> Vec<Expr> {
 fn parsed(source: &Source) -> (Vec<Expr>, Vec<Check>) {
     let mut typed = Vec::new();
     let mut failures = Vec::new();
-    for (name, ty, spec) in &source.columns {
+    for super::contract::Column { name, ty, spec, .. } in &source.columns {
         let v = col(name.as_str());
         let Some(parsed) = parse(*ty, spec, v.clone()) else {
             continue;
@@ -241,7 +244,7 @@ fn value(source: &Source, name: &str) -> Expr {
     let typed = source
         .columns
         .iter()
-        .any(|(n, ty, _)| n == name && !matches!(ty, ColumnType::Text | ColumnType::Id));
+        .any(|c| c.name == name && !matches!(c.ty, ColumnType::Text | ColumnType::Id));
     if typed {
         col(format!("__parsed_{name}").as_str())
     } else {
@@ -342,7 +345,7 @@ fn order_line_flags(source: &Source, checks: &mut Vec<Check>) -> Vec<Expr> {
         derived.push(service_by_code(source).alias("is_service"));
     }
     if source.entity == Entity::Product && source.service_code_pattern.is_some() {
-        let flag = if source.columns.iter().any(|(n, _, _)| n == "is_service") {
+        let flag = if source.has("is_service") {
             value(source, "is_service")
                 .fill_null(lit(false))
                 .or(service_by_code(source))
@@ -367,7 +370,7 @@ fn service_by_code(source: &Source) -> Expr {
 
 /// Step 4: product and customer ids must be known (from their source or the warehouse).
 fn relationships(source: &Source, known: &KnownIds) -> Vec<Check> {
-    let has = |c: &str| source.columns.iter().any(|(n, _, _)| n == c);
+    let has = |c: &str| source.has(c);
     let mut checks = Vec::new();
     for (column, ids, entity, reason, noun) in [
         (
@@ -440,11 +443,11 @@ fn good_rows(
     let parsed_cols: Vec<Expr> = source
         .columns
         .iter()
-        .filter(|(_, ty, _)| !matches!(ty, ColumnType::Text | ColumnType::Id))
-        .map(|(name, _, _)| col(format!("__parsed_{name}").as_str()).alias(name.as_str()))
+        .filter(|c| !matches!(c.ty, ColumnType::Text | ColumnType::Id))
+        .map(|c| col(format!("__parsed_{}", c.name).as_str()).alias(c.name.as_str()))
         .collect();
     let mut keep: Vec<Expr> = vec![col("__record"), col("__line"), col("__start"), col("__end")];
-    keep.extend(source.columns.iter().map(|(n, _, _)| col(n.as_str())));
+    keep.extend(source.columns.iter().map(|c| col(c.name.as_str())));
     if source.entity == Entity::OrderLine {
         keep.push(col("is_return"));
         keep.push(col("is_service"));

@@ -24,6 +24,7 @@
 
 pub mod build;
 pub mod cleanse;
+pub mod compute;
 pub mod contract;
 pub mod reasons;
 pub mod scan;
@@ -770,6 +771,7 @@ fn load_file(
             good = good.drop("__raw")?;
         }
         if source.entity == Entity::OrderLine {
+            good = compute::order_lines(source, good, &source_file(&source.name, path))?;
             derived.add(&good, file.index, file.derive)?;
         }
         cleanse_time += t.elapsed();
@@ -898,7 +900,9 @@ fn scan_pipelined(
                     .map_err(|_| Error::Internal("the chunk consumer stopped".into()))
             };
             match source.format {
-                contract::Format::Csv => scan::scan_csv(source, path, chunk_rows, send),
+                contract::Format::Csv | contract::Format::Fixed => {
+                    scan::scan_text(source, path, chunk_rows, send)
+                }
                 contract::Format::Ndjson => scan::scan_ndjson(source, path, chunk_rows, send),
                 contract::Format::Parquet => scan::scan_parquet(source, path, chunk_rows, send),
             }
@@ -941,7 +945,7 @@ fn progress_bar(show: bool, path: &Path, bytes: u64) -> Option<indicatif::Progre
     Some(bar)
 }
 
-/// The typed frame of a file with no good rows: cleanse an empty chunk.
+/// The typed frame of a file with no good rows: cleanse (and compute) an empty chunk.
 pub fn empty_good(source: &Source) -> Result<DataFrame> {
     let mut cols = vec![
         Column::new("__record".into(), Vec::<u64>::new()),
@@ -949,15 +953,19 @@ pub fn empty_good(source: &Source) -> Result<DataFrame> {
         Column::new("__start".into(), Vec::<u64>::new()),
         Column::new("__end".into(), Vec::<u64>::new()),
     ];
-    for (name, _, _) in &source.columns {
-        cols.push(Column::new(name.as_str().into(), Vec::<String>::new()));
+    for c in &source.columns {
+        cols.push(Column::new(c.name.as_str().into(), Vec::<String>::new()));
     }
-    Ok(cleanse::cleanse(
+    let good = cleanse::cleanse(
         source,
         DataFrame::new_infer_height(cols)?,
         &cleanse::KnownIds::default(),
     )?
-    .good)
+    .good;
+    match source.entity {
+        Entity::OrderLine => compute::order_lines(source, good, ""),
+        _ => Ok(good),
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
-//! The pre-scan: raw CSV, NDJSON or Parquet → chunks of raw text columns for polars, with what polars' CSV
-//! reader cannot give.
+//! The pre-scan: raw CSV, whitespace-separated, fixed-width, NDJSON or Parquet → chunks of
+//! raw text columns for polars, with what polars' CSV reader cannot give.
 //!
 //! polars reads UTF-8 only, cannot say which record a bad row was, and either fails on or
-//! silently pads ragged lines. This pass (the `csv` crate, one streaming read) does exactly
-//! that part and nothing more:
+//! silently pads ragged lines. This pass (the `csv` crate or a line splitter, one streaming
+//! read) does exactly that part and nothing more:
+//! - skips a UTF-8 byte-order mark; takes CRLF or LF line ends;
+//! - finds each mapped column by header name or position, joins several raw columns into
+//!   one, and fills constants (see [`super::contract::Origin`]);
 //! - decodes each field from the source's encoding (Latin-1 through encoding_rs);
 //! - numbers records (1-based data rows, header excluded) and remembers each one's byte range,
 //!   so a rejected row's raw text can be quoted exactly;
-//! - drops exact duplicate records (identical raw field bytes, before any cleansing), counted;
+//! - drops exact duplicate records (identical raw field bytes, before any cleansing), counted,
+//!   unless the contract keeps them (`exact_duplicates = "keep"`);
 //! - rejects ragged lines (`ragged_line`) and invalid UTF-8 (`bad_encoding`);
 //! - hands the rest to polars in chunks of `chunk_rows` rows, one text column per mapped
 //!   canonical column, plus `__record`, `__line`, `__start`, `__end`.
@@ -21,7 +25,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::contract::{Encoding, Source};
+use super::contract::{Encoding, ExactDuplicates, Field, Layout, Origin, Source};
 use super::reasons::Reason;
 use crate::error::{Error, Result};
 
@@ -101,27 +105,50 @@ impl ChunkBuilder {
         self.end.push(end);
     }
 
-    /// Appends the mapped fields of one record (`index`: their positions in it); on a field
-    /// that does not decode, takes back the fields already appended and returns its position.
+    /// Appends the mapped columns of one record; on a field that does not decode, takes
+    /// back the columns already appended and returns the field's position.
     fn push_fields(
         &mut self,
         rec: &csv::ByteRecord,
-        index: &[usize],
+        picks: &[Pick],
         encoding: Encoding,
     ) -> std::result::Result<(), usize> {
-        for (c, &i) in index.iter().enumerate() {
-            let Some(v) = decode(encoding, &rec[i]) else {
-                for k in 0..c {
-                    self.ends[k].pop();
-                    let keep = self.ends[k].last().copied().unwrap_or(0);
-                    self.text[k].truncate(keep);
+        for (c, pick) in picks.iter().enumerate() {
+            match pick {
+                Pick::Fields(index, _) if index.len() == 1 => {
+                    let Some(v) = decode(encoding, &rec[index[0]]) else {
+                        self.take_back(c);
+                        return Err(index[0]);
+                    };
+                    self.text[c].push_str(&v);
                 }
-                return Err(i);
-            };
-            self.text[c].push_str(&v);
+                Pick::Fields(index, join) => {
+                    for (k, &i) in index.iter().enumerate() {
+                        let Some(v) = decode(encoding, &rec[i]) else {
+                            self.text[c].truncate(self.ends[c].last().copied().unwrap_or(0));
+                            self.take_back(c);
+                            return Err(i);
+                        };
+                        if k > 0 {
+                            self.text[c].push_str(join);
+                        }
+                        self.text[c].push_str(v.trim());
+                    }
+                }
+                Pick::Value(v) => self.text[c].push_str(v),
+            }
             self.ends[c].push(self.text[c].len());
         }
         Ok(())
+    }
+
+    /// Removes the last value of the first `n` columns (a record that failed half-way).
+    fn take_back(&mut self, n: usize) {
+        for k in 0..n {
+            self.ends[k].pop();
+            let keep = self.ends[k].last().copied().unwrap_or(0);
+            self.text[k].truncate(keep);
+        }
     }
 
     fn take(&mut self) -> Result<DataFrame> {
@@ -161,72 +188,233 @@ fn decode<'a>(encoding: Encoding, bytes: &'a [u8]) -> Option<std::borrow::Cow<'a
     }
 }
 
-/// Scans one CSV file, calling `on_chunk` with each chunk of raw text columns.
-pub fn scan_csv(
+/// What a chunk column is made of: raw fields by position (trimmed and joined by the
+/// string when several), or a constant.
+#[derive(Debug, Clone)]
+enum Pick {
+    Fields(Vec<usize>, String),
+    Value(String),
+}
+
+/// The record source of a text file: the csv crate for delimited files, a line splitter for
+/// whitespace-separated and fixed-width ones. A UTF-8 byte-order mark is skipped (and counted
+/// in byte offsets); CRLF line ends are handled by both.
+enum Records {
+    Csv {
+        rdr: csv::Reader<std::fs::File>,
+        bom: u64,
+    },
+    Lines {
+        rdr: std::io::BufReader<std::fs::File>,
+        layout: Layout,
+        buf: Vec<u8>,
+        offset: u64,
+        line: u64,
+    },
+}
+
+/// Where a record was: its first line and byte range (end exclusive).
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    line: u64,
+    start: u64,
+    end: u64,
+}
+
+impl Records {
+    fn open(source: &Source, path: &Path) -> Result<Records> {
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut head = [0u8; 3];
+        let n = read_up_to(&mut file, &mut head).map_err(|e| Error::io(path, e))?;
+        let bom = if head[..n] == *b"\xEF\xBB\xBF" { 3 } else { 0 };
+        file.seek(SeekFrom::Start(bom))
+            .map_err(|e| Error::io(path, e))?;
+        Ok(match &source.layout {
+            Layout::Delimited { delimiter, quote } => Records::Csv {
+                rdr: csv::ReaderBuilder::new()
+                    .delimiter(*delimiter)
+                    .quote(*quote)
+                    .has_headers(false)
+                    .flexible(true)
+                    .buffer_capacity(1 << 20)
+                    .from_reader(file),
+                bom,
+            },
+            layout => Records::Lines {
+                rdr: std::io::BufReader::with_capacity(1 << 20, file),
+                layout: layout.clone(),
+                buf: Vec::new(),
+                offset: bom,
+                line: 0,
+            },
+        })
+    }
+
+    /// Reads the next record into `rec`; `None` at the end. `after` (records read so far)
+    /// names the place of an unreadable file in the error.
+    fn next(
+        &mut self,
+        rec: &mut csv::ByteRecord,
+        path: &Path,
+        after: u64,
+    ) -> Result<Option<Place>> {
+        match self {
+            Records::Csv { rdr, bom } => {
+                let read = rdr.read_byte_record(rec).map_err(|e| {
+                    Error::input(path, format!("unreadable CSV after record {after}: {e}"))
+                })?;
+                if !read {
+                    return Ok(None);
+                }
+                let pos = rec.position().expect("csv records carry their position");
+                Ok(Some(Place {
+                    line: pos.line(),
+                    start: pos.byte() + *bom,
+                    end: rdr.position().byte() + *bom,
+                }))
+            }
+            Records::Lines {
+                rdr,
+                layout,
+                buf,
+                offset,
+                line,
+            } => loop {
+                use std::io::BufRead;
+                buf.clear();
+                let n = rdr.read_until(b'\n', buf).map_err(|e| Error::io(path, e))?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let place = Place {
+                    line: *line + 1,
+                    start: *offset,
+                    end: *offset + n as u64,
+                };
+                *line += 1;
+                *offset += n as u64;
+                let text = buf.strip_suffix(b"\n").unwrap_or(buf);
+                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                if text.iter().all(|b| *b == b' ' || *b == b'\t') {
+                    // Blank lines are no records (as the csv crate skips empty ones).
+                    continue;
+                }
+                rec.clear();
+                split_line(text, layout, rec);
+                return Ok(Some(place));
+            },
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; the number of bytes read.
+fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Splits one line (without its line end) into fields: runs of spaces and tabs, or
+/// fixed-width spans (a span past the line's end is empty: lines are often right-trimmed).
+fn split_line(text: &[u8], layout: &Layout, rec: &mut csv::ByteRecord) {
+    match layout {
+        Layout::Fixed(spans) => {
+            for &(start, width) in spans {
+                let from = start.min(text.len());
+                let to = (start + width).min(text.len());
+                rec.push_field(&text[from..to]);
+            }
+        }
+        _ => {
+            for f in text
+                .split(|b| *b == b' ' || *b == b'\t')
+                .filter(|f| !f.is_empty())
+            {
+                rec.push_field(f);
+            }
+        }
+    }
+}
+
+/// Scans one text file (CSV, whitespace-separated or fixed-width), calling `on_chunk` with
+/// each chunk of raw text columns.
+///
+/// With a header, columns are found by name (or position) in it and a record with another
+/// number of fields is a `ragged_line`; without one, the first record's number of fields is
+/// the file's (fixed-width records always have the layout's).
+pub fn scan_text(
     source: &Source,
     path: &Path,
     chunk_rows: usize,
     mut on_chunk: impl FnMut(DataFrame) -> Result<()>,
 ) -> Result<ScanOutcome> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(source.delimiter)
-        .quote(source.quote)
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(1 << 20)
-        .from_reader(file);
+    let mut records = Records::open(source, path)?;
     let mut rec = csv::ByteRecord::new();
-    let (header, index) = csv_header(&mut rdr, &mut rec, source, path)?;
-    let width = header.len();
-
-    let names = source.columns.iter().map(|(n, _, _)| n.clone()).collect();
+    let header = match source.header {
+        true => Some(text_header(&mut records, &mut rec, source, path)?),
+        false => None,
+    };
+    // Without a header, the width and the picks come from the first record.
+    let mut width = header.as_ref().map(Vec::len);
+    let mut picks = match &header {
+        Some(h) => Some(text_picks(source, path, Some(h), h.len())?),
+        None => None,
+    };
+    let names = source.columns.iter().map(|c| c.name.clone()).collect();
     let mut chunk = ChunkBuilder::new(names);
     let mut seen: HashSet<u128, BuildHasherDefault<PassThrough>> = HashSet::default();
+    let keep_duplicates = source.exact_duplicates == ExactDuplicates::Keep;
     let mut out = ScanOutcome::default();
-    loop {
-        let read = rdr.read_byte_record(&mut rec).map_err(|e| {
-            Error::input(
-                path,
-                format!("unreadable CSV after record {}: {e}", out.rows_read),
-            )
-        })?;
-        if !read {
-            break;
-        }
+    while let Some(place) = records.next(&mut rec, path, out.rows_read)? {
         out.rows_read += 1;
-        let pos = rec.position().expect("csv records carry their position");
-        let (start, line) = (pos.byte(), pos.line());
-        let end = rdr.position().byte();
-        if !seen.insert(record_digest(&rec)) {
+        if !keep_duplicates && !seen.insert(record_digest(&rec)) {
             out.duplicates += 1;
             continue;
         }
+        let width = *width.get_or_insert(rec.len());
+        let picks = match &mut picks {
+            Some(p) => &*p,
+            None => picks.insert(text_picks(source, path, None, width)?),
+        };
         let reject = |reason, detail| ScanReject {
             record: out.rows_read,
-            line,
-            start,
-            end,
+            line: place.line,
+            start: place.start,
+            end: place.end,
             reason,
             detail,
         };
         if rec.len() != width {
+            let has = if header.is_some() {
+                "the header has"
+            } else {
+                "the first record has"
+            };
             let r = reject(
                 Reason::RaggedLine,
-                format!("{} fields, the header has {width}", rec.len()),
+                format!("{} fields, {has} {width}", rec.len()),
             );
             out.rejects.push(r);
             continue;
         }
-        if let Err(i) = chunk.push_fields(&rec, &index, source.encoding) {
+        if let Err(i) = chunk.push_fields(&rec, picks, source.encoding) {
+            let column = match &header {
+                Some(h) => h[i].clone(),
+                None => format!("{}", i + 1),
+            };
             let r = reject(
                 Reason::BadEncoding,
-                format!("column {} is not valid UTF-8", header[i]),
+                format!("column {column} is not valid UTF-8"),
             );
             out.rejects.push(r);
             continue;
         }
-        chunk.finish_record([out.rows_read, line, start, end]);
+        chunk.finish_record([out.rows_read, place.line, place.start, place.end]);
         if chunk.len() >= chunk_rows {
             on_chunk(chunk.take()?)?;
         }
@@ -237,27 +425,24 @@ pub fn scan_csv(
     Ok(out)
 }
 
-/// Reads the header line (a UTF-8 byte-order mark dropped, names trimmed) and finds each
-/// mapped column in it: (header, position of each of `source.columns`).
-fn csv_header(
-    rdr: &mut csv::Reader<std::fs::File>,
+/// Reads the header line (names decoded and trimmed).
+fn text_header(
+    records: &mut Records,
     rec: &mut csv::ByteRecord,
     source: &Source,
     path: &Path,
-) -> Result<(Vec<String>, Vec<usize>)> {
-    let header_read = rdr
-        .read_byte_record(rec)
-        .map_err(|e| Error::input(path, format!("cannot read the header line: {e}")))?;
-    if !header_read {
+) -> Result<Vec<String>> {
+    let read = records.next(rec, path, 0).map_err(|e| match e {
+        Error::Input { message, .. } => {
+            Error::input(path, format!("cannot read the header line: {message}"))
+        }
+        e => e,
+    })?;
+    if read.is_none() {
         return Err(Error::input(path, "empty file: no header line"));
     }
     let mut header = Vec::with_capacity(rec.len());
     for (i, f) in rec.iter().enumerate() {
-        let f = if i == 0 {
-            f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f)
-        } else {
-            f
-        };
         let Some(name) = decode(source.encoding, f) else {
             return Err(Error::input(
                 path,
@@ -269,22 +454,53 @@ fn csv_header(
         };
         header.push(name.trim().to_string());
     }
-    let mut index = Vec::with_capacity(source.columns.len());
-    for (name, _, spec) in &source.columns {
-        let Some(i) = header.iter().position(|h| *h == spec.from.trim()) else {
-            return Err(Error::input(
-                path,
-                format!(
-                    "column {:?} (mapped to {name} by source {}) is not in the header; the header has: {}",
-                    spec.from,
-                    source.name,
-                    header.join(", ")
-                ),
-            ));
+    Ok(header)
+}
+
+/// Each mapped column's fields, by position in records of `width` fields: names looked up
+/// in the header, positions checked against the width.
+fn text_picks(
+    source: &Source,
+    path: &Path,
+    header: Option<&Vec<String>>,
+    width: usize,
+) -> Result<Vec<Pick>> {
+    let mut picks = Vec::with_capacity(source.columns.len());
+    for c in &source.columns {
+        let (fields, join) = match &c.origin {
+            Origin::Value(v) => {
+                picks.push(Pick::Value(v.clone()));
+                continue;
+            }
+            Origin::Fields { fields, join } => (fields, join),
         };
-        index.push(i);
+        let mut index = Vec::with_capacity(fields.len());
+        for f in fields {
+            let i = match (f, header) {
+                (Field::Position(p), _) => Some(*p).filter(|p| *p < width),
+                (Field::Name(n), Some(h)) => h.iter().position(|x| x == n),
+                (Field::Name(_), None) => None,
+            };
+            let Some(i) = i else {
+                let has = match header {
+                    Some(h) => format!("is not in the header; the header has: {}", h.join(", ")),
+                    None => format!("is not in the file; the first record has {width} fields"),
+                };
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "column {} (mapped to {} by source {}) {has}",
+                        c.origin_text(),
+                        c.name,
+                        source.name
+                    ),
+                ));
+            };
+            index.push(i);
+        }
+        picks.push(Pick::Fields(index, join.clone()));
     }
-    Ok((header, index))
+    Ok(picks)
 }
 
 /// What makes two records exact duplicates: a hash of the raw field bytes and their
@@ -298,7 +514,7 @@ fn record_digest(rec: &csv::ByteRecord) -> u128 {
     h.digest128()
 }
 
-/// Scans one NDJSON file (one JSON object per line), calling `on_chunk` like [`scan_csv`].
+/// Scans one NDJSON file (one JSON object per line), calling `on_chunk` like [`scan_text`].
 ///
 /// A mapped column's value is the JSON string as is, a number or boolean as its JSON text, and
 /// empty for null or a missing key (then the null tokens apply). A line that is not a JSON
@@ -315,12 +531,7 @@ pub fn scan_ndjson(
         return Err(Error::input(path, "empty file: no records"));
     }
     let mut rdr = std::io::BufReader::with_capacity(1 << 20, file);
-    let names = source.columns.iter().map(|(n, _, _)| n.clone()).collect();
-    let keys: Vec<&str> = source
-        .columns
-        .iter()
-        .map(|(_, _, spec)| spec.from.as_str())
-        .collect();
+    let names = source.columns.iter().map(|c| c.name.clone()).collect();
     let mut chunk = ChunkBuilder::new(names);
     let mut seen: HashSet<u128, BuildHasherDefault<PassThrough>> = HashSet::default();
     let mut out = ScanOutcome::default();
@@ -338,11 +549,17 @@ pub fn scan_ndjson(
         offset = end;
         line += 1;
         let text = buf.trim_ascii();
+        let text = match line {
+            1 => text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text),
+            _ => text,
+        };
         if text.is_empty() {
             continue;
         }
         out.rows_read += 1;
-        if !seen.insert(xxhash_rust::xxh3::xxh3_128(text)) {
+        if source.exact_duplicates == ExactDuplicates::Drop
+            && !seen.insert(xxhash_rust::xxh3::xxh3_128(text))
+        {
             out.duplicates += 1;
             continue;
         }
@@ -375,11 +592,28 @@ pub fn scan_ndjson(
                 continue;
             }
         };
-        for (c, key) in keys.iter().enumerate() {
-            match object.get(*key) {
-                None | Some(serde_json::Value::Null) => {}
-                Some(serde_json::Value::String(s)) => chunk.text[c].push_str(s),
-                Some(other) => chunk.text[c].push_str(&other.to_string()),
+        for (c, column) in source.columns.iter().enumerate() {
+            match &column.origin {
+                Origin::Value(v) => chunk.text[c].push_str(v),
+                Origin::Fields { fields, join } => {
+                    for (k, f) in fields.iter().enumerate() {
+                        let value = match f {
+                            Field::Name(key) => object.get(key),
+                            Field::Position(_) => None,
+                        };
+                        if k > 0 {
+                            chunk.text[c].push_str(join);
+                        }
+                        match value {
+                            None | Some(serde_json::Value::Null) => {}
+                            Some(serde_json::Value::String(s)) if fields.len() > 1 => {
+                                chunk.text[c].push_str(s.trim())
+                            }
+                            Some(serde_json::Value::String(s)) => chunk.text[c].push_str(s),
+                            Some(other) => chunk.text[c].push_str(&other.to_string()),
+                        }
+                    }
+                }
             }
             chunk.ends[c].push(chunk.text[c].len());
         }
@@ -394,7 +628,7 @@ pub fn scan_ndjson(
     Ok(out)
 }
 
-/// Scans one Parquet file, calling `on_chunk` like [`scan_csv`].
+/// Scans one Parquet file, calling `on_chunk` like [`scan_text`].
 ///
 /// Every value is read through its text form (polars' cast to string: dates as `%Y-%m-%d`,
 /// timestamps as `%Y-%m-%d %H:%M:%S%.f`), so the contract's formats and rules apply as for
@@ -422,13 +656,21 @@ pub fn scan_parquet(
         .iter()
         .map(|n| n.to_string())
         .collect();
-    for (name, _, spec) in &source.columns {
-        if !names.contains(&spec.from) {
+    for c in &source.columns {
+        let Origin::Fields { fields, .. } = &c.origin else {
+            continue;
+        };
+        let missing = fields.iter().find_map(|f| match f {
+            Field::Name(n) if names.contains(n) => None,
+            Field::Name(n) => Some(format!("{n:?}")),
+            Field::Position(p) => Some((p + 1).to_string()),
+        });
+        if let Some(m) = missing {
             return Err(Error::input(
                 path,
                 format!(
-                    "column {:?} (mapped to {name} by source {}) is not in the file; its columns are: {}",
-                    spec.from,
+                    "column {m} (mapped to {} by source {}) is not in the file; its columns are: {}",
+                    c.name,
                     source.name,
                     names.join(", ")
                 ),
@@ -445,18 +687,13 @@ pub fn scan_parquet(
         lit(0u64).cast(DataType::UInt64).alias("__start"),
         lit(0u64).cast(DataType::UInt64).alias("__end"),
     ];
-    select.extend(source.columns.iter().map(|(name, _, spec)| {
-        col(spec.from.as_str())
-            .cast(DataType::String)
-            .alias(name.as_str())
-    }));
+    select.extend(source.columns.iter().map(parquet_column));
     select.push(concat_str(all_text, ",", false).alias("__raw"));
-    let rows = df
-        .lazy()
-        .with_row_index("__idx", Some(1))
-        .filter(row_key(&names).is_first_distinct())
-        .select(select)
-        .collect()?;
+    let mut rows = df.lazy().with_row_index("__idx", Some(1));
+    if source.exact_duplicates == ExactDuplicates::Drop {
+        rows = rows.filter(row_key(&names).is_first_distinct());
+    }
+    let rows = rows.select(select).collect()?;
     let out = ScanOutcome {
         rows_read: total,
         duplicates: total - rows.height() as u64,
@@ -468,6 +705,28 @@ pub fn scan_parquet(
         offset += chunk_rows;
     }
     Ok(out)
+}
+
+/// A mapped column's text from a Parquet file's columns (see [`Origin`]).
+fn parquet_column(c: &super::contract::Column) -> Expr {
+    let text = |f: &Field| match f {
+        Field::Name(n) => col(n.as_str()).cast(DataType::String),
+        // Positions are refused for Parquet sources by the contract and by the check above.
+        Field::Position(_) => lit(NULL).cast(DataType::String),
+    };
+    let e = match &c.origin {
+        Origin::Value(v) => lit(v.as_str()),
+        Origin::Fields { fields, .. } if fields.len() == 1 => text(&fields[0]),
+        Origin::Fields { fields, join } => concat_str(
+            fields
+                .iter()
+                .map(|f| text(f).str().strip_chars(lit(NULL)).fill_null(lit("")))
+                .collect::<Vec<_>>(),
+            join,
+            false,
+        ),
+    };
+    e.alias(c.name.as_str())
 }
 
 /// A text key of a row's fields that keeps their boundaries: per field `N` for a null, else

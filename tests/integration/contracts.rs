@@ -30,6 +30,25 @@ fn edited(from: &str, to: &str) -> String {
     GOOD.replacen(from, to, 1)
 }
 
+/// A fixed-width order-line contract (widths of three columns) ending in `rest`: its
+/// quantity and unit price columns, one of them mistaken.
+fn fixed(rest: &str) -> String {
+    format!(
+        r#"
+[sources.f]
+entity = "order_line"
+path = "f.txt"
+format = "fixed"
+widths = [5, 8, 3]
+[sources.f.columns]
+invoice_no = {{ from = 1 }}
+invoice_ts = {{ from = 2, formats = ["%Y%m%d"] }}
+product_id = {{ value = "X" }}
+{rest}
+"#
+    )
+}
+
 #[test]
 fn the_good_contract_is_accepted() {
     let c = Contract::parse(Path::new("pipelines/good.toml"), GOOD).unwrap();
@@ -135,6 +154,120 @@ cancellation_prefix = "C"
 customer_id = { from = "id" }
 "#
             .to_string(),
+        ),
+        (
+            "line_total_and_unit_price",
+            edited(
+                "unit_price = { from = \"UnitPrice\" }",
+                "unit_price = { from = \"UnitPrice\" }\nline_total = { from = \"Total\" }",
+            ),
+        ),
+        (
+            "line_cost_and_unit_cost",
+            edited(
+                "unit_price = { from = \"UnitPrice\" }",
+                "unit_price = { from = \"UnitPrice\" }\nline_cost = { from = \"C\" }\nunit_cost = { from = \"U\" }",
+            ),
+        ),
+        (
+            "basket_with_invoice_numbers",
+            edited(
+                "path = \"tx.csv\"",
+                "path = \"tx.csv\"\nbasket = \"customer_day\"",
+            ),
+        ),
+        (
+            "basket_on_customers",
+            r#"
+[sources.c]
+entity = "customer"
+path = "c.csv"
+basket = "customer_day"
+[sources.c.columns]
+customer_id = { from = "id" }
+"#
+            .to_string(),
+        ),
+        (
+            "no_invoice_numbers_and_no_basket",
+            edited("invoice_no = { from = \"InvoiceNo\" }", ""),
+        ),
+        (
+            "from_and_value",
+            edited(
+                "{ from = \"StockCode\" }",
+                "{ from = \"StockCode\", value = \"X\" }",
+            ),
+        ),
+        (
+            "neither_from_nor_value",
+            edited("{ from = \"StockCode\" }", "{ case = \"upper\" }"),
+        ),
+        (
+            "bad_from_type",
+            edited("{ from = \"StockCode\" }", "{ from = true }"),
+        ),
+        (
+            "position_zero",
+            edited("{ from = \"StockCode\" }", "{ from = 0 }"),
+        ),
+        (
+            "name_without_header",
+            edited("path = \"tx.csv\"", "path = \"tx.csv\"\nheader = false"),
+        ),
+        (
+            "join_with_one_column",
+            edited(
+                "{ from = \"StockCode\" }",
+                "{ from = \"StockCode\", join = \"-\" }",
+            ),
+        ),
+        (
+            "quote_with_whitespace",
+            edited(
+                "path = \"tx.csv\"",
+                "path = \"tx.csv\"\ndelimiter = \"whitespace\"\nquote = \"'\"",
+            ),
+        ),
+        (
+            "widths_on_csv",
+            edited("path = \"tx.csv\"", "path = \"tx.csv\"\nwidths = [1, 2]"),
+        ),
+        (
+            "span_on_csv",
+            edited("{ from = \"StockCode\" }", "{ start = 1, width = 5 }"),
+        ),
+        (
+            "position_past_the_last_fixed_column",
+            fixed("quantity = { from = 4 }\nunit_price = { start = 17, width = 5 }"),
+        ),
+        (
+            "overlapping_fixed_columns",
+            fixed("quantity = { start = 10, width = 3 }\nunit_price = { start = 12, width = 6 }"),
+        ),
+        (
+            "span_without_width",
+            fixed("quantity = { from = 3 }\nunit_price = { start = 17 }"),
+        ),
+        (
+            "position_in_ndjson",
+            edited(
+                "path = \"tx.csv\"",
+                "path = \"tx.ndjson\"\nformat = \"ndjson\"",
+            )
+            .replace("{ from = \"StockCode\" }", "{ from = 2 }"),
+        ),
+        (
+            "cancellation_prefix_with_basket",
+            edited("invoice_no = { from = \"InvoiceNo\" }", "")
+                .replace(
+                    "path = \"tx.csv\"",
+                    "path = \"tx.csv\"\nbasket = \"customer_day\"\ncancellation_prefix = \"C\"",
+                )
+                .replace(
+                    "[sources.tx.columns]",
+                    "[sources.tx.columns]\ncustomer_id = { from = \"C\" }",
+                ),
         ),
     ];
     for (name, text) in cases {

@@ -7,6 +7,7 @@ mod churn;
 mod cluster;
 mod contracts;
 mod crash;
+mod extracts;
 mod online_retail;
 mod pipeline;
 mod query_cli;

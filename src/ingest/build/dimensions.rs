@@ -14,12 +14,13 @@ use crate::ingest::cleanse::MONEY;
 use crate::ingest::contract::Entity;
 use crate::warehouse::{Owner, Transaction, tables};
 
-const CUSTOMER_COLUMNS: [(&str, DataType); 12] = [
+const CUSTOMER_COLUMNS: [(&str, DataType); 13] = [
     ("customer_id", DataType::String),
     ("email", DataType::String),
     ("name", DataType::String),
     ("gender", DataType::String),
     ("birth_date", DataType::Date),
+    ("age_band", DataType::String),
     ("country", DataType::String),
     ("region", DataType::String),
     ("city", DataType::String),
@@ -29,8 +30,9 @@ const CUSTOMER_COLUMNS: [(&str, DataType); 12] = [
     ("phone_opt_in", DataType::Boolean),
 ];
 
-/// Attributes whose change opens a new dim_customer version (SCD type 2).
-const CUSTOMER_HISTORY: [&str; 3] = ["country", "email_opt_in", "phone_opt_in"];
+/// Attributes whose change opens a new dim_customer version (SCD type 2): where a customer
+/// lives, their age group (facts are read with the band of their day) and their consent.
+const CUSTOMER_HISTORY: [&str; 4] = ["country", "age_band", "email_opt_in", "phone_opt_in"];
 
 const PRODUCT_COLUMNS: [(&str, DataType); 6] = [
     ("product_id", DataType::String),
@@ -49,8 +51,10 @@ pub struct Derive {
 }
 
 /// What derived dimensions need from order lines, aggregated chunk by chunk so that no load
-/// holds its order lines in memory: each customer's latest line (id, country, when), and
-/// line counts per product and description.
+/// holds its order lines in memory: each customer's latest line (id, when, and the customer
+/// attributes the lines carry: country, age band, region, …), and line counts per product
+/// and description with the product's category and subcategory (their largest value when
+/// lines disagree, which they rarely do).
 #[derive(Default)]
 pub struct Derived {
     customers: Vec<DataFrame>,
@@ -72,9 +76,14 @@ impl Derived {
                 lit(file as u64).alias("__file"),
                 col("__record"),
             ];
-            if has("country") {
-                cols.push(col("country"));
-            }
+            // Every attribute, NULL where the lines carry none, so files of other shapes stack.
+            cols.extend(CUSTOMER_COLUMNS[1..].iter().map(|(c, dt)| {
+                if has(c) {
+                    col(*c).cast(dt.clone())
+                } else {
+                    lit(NULL).cast(dt.clone()).alias(*c)
+                }
+            }));
             self.customers.push(
                 lines
                     .clone()
@@ -97,30 +106,47 @@ impl Derived {
         } else {
             lit(NULL).cast(DataType::String).alias("description")
         };
+        let text_or_null = |c: &str| {
+            if has(c) {
+                col(c)
+            } else {
+                lit(NULL).cast(DataType::String).alias(c)
+            }
+        };
         self.products.push(
             lines
                 .clone()
                 .lazy()
-                .select([col("product_id"), desc, col("is_service")])
+                .select([
+                    col("product_id"),
+                    desc,
+                    col("is_service"),
+                    text_or_null("category"),
+                    text_or_null("subcategory"),
+                ])
                 .group_by([col("product_id"), col("description")])
                 .agg([
                     len().cast(DataType::UInt64).alias("__n"),
                     col("is_service").max(),
+                    col("category").max(),
+                    col("subcategory").max(),
                 ])
                 .collect()?,
         );
         Ok(())
     }
 
-    /// Customers (id and, when mapped, country), in time order: the last row of an id wins.
+    /// Customers (id and the attributes the lines carry), in time order: the last row of an
+    /// id wins.
     fn customers(&self) -> Result<Option<DataFrame>> {
         let Some(all) = vstack_all(self.customers.clone())? else {
             return Ok(None);
         };
-        let mut cols = vec![col("customer_id")];
-        if all.column("country").is_ok() {
-            cols.push(col("country"));
-        }
+        let cols: Vec<Expr> = CUSTOMER_COLUMNS
+            .iter()
+            .filter(|(c, _)| all.column(c).is_ok())
+            .map(|(c, _)| col(*c))
+            .collect();
         Ok(Some(
             all.lazy()
                 .sort(
@@ -137,11 +163,11 @@ impl Derived {
         let Some(counts) = vstack_all(self.products.clone())? else {
             return Ok(None);
         };
-        let service = counts
-            .clone()
-            .lazy()
-            .group_by([col("product_id")])
-            .agg([col("is_service").max()]);
+        let service = counts.clone().lazy().group_by([col("product_id")]).agg([
+            col("is_service").max(),
+            col("category").max(),
+            col("subcategory").max(),
+        ]);
         let best = counts
             .lazy()
             .filter(col("description").is_not_null())
@@ -161,7 +187,13 @@ impl Derived {
                     [col("product_id")],
                     JoinArgs::new(JoinType::Left),
                 )
-                .select([col("product_id"), col("description"), col("is_service")])
+                .select([
+                    col("product_id"),
+                    col("description"),
+                    col("category"),
+                    col("subcategory"),
+                    col("is_service"),
+                ])
                 .collect()?,
         ))
     }
@@ -344,6 +376,22 @@ fn unknown_customer() -> Result<DataFrame> {
     Ok(lf.collect()?)
 }
 
+/// An old dim_customer in today's column order; a column added since it was written (such
+/// as `age_band`) comes in as NULLs.
+fn current_layout(old: DataFrame) -> Result<DataFrame> {
+    let present = names(&old);
+    let mut exprs = vec![col("customer_key")];
+    exprs.extend(CUSTOMER_COLUMNS.iter().map(|(c, dt)| {
+        if present.iter().any(|p| p == c) {
+            col(*c)
+        } else {
+            lit(NULL).cast(dt.clone()).alias(*c)
+        }
+    }));
+    exprs.extend(["valid_from", "valid_to", "is_current", "load_id"].map(col));
+    Ok(old.lazy().select(exprs).collect()?)
+}
+
 /// SCD type 2 merge of incoming customer records (in load order; the last record of an id
 /// wins) into the old dim_customer.
 fn merge_customers(
@@ -353,7 +401,8 @@ fn merge_customers(
     at: DateTime<Utc>,
 ) -> Result<DataFrame> {
     let old = match old {
-        Some(o) => o,
+        // A warehouse written before a column was added gets it as NULLs.
+        Some(o) => current_layout(o)?,
         None => unknown_customer()?,
     };
     let Some(incoming) = incoming else {

@@ -1,4 +1,5 @@
-//! The facts: `fact_sales` (one file per month per order-line file) and
+//! The facts: `fact_sales` (one file per month per order-line file; `unit_cost` and `cost`
+//! (the line's) are NULL where the extract gives no cost on the line) and
 //! `fact_campaign_contact` (one file per contact file), streamed from the staged chunks with
 //! the current dimension keys joined in; unknown customers get key 0.
 
@@ -115,6 +116,18 @@ fn column_or_null(present: &[String], c: &str, dt: DataType) -> Expr {
     }
 }
 
+/// A line's revenue: its line total when the extract gives one (exact, whatever the rounded
+/// unit price), else quantity × unit price (exact: an integer times a decimal(18,3) is a
+/// decimal with scale 3).
+fn revenue(present: &[String]) -> Expr {
+    let e = if present.iter().any(|p| p == "line_total") {
+        col("line_total")
+    } else {
+        col("quantity").cast(DataType::Decimal(18, 0)) * col("unit_price")
+    };
+    e.cast(MONEY).alias("revenue")
+}
+
 /// One chunk of order lines as fact_sales rows, with `__month` for partitioning.
 fn sales_fact(
     lines: DataFrame,
@@ -147,10 +160,9 @@ fn sales_fact(
             col("product_id"),
             col("quantity"),
             col("unit_price"),
-            // Exact: an integer times a decimal(18,3) is a decimal with scale 3.
-            (col("quantity").cast(DataType::Decimal(18, 0)) * col("unit_price"))
-                .cast(MONEY)
-                .alias("revenue"),
+            revenue(&present),
+            column_or_null(&present, "unit_cost", MONEY),
+            column_or_null(&present, "line_cost", MONEY).alias("cost"),
             col("is_return"),
             col("is_service"),
             column_or_null(&present, "channel", DataType::String),
