@@ -27,6 +27,7 @@ fn run_one(lines: u64) {
         seed: 42,
         customers,
         order_lines: lines,
+        ..Default::default()
     }
     .check()
     .expect("valid params");

@@ -56,19 +56,31 @@ pub enum LoadsAction {
 
 /// `ecrm synth`.
 pub fn synth(a: SynthArgs) -> Result<()> {
+    let layout = a.params.layout;
     let params = a.params.check()?;
     let report = synth::generate(&params, &a.out_dir)?;
-    say(
-        &mut std::io::stdout().lock(),
-        format_args!(
-            "wrote {} customers, {} products, {} order lines, {} campaign contacts to {}",
-            report.customers,
-            report.products,
-            report.order_lines,
-            report.campaign_contacts,
-            a.out_dir.display()
+    let out = &mut std::io::stdout().lock();
+    match layout {
+        synth::SynthLayout::Flat => say(
+            out,
+            format_args!(
+                "wrote {} order lines (flat layout) to {}",
+                report.order_lines,
+                a.out_dir.display()
+            ),
         ),
-    )
+        synth::SynthLayout::Normal => say(
+            out,
+            format_args!(
+                "wrote {} customers, {} products, {} order lines, {} campaign contacts to {}",
+                report.customers,
+                report.products,
+                report.order_lines,
+                report.campaign_contacts,
+                a.out_dir.display()
+            ),
+        ),
+    }
 }
 
 /// `ecrm ingest`: the contract and options checked before anything is loaded, the load, a

@@ -6,6 +6,13 @@
 //!   what was planted: each customer's group, lapse dates, co-purchase groups, follow-up
 //!   sequences, and the exact count of every defect per file, so tests can check that ingest
 //!   and mining recover it.
+//! - `--layout flat` writes the same order lines as one flat extract instead, `flat.csv`
+//!   (quoted fields after a byte-order mark, CRLF, `m/d/yyyy` days, no invoice, line totals
+//!   and line costs, a sub-category code, each customer's age group on the day and area on
+//!   every line; returns as negative amounts), and `synth.json` with its defects and the
+//!   lines a sales extract does not carry (`left_out`: stock write-offs, codes unknown to
+//!   masters it has not, rows written twice), so its load can be checked against the normal
+//!   layout's: the same loaded lines, revenue, customers and customer-days.
 //!
 //! Realism: two years of trade (2023–2024) with a Christmas peak and quiet weekends; products
 //! in categories and subcategories with a Zipf long tail; four customer groups — one-time
@@ -49,6 +56,22 @@ pub struct SynthParams {
     /// Number of order lines (before planted defects and duplicates).
     #[arg(long, default_value_t = SynthParams::default().order_lines)]
     pub order_lines: u64,
+    /// How the order lines are laid out.
+    #[arg(long, value_enum, default_value_t = SynthParams::default().layout)]
+    pub layout: SynthLayout,
+}
+
+crate::choices! {
+    /// The extracts `ecrm synth` writes.
+    pub enum SynthLayout {
+        /// customers.csv, products.csv, transactions.csv (invoices, unit prices) and
+        /// campaign_contacts.csv.
+        Normal = "normal",
+        /// flat.csv alone: one quoted file with a byte-order mark, m/d/yyyy days, no
+        /// invoice, line totals and costs, age group and area on every line.
+        Flat = "flat",
+    }
+    default = Normal;
 }
 
 impl Default for SynthParams {
@@ -58,6 +81,7 @@ impl Default for SynthParams {
             seed: 42,
             customers: 2_000,
             order_lines: 50_000,
+            layout: SynthLayout::Normal,
         }
     }
 }
@@ -282,22 +306,62 @@ pub fn generate(params: &ValidSynthParams, out_dir: &Path) -> Result<SynthReport
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
     let start = start_date();
     let world = plan::World::plan(&mut rng, &Calendar::new(), p);
-    let transactions = write::transactions(&mut rng, &world, p, start, out_dir)?;
+    if p.layout == SynthLayout::Flat {
+        return generate_flat(rng, &world, p, out_dir);
+    }
+    let tx_path = out_dir.join("transactions.csv");
+    let file = std::fs::File::create(&tx_path).map_err(|e| Error::io(&tx_path, e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let layout = write::Layout::Normal;
+    let transactions = write::transactions(&mut rng, &world, p, start, (&mut w, &tx_path), layout)?;
     let (customers, prospects) = write::customers(&mut rng, &world, p, start, out_dir)?;
     let products = write::products(&mut rng, &world, out_dir)?;
     let contacts = write::contacts(&mut rng, &world, start, out_dir)?;
-    let files = write::Files {
-        transactions,
-        customers,
-        products,
-        contacts,
-    };
-    write::manifest(&world, p, start, &files, out_dir)?;
+    let files = serde_json::json!({
+        "transactions.csv": transactions.defects,
+        "customers.csv": customers,
+        "products.csv": products,
+        "campaign_contacts.csv": contacts,
+    });
+    write::manifest(&world, p, start, &transactions, files, out_dir)?;
     Ok(SynthReport {
         customers: world.customers.len() as u64 + prospects,
         products: world.products.len() as u64 + 5,
-        order_lines: files.transactions.defects.rows_written,
-        campaign_contacts: files.contacts.rows_written,
+        order_lines: transactions.defects.rows_written,
+        campaign_contacts: contacts.rows_written,
+    })
+}
+
+/// The flat layout: a dry run of the normal order lines and customer file (into nothing)
+/// draws each customer's birth date and city as the normal layout would; then the same
+/// order lines are drawn again and written flat with them.
+fn generate_flat(
+    mut rng: Xoshiro256PlusPlus,
+    world: &plan::World,
+    p: &SynthParams,
+    out_dir: &Path,
+) -> Result<SynthReport> {
+    let start = start_date();
+    let mut dry = rng.clone();
+    let nowhere = (
+        &mut std::io::sink() as &mut dyn std::io::Write,
+        Path::new("-"),
+    );
+    write::transactions(&mut dry, world, p, start, nowhere, write::Layout::Normal)?;
+    let people = write::customer_rows(&mut dry, world, p, start).people;
+
+    let path = out_dir.join("flat.csv");
+    let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let layout = write::Layout::Flat(&people);
+    let flat = write::transactions(&mut rng, world, p, start, (&mut w, &path), layout)?;
+    let files = serde_json::json!({ "flat.csv": flat.defects });
+    write::manifest(world, p, start, &flat, files, out_dir)?;
+    Ok(SynthReport {
+        customers: 0,
+        products: 0,
+        order_lines: flat.defects.rows_written,
+        campaign_contacts: 0,
     })
 }
 

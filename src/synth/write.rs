@@ -2,7 +2,7 @@
 //! and counted ([`FileDefects`]), and the record of it all, `synth.json`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
@@ -16,40 +16,63 @@ use super::{
 };
 use crate::error::{Error, Result};
 
-/// What `transactions.csv` holds besides its defects.
+/// What the order-line file holds besides its defects.
 pub(super) struct Transactions {
     pub defects: FileDefects,
     pub guest_lines: u64,
     /// Guest lines without a rejected defect.
     pub guest_lines_loaded: u64,
     pub cancellation_lines: u64,
+    /// Flat layout: lines of the normal extract a sales extract does not carry (stock
+    /// write-offs, codes unknown to masters it does not have, repeated rows), by kind.
+    pub left_out: BTreeMap<&'static str, u64>,
 }
 
-/// `transactions.csv`: every invoice's lines (defects, duplicates and follow-ups planted),
-/// then the cancellations of some, after their invoices.
+/// How the order lines are written.
+#[derive(Clone, Copy)]
+pub(super) enum Layout<'a> {
+    /// `transactions.csv`: invoices, times, unit prices; customers and products in their
+    /// own files.
+    Normal,
+    /// `flat.csv`: one quoted file with a byte-order mark, `m/d/yyyy` days, no invoice, line
+    /// totals and costs, and each customer's age group and area on every line.
+    Flat(&'a People),
+}
+
+/// The customer attributes the flat layout repeats on every line, by customer index.
+pub(super) struct People {
+    pub birth: Vec<NaiveDate>,
+    pub area: Vec<String>,
+}
+
+/// The order lines: every invoice's lines (defects, duplicates and follow-ups planted),
+/// then the cancellations of some, after their invoices, written to `w` (`path` names it in
+/// errors). The random draws do not depend on the layout, so both layouts (and a dry run
+/// into `std::io::sink()`) describe the same lines.
 pub(super) fn transactions(
     rng: &mut Xoshiro256PlusPlus,
     world: &World,
     p: &SynthParams,
     start: NaiveDate,
-    out_dir: &Path,
+    (w, path): (&mut dyn Write, &Path),
+    layout: Layout<'_>,
 ) -> Result<Transactions> {
-    let tx_path = out_dir.join("transactions.csv");
-    let file = std::fs::File::create(&tx_path).map_err(|e| Error::io(&tx_path, e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    let io = |e: std::io::Error| Error::io(&tx_path, e);
-    writeln!(
-        w,
-        "invoice,sku,item_description,qty,ordered_at,unit_price,customer,channel"
-    )
+    let io = |e: std::io::Error| Error::io(path, e);
+    match layout {
+        Layout::Normal => writeln!(
+            w,
+            "invoice,sku,item_description,qty,ordered_at,unit_price,customer,channel"
+        ),
+        Layout::Flat(_) => w.write_all(FLAT_HEADER.as_bytes()),
+    }
     .map_err(io)?;
     let mut out = Transactions {
         defects: FileDefects::default(),
         guest_lines: 0,
         guest_lines_loaded: 0,
         cancellation_lines: 0,
+        left_out: BTreeMap::new(),
     };
-    let tx = &mut out.defects;
     let mut lines_written = 0u64;
     let mut pending_follow: HashMap<u32, Vec<usize>> = HashMap::new();
     let mut invoice_no = 500_000u64;
@@ -70,32 +93,46 @@ pub(super) fn transactions(
                 break 'invoices;
             }
             let prod = &world.products[pi];
-            let defect = order_line(
-                rng,
-                &mut line,
-                &invoice_no.to_string(),
-                prod,
-                q,
-                when,
-                customer,
-                channel,
-                tx,
-            );
-            w.write_all(line.as_bytes()).map_err(io)?;
-            tx.rows_written += 1;
-            lines_written += 1;
-            if customer.is_empty() {
-                out.guest_lines += 1;
-                if defect.is_none() {
-                    out.guest_lines_loaded += 1;
+            let d = order_line(rng, prod, q, when, customer);
+            let written = match layout {
+                Layout::Normal => {
+                    d.normal(&mut line, &invoice_no.to_string(), channel);
+                    d.count(&mut out.defects);
+                    true
                 }
-            }
-            if rng.gen_bool(0.004) {
+                Layout::Flat(people) => match d.left_out_of_flat() {
+                    Some(kind) => {
+                        *out.left_out.entry(kind).or_insert(0) += 1;
+                        false
+                    }
+                    None => {
+                        d.flat(&mut line, prod, when, inv.customer, people);
+                        d.count_flat(&mut out.defects);
+                        true
+                    }
+                },
+            };
+            if written {
                 w.write_all(line.as_bytes()).map_err(io)?;
-                tx.rows_written += 1;
-                tx.exact_duplicates += 1;
+                out.defects.rows_written += 1;
                 if customer.is_empty() {
                     out.guest_lines += 1;
+                    out.guest_lines_loaded += u64::from(d.defect.is_none());
+                }
+            }
+            lines_written += 1;
+            if rng.gen_bool(0.004) {
+                match layout {
+                    // Rows written twice; a flat extract's identical rows are real orders.
+                    Layout::Flat(_) => *out.left_out.entry("exact_duplicates").or_insert(0) += 1,
+                    Layout::Normal => {
+                        w.write_all(line.as_bytes()).map_err(io)?;
+                        out.defects.rows_written += 1;
+                        out.defects.exact_duplicates += 1;
+                        if customer.is_empty() {
+                            out.guest_lines += 1;
+                        }
+                    }
                 }
             }
         }
@@ -108,11 +145,22 @@ pub(super) fn transactions(
             ));
         }
     }
-    out.cancellation_lines =
-        cancellations(&mut w, world, start, returns, invoice_no, tx).map_err(io)?;
+    out.cancellation_lines = cancellations(
+        w,
+        world,
+        start,
+        returns,
+        invoice_no,
+        layout,
+        &mut out.defects,
+    )
+    .map_err(io)?;
     w.flush().map_err(io)?;
     Ok(out)
 }
+
+/// The flat layout's header, after a UTF-8 byte-order mark, every field quoted.
+const FLAT_HEADER: &str = "\u{feff}\"TRANSACTION_DT\",\"CUSTOMER_ID\",\"AGE_GROUP\",\"PIN_CODE\",\"PRODUCT_SUBCLASS\",\"PRODUCT_ID\",\"AMOUNT\",\"ASSET\",\"SALES_PRICE\"\r\n";
 
 /// One invoice's products and quantities: a follow-up of the customer's last visit, perhaps
 /// a co-purchase group, then popular products up to the invoice's line count.
@@ -173,14 +221,17 @@ fn basket(
     basket
 }
 
-/// The cancellations (`C` prefix, numbers after the last invoice's), in time order, those
-/// inside the period; returns how many lines they took.
+/// The cancellations (`C` prefix, numbers after the last invoice's; in the flat layout
+/// negative quantities and amounts), in time order, those inside the period; returns how many
+/// lines they took.
+#[allow(clippy::too_many_arguments)]
 fn cancellations(
-    w: &mut impl Write,
+    w: &mut dyn Write,
     world: &World,
     start: NaiveDate,
     mut returns: Vec<PlannedReturn>,
     mut invoice_no: u64,
+    layout: Layout<'_>,
     tx: &mut FileDefects,
 ) -> std::io::Result<u64> {
     let mut lines = 0;
@@ -196,15 +247,23 @@ fn cancellations(
             .unwrap_or("");
         for (pi, q) in back {
             let prod = &world.products[pi];
-            writeln!(
-                w,
-                "C{invoice_no},{},{},{},{},{},{customer},web",
-                prod.code,
-                prod.description,
-                -q,
-                when.format("%Y-%m-%d %H:%M:%S"),
-                cents(prod.price_cents)
-            )?;
+            match layout {
+                Layout::Normal => writeln!(
+                    w,
+                    "C{invoice_no},{},{},{},{},{},{customer},web",
+                    prod.code,
+                    prod.description,
+                    -q,
+                    when.format("%Y-%m-%d %H:%M:%S"),
+                    cents(prod.price_cents)
+                )?,
+                Layout::Flat(people) => {
+                    let mut line = String::new();
+                    let d = Drawn::clean(prod, -q, when, customer);
+                    d.flat(&mut line, prod, when, c, people);
+                    w.write_all(line.as_bytes())?;
+                }
+            }
             tx.rows_written += 1;
             lines += 1;
         }
@@ -212,88 +271,213 @@ fn cancellations(
     Ok(lines)
 }
 
-/// Writes one order line into `line`, perhaps with one planted defect (counted in `fx`);
-/// returns the reason code ingest must reject it with, if any.
-#[allow(clippy::too_many_arguments)]
+/// One order line's fields as drawn, with at most one planted defect: the reason code
+/// ingest must reject it with, or the kind of defect the contract repairs.
+struct Drawn {
+    code: String,
+    desc: String,
+    qty_text: String,
+    price: String,
+    ts: String,
+    customer: String,
+    extra: &'static str,
+    defect: Option<&'static str>,
+    repaired: Option<&'static str>,
+}
+
+/// Draws one order line's fields and perhaps one defect.
 fn order_line(
     rng: &mut Xoshiro256PlusPlus,
-    line: &mut String,
-    invoice: &str,
     prod: &Product,
     qty: i64,
     when: NaiveDateTime,
     customer: &str,
-    channel: &str,
-    fx: &mut FileDefects,
-) -> Option<&'static str> {
-    let mut code = prod.code.clone();
-    let mut desc = prod.description.clone();
-    let mut qty_text = qty.to_string();
-    let mut price = cents(prod.price_cents);
-    let mut ts = when.format("%Y-%m-%d %H:%M:%S").to_string();
-    let mut customer = customer.to_string();
-    let mut extra = "";
+) -> Drawn {
+    let mut d = Drawn::clean(prod, qty, when, customer);
     let r: f64 = rng.r#gen();
-    let defect: Option<&'static str> = match r {
+    match r {
         x if x < 0.002 => {
-            qty_text = "0".into();
-            Some("zero_quantity")
+            d.qty_text = "0".into();
+            d.defect = Some("zero_quantity");
         }
         x if x < 0.004 => {
-            qty_text = format!("-{qty}");
-            Some("stock_adjustment")
+            d.qty_text = format!("-{qty}");
+            d.defect = Some("stock_adjustment");
         }
         x if x < 0.005 => {
-            qty_text = pick(rng, &["two", "1O", "3.5"]).to_string();
-            Some("bad_number")
+            d.qty_text = pick(rng, &["two", "1O", "3.5"]).to_string();
+            d.defect = Some("bad_number");
         }
         x if x < 0.006 => {
-            price = format!("{price} GBP");
-            Some("bad_number")
+            d.price = format!("{} GBP", d.price);
+            d.defect = Some("bad_number");
         }
         x if x < 0.0065 => {
-            ts = format!("{}-13-{:02} 10:00:00", when.year(), when.day());
-            Some("bad_date")
+            d.ts = format!("{}-13-{:02} 10:00:00", when.year(), when.day());
+            d.defect = Some("bad_date");
         }
         x if x < 0.0075 => {
-            code = format!("{}Z", rng.gen_range(10000..99999));
-            Some("unknown_product")
+            d.code = format!("{}Z", rng.gen_range(10000..99999));
+            d.defect = Some("unknown_product");
         }
-        x if x < 0.008 && !customer.is_empty() => {
-            customer = format!("9{}", rng.gen_range(10_000_000..99_999_999));
-            Some("unknown_customer")
+        x if x < 0.008 && !d.customer.is_empty() => {
+            d.customer = format!("9{}", rng.gen_range(10_000_000..99_999_999));
+            d.defect = Some("unknown_customer");
         }
         x if x < 0.0085 => {
-            extra = ",EXTRA";
-            Some("ragged_line")
+            d.extra = ",EXTRA";
+            d.defect = Some("ragged_line");
         }
         x if x < 0.03 => {
-            desc.push_str("   ");
-            fx.repair("trailing_spaces");
-            None
+            d.desc.push_str("   ");
+            d.repaired = Some("trailing_spaces");
         }
-        x if x < 0.05 && code.chars().any(|c| c.is_ascii_uppercase()) => {
-            code = code.to_lowercase();
-            fx.repair("lower_case_codes");
-            None
+        x if x < 0.05 && d.code.chars().any(|c| c.is_ascii_uppercase()) => {
+            d.code = d.code.to_lowercase();
+            d.repaired = Some("lower_case_codes");
         }
         x if x < 0.35 => {
-            ts = when.format("%d/%m/%Y %H:%M").to_string();
-            fx.repair("uk_date_format");
-            None
+            d.ts = when.format("%d/%m/%Y %H:%M").to_string();
+            d.repaired = Some("uk_date_format");
         }
-        _ => None,
-    };
-    if let Some(d) = defect {
-        fx.reject(d);
+        _ => {}
     }
-    line.clear();
-    use std::fmt::Write as _;
-    let _ = writeln!(
-        line,
-        "{invoice},{code},{desc},{qty_text},{ts},{price},{customer},{channel}{extra}"
-    );
-    defect
+    d
+}
+
+impl Drawn {
+    /// The line without a defect.
+    fn clean(prod: &Product, qty: i64, when: NaiveDateTime, customer: &str) -> Drawn {
+        Drawn {
+            code: prod.code.clone(),
+            desc: prod.description.clone(),
+            qty_text: qty.to_string(),
+            price: cents(prod.price_cents),
+            ts: when.format("%Y-%m-%d %H:%M:%S").to_string(),
+            customer: customer.to_string(),
+            extra: "",
+            defect: None,
+            repaired: None,
+        }
+    }
+
+    /// Counts the line's defect in `fx`.
+    fn count(&self, fx: &mut FileDefects) {
+        if let Some(d) = self.defect {
+            fx.reject(d);
+        }
+        if let Some(r) = self.repaired {
+            fx.repair(r);
+        }
+    }
+
+    /// Counts the line's defect in `fx` as the flat layout writes it: the one repair that
+    /// applies to it is a lower-case code (it has no descriptions and one date format).
+    fn count_flat(&self, fx: &mut FileDefects) {
+        if let Some(d) = self.defect {
+            fx.reject(d);
+        }
+        if self.repaired == Some("lower_case_codes") {
+            fx.repair("lower_case_codes");
+        }
+    }
+
+    /// `transactions.csv`'s line.
+    fn normal(&self, line: &mut String, invoice: &str, channel: &str) {
+        use std::fmt::Write as _;
+        line.clear();
+        let Drawn {
+            code,
+            desc,
+            qty_text,
+            price,
+            ts,
+            customer,
+            extra,
+            ..
+        } = self;
+        let _ = writeln!(
+            line,
+            "{invoice},{code},{desc},{qty_text},{ts},{price},{customer},{channel}{extra}"
+        );
+    }
+
+    /// Why a flat sales extract would not carry this line: a stock write-off is no sale, and
+    /// a code unknown to a master file the extract does not have is no defect in it.
+    fn left_out_of_flat(&self) -> Option<&'static str> {
+        self.defect.filter(|d| {
+            matches!(
+                *d,
+                "stock_adjustment" | "unknown_product" | "unknown_customer"
+            )
+        })
+    }
+
+    /// `flat.csv`'s line: the same sale with line total and line cost (55% of the price, as
+    /// in the product file), the customer's age group on the day and area; a planted defect
+    /// keeps its reason code (a bad amount, a month 13, an extra field) and the repairs that
+    /// apply to this layout (lower-case codes) stay counted, the others do not.
+    fn flat(
+        &self,
+        line: &mut String,
+        prod: &Product,
+        when: NaiveDateTime,
+        customer: Option<u32>,
+        people: &People,
+    ) {
+        use std::fmt::Write as _;
+        let day = match self.defect {
+            Some("bad_date") => format!("13/{}/{}", when.day(), when.year()),
+            _ => format!("{}/{}/{}", when.month(), when.day(), when.year()),
+        };
+        let (age, area) = match customer.map(|c| c as usize) {
+            Some(c) => (
+                age_group(people.birth[c], when.date()),
+                people.area[c].as_str(),
+            ),
+            None => ("", ""),
+        };
+        // A quantity that is no number gets the unit amounts (the line is rejected anyway).
+        let q = self.qty_text.parse::<i64>().unwrap_or(1);
+        let cost = cents(q * (prod.price_cents * 55 / 100));
+        let mut total = cents(q * prod.price_cents);
+        if self.price.ends_with(" GBP") {
+            total.push_str(" GBP");
+        }
+        let extra = if self.extra.is_empty() {
+            ""
+        } else {
+            ",\"EXTRA\""
+        };
+        line.clear();
+        let _ = write!(
+            line,
+            "\"{day}\",\"{}\",\"{age}\",\"{area}\",\"{}\",\"{}\",\"{}\",\"{cost}\",\"{total}\"{extra}\r\n",
+            self.customer,
+            subclass(prod),
+            self.code,
+            self.qty_text,
+        );
+    }
+}
+
+/// A product's sub-category code, as a flat extract gives it: `1CCSSS`.
+fn subclass(prod: &Product) -> String {
+    format!("1{:02}{:03}", prod.category + 1, prod.sub + 1)
+}
+
+/// The age group of someone born on `birth` on `day`, in exact years: `<25`, `25-34`, …,
+/// `65+` (the features' and the cube's bands).
+pub(super) fn age_group(birth: NaiveDate, day: NaiveDate) -> &'static str {
+    let ymd = |d: NaiveDate| d.year() * 10_000 + d.month() as i32 * 100 + d.day() as i32;
+    match (ymd(day) - ymd(birth)) / 10_000 {
+        a if a < 25 => "<25",
+        a if a < 35 => "25-34",
+        a if a < 45 => "35-44",
+        a if a < 55 => "45-54",
+        a if a < 65 => "55-64",
+        _ => "65+",
+    }
 }
 
 /// `customers.csv`: Latin-1, `;`-separated, the customers and some prospects whose rows
@@ -306,7 +490,38 @@ pub(super) fn customers(
     out_dir: &Path,
 ) -> Result<(FileDefects, u64)> {
     let cu_path = out_dir.join("customers.csv");
+    let rows = customer_rows(rng, world, p, start);
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&rows.text);
+    if unmappable {
+        return Err(Error::Internal(
+            "synth wrote a character Latin-1 cannot hold".into(),
+        ));
+    }
+    std::fs::write(&cu_path, &bytes).map_err(|e| Error::io(&cu_path, e))?;
+    Ok((rows.defects, rows.prospects))
+}
+
+/// The customer file's text, its defects, the number of prospects, and each customer's
+/// birth date and area (for the flat layout).
+pub(super) struct CustomerRows {
+    text: String,
+    defects: FileDefects,
+    prospects: u64,
+    pub people: People,
+}
+
+/// Draws the customer file's rows (see [`customers`]).
+pub(super) fn customer_rows(
+    rng: &mut Xoshiro256PlusPlus,
+    world: &World,
+    p: &SynthParams,
+    start: NaiveDate,
+) -> CustomerRows {
     let mut cu = FileDefects::default();
+    let mut people = People {
+        birth: Vec::with_capacity(world.customers.len()),
+        area: Vec::with_capacity(world.customers.len()),
+    };
     let mut text = String::from(
         "customer_id;email;name;gender;birth_date;country;region;city;signup_date;acquisition_channel;email_opt_in;phone_opt_in\n",
     );
@@ -333,6 +548,10 @@ pub(super) fn customers(
         )
         .expect("valid date");
         let signup = start + Duration::days(c.map(|c| c.signup).unwrap_or(0));
+        if c.is_some() {
+            people.birth.push(birth);
+            people.area.push(area_code(city));
+        }
         let email_in = if rng.gen_bool(0.6) { "Y" } else { "N" };
         let phone_in = if rng.gen_bool(0.3) { "Y" } else { "N" };
         let gender = *pick(rng, &["F", "M", "X", ""]);
@@ -366,14 +585,22 @@ pub(super) fn customers(
             cu.exact_duplicates += 1;
         }
     }
-    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&text);
-    if unmappable {
-        return Err(Error::Internal(
-            "synth wrote a character Latin-1 cannot hold".into(),
-        ));
+    CustomerRows {
+        text,
+        defects: cu,
+        prospects: n_prospects,
+        people,
     }
-    std::fs::write(&cu_path, &bytes).map_err(|e| Error::io(&cu_path, e))?;
-    Ok((cu, n_prospects))
+}
+
+/// A postcode-area-like code of a city: its first three letters, folded to ASCII, upper case.
+fn area_code(city: &str) -> String {
+    ascii_fold(city)
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .take(3)
+        .collect::<String>()
+        .to_uppercase()
 }
 
 /// `products.csv`, plus 5 unsold extras with an unparseable cost (rejected without
@@ -474,35 +701,22 @@ pub(super) fn contacts(
     Ok(cc)
 }
 
-/// The four files' defects, for `synth.json`.
-pub(super) struct Files {
-    pub transactions: Transactions,
-    pub customers: FileDefects,
-    pub products: FileDefects,
-    pub contacts: FileDefects,
-}
-
-/// `synth.json`: the parameters, the period, each file's defects, and what was planted:
-/// every customer's group, the lapse dates, the co-purchase groups and follow-ups.
+/// `synth.json`: the parameters, the period, each file's defects (`files`), and what was
+/// planted: every customer's group, the lapse dates, the co-purchase groups and follow-ups.
 pub(super) fn manifest(
     world: &World,
     p: &SynthParams,
     start: NaiveDate,
-    files: &Files,
+    t: &Transactions,
+    files: serde_json::Value,
     out_dir: &Path,
 ) -> Result<()> {
     let code = |i: &usize| world.products[*i].code.clone();
-    let t = &files.transactions;
-    let manifest = serde_json::json!({
+    let mut manifest = serde_json::json!({
         "seed": p.seed,
         "params": { "customers": p.customers, "order_lines": p.order_lines },
         "period": { "first_day": start.to_string(), "last_day": (start + Duration::days(DAYS - 1)).to_string() },
-        "files": {
-            "transactions.csv": t.defects,
-            "customers.csv": files.customers,
-            "products.csv": files.products,
-            "campaign_contacts.csv": files.contacts,
-        },
+        "files": files,
         "guest_lines": t.guest_lines,
         "guest_lines_loaded": t.guest_lines_loaded,
         "cancellation_lines": t.cancellation_lines,
@@ -511,6 +725,10 @@ pub(super) fn manifest(
         "co_purchase_groups": world.bundles.iter().map(|g| g.iter().map(code).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "follow_ups": world.follow_ups.iter().map(|(a, b)| [code(a), code(b)]).collect::<Vec<_>>(),
     });
+    if p.layout != super::SynthLayout::Normal {
+        manifest["layout"] = p.layout.name().into();
+        manifest["left_out"] = serde_json::json!(t.left_out);
+    }
     let path = out_dir.join("synth.json");
     let body = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
     std::fs::write(&path, body).map_err(|e| Error::io(&path, e))

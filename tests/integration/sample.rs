@@ -13,7 +13,11 @@ const SOURCES: [(&str, &str); 4] = [
 ];
 
 fn synth(dir: &Path, seed: u64, customers: u64, lines: u64) -> PathBuf {
-    let data = dir.join(format!("data-{seed}"));
+    synth_layout(dir, seed, customers, lines, "normal")
+}
+
+fn synth_layout(dir: &Path, seed: u64, customers: u64, lines: u64, layout: &str) -> PathBuf {
+    let data = dir.join(format!("data-{seed}-{layout}"));
     ecrm_ok(
         &dir.join("unused-wh"),
         &[
@@ -26,6 +30,8 @@ fn synth(dir: &Path, seed: u64, customers: u64, lines: u64) -> PathBuf {
             &customers.to_string(),
             "--order-lines",
             &lines.to_string(),
+            "--layout",
+            layout,
         ],
     );
     data
@@ -461,4 +467,113 @@ fn ingest_refuses_a_summary_format_it_cannot_print_before_loading() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--format: ingest prints its summary"));
     assert!(!wh.join("_ecrm/CURRENT").exists(), "nothing may be loaded");
+}
+
+/// The age group on `day` (yyyymmdd) of someone born on `birth` (YYYY-MM-DD), in exact years.
+fn age_group(birth: &str, day: i64) -> &'static str {
+    let born: i64 = birth.replace('-', "").parse().unwrap();
+    match (day - born) / 10_000 {
+        a if a < 25 => "<25",
+        a if a < 35 => "25-34",
+        a if a < 45 => "35-44",
+        a if a < 55 => "45-54",
+        a if a < 65 => "55-64",
+        _ => "65+",
+    }
+}
+
+/// `synth --layout flat` writes the normal layout's order lines as one flat extract; loaded
+/// through pipelines/flat.toml it gives the same lines, revenue, returns, customers and
+/// customer-days, costs equal to the product file's, each customer's age group from the
+/// customer file's birth date, and its planted defects under their reason codes.
+#[test]
+fn the_flat_layout_loads_like_the_normal_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let normal = synth(dir.path(), 13, 200, 6_000);
+    let flat = synth_layout(dir.path(), 13, 200, 6_000, "flat");
+    let (nwh, fwh) = (dir.path().join("normal"), dir.path().join("flat"));
+    ingest(&nwh, &normal);
+    let contract = repo().join("pipelines/flat.toml");
+    let flat_csv = flat.join("flat.csv");
+    ecrm_ok(
+        &fwh,
+        &[
+            "ingest",
+            "--contract",
+            contract.to_str().unwrap(),
+            "--input",
+            flat_csv.to_str().unwrap(),
+        ],
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(flat.join("synth.json")).unwrap()).unwrap();
+    let planted = &manifest["files"]["flat.csv"];
+    let loads = sql(
+        &fwh,
+        "SELECT rows_read, rows_rejected, duplicates FROM loads",
+    );
+    assert_eq!(loads[0][0], planted["rows_written"].to_string());
+    assert_eq!(loads[0][2], "0");
+    let mut rejects = serde_json::Map::new();
+    for row in sql(&fwh, "SELECT reason, COUNT(*) FROM rejects GROUP BY reason") {
+        rejects.insert(row[0].clone(), row[1].parse::<u64>().unwrap().into());
+    }
+    assert_eq!(serde_json::Value::Object(rejects), planted["rejects"]);
+    // The flat file's rows and the lines it leaves out make up the normal file's rows.
+    let left_out: u64 = manifest["left_out"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let normal_manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(normal.join("synth.json")).unwrap()).unwrap();
+    assert_eq!(
+        planted["rows_written"].as_u64().unwrap() + left_out,
+        normal_manifest["files"]["transactions.csv"]["rows_written"]
+            .as_u64()
+            .unwrap()
+    );
+
+    let totals = "SELECT COUNT(*), SUM(revenue), COUNT(DISTINCT customer_id), \
+         COUNT(DISTINCT CASE WHEN customer_id IS NOT NULL \
+           THEN customer_id || '|' || CAST(date_key AS VARCHAR) END), \
+         SUM(CASE WHEN is_return THEN 1 ELSE 0 END) FROM fact_sales";
+    let n = sql(&nwh, totals);
+    assert_eq!(sql(&fwh, totals), n);
+    // A flat basket is a customer-day: as many as the normal facts' customer-days.
+    assert_eq!(
+        scalar(
+            &fwh,
+            "SELECT COUNT(DISTINCT invoice_no) FROM fact_sales WHERE customer_id IS NOT NULL"
+        ),
+        n[0][3]
+    );
+    // Line costs are the product file's unit costs times the quantities.
+    assert_eq!(
+        scalar(&fwh, "SELECT SUM(cost) FROM fact_sales"),
+        scalar(
+            &nwh,
+            "SELECT SUM(CAST(f.quantity AS DECIMAL(18,0)) * p.unit_cost) FROM fact_sales f \
+             JOIN dim_product p ON p.product_key = f.product_key"
+        )
+    );
+    // Each customer's current age group: the band on their last purchase day, from the
+    // birth date in the normal layout's customer file.
+    let last = sql(
+        &nwh,
+        "SELECT f.customer_id, c.birth_date, MAX(f.date_key) FROM fact_sales f \
+         JOIN dim_customer c ON c.customer_id = f.customer_id AND c.is_current \
+         GROUP BY f.customer_id, c.birth_date ORDER BY f.customer_id",
+    );
+    let bands = sql(
+        &fwh,
+        "SELECT customer_id, age_band FROM dim_customer \
+         WHERE is_current AND customer_key > 0 ORDER BY customer_id",
+    );
+    assert_eq!(bands.len(), last.len());
+    for (b, l) in bands.iter().zip(&last) {
+        assert_eq!(b[0], l[0]);
+        assert_eq!(b[1], age_group(&l[1], l[2].parse().unwrap()), "{}", b[0]);
+    }
 }
