@@ -39,8 +39,12 @@ pub struct KnownIds {
     pub customers: Option<Series>,
 }
 
-const TRUE_VALUES: [&str; 4] = ["true", "yes", "y", "1"];
-const FALSE_VALUES: [&str; 4] = ["false", "no", "n", "0"];
+/// Boolean spellings when a contract gives none (compared case-insensitively).
+pub const TRUE_VALUES: [&str; 4] = ["true", "yes", "y", "1"];
+pub const FALSE_VALUES: [&str; 4] = ["false", "no", "n", "0"];
+
+/// Money's text form: at most 3 decimals, checked before the cast so no value is rounded.
+pub const MONEY_PATTERN: &str = r"^[+-]?([0-9]+\.?[0-9]{0,3}|\.[0-9]{1,3})$";
 
 fn raw(name: &str) -> String {
     format!("__raw_{name}")
@@ -187,10 +191,7 @@ fn parse(ty: ColumnType, spec: &ColumnSpec, v: Expr) -> Option<Expr> {
         ColumnType::Int => v.cast(DataType::Int64),
         ColumnType::Money => {
             // At most 3 decimals, checked before the cast: no value is ever rounded.
-            let well_formed = v
-                .clone()
-                .str()
-                .contains(lit(r"^[+-]?([0-9]+\.?[0-9]{0,3}|\.[0-9]{1,3})$"), true);
+            let well_formed = v.clone().str().contains(lit(MONEY_PATTERN), true);
             when(well_formed)
                 .then(v.cast(MONEY))
                 .otherwise(lit(NULL).cast(MONEY))

@@ -101,6 +101,134 @@ pub fn div_half_even(a: i128, b: i128) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::contract::Contract;
+
+    /// An order-line source mapping `columns` (TOML lines) and `extra` source keys.
+    fn source(extra: &str, columns: &str) -> Source {
+        let text = format!(
+            "[sources.s]\nentity = \"order_line\"\npath = \"s.csv\"\n{extra}\n\
+             [sources.s.columns]\ninvoice_ts = {{ from = \"t\", formats = [\"%Y-%m-%d\"] }}\n\
+             product_id = {{ from = \"p\" }}\nquantity = {{ from = \"q\" }}\n{columns}"
+        );
+        let c = Contract::parse(std::path::Path::new("c.toml"), &text).unwrap();
+        c.sources.into_iter().next().unwrap()
+    }
+
+    /// Good rows as cleansing leaves them: quantities, and money columns from thousandths.
+    fn lines(quantities: &[i64], money: &[(&str, &[Option<i128>])]) -> DataFrame {
+        let mut df = df!(
+            "quantity" => quantities,
+            "__record" => (1..=quantities.len() as u64).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        for (name, values) in money {
+            let ca: Int128Chunked = values.iter().copied().collect();
+            let s = ca
+                .into_decimal_unchecked(MONEY_PRECISION, MONEY_SCALE)
+                .into_series()
+                .with_name((*name).into());
+            df.with_column(s.into_column()).unwrap();
+        }
+        df
+    }
+
+    fn thousandths(df: &DataFrame, name: &str) -> Vec<Option<i128>> {
+        df.column(name)
+            .unwrap()
+            .decimal()
+            .unwrap()
+            .physical()
+            .iter()
+            .collect()
+    }
+
+    #[test]
+    fn a_line_total_gives_a_rounded_unit_price_and_stays_the_revenue() {
+        let s = source(
+            "",
+            "invoice_no = { from = \"i\" }\nline_total = { from = \"x\" }",
+        );
+        // 10.000 / 3, 0.025 / 2 (a tie: to even), -7.000 / -2 (a return), a missing total.
+        let df = lines(
+            &[3, 2, -2, 1],
+            &[("line_total", &[Some(10_000), Some(25), Some(-7_000), None])],
+        );
+        let out = order_lines(&s, df, "s/f.csv").unwrap();
+        assert_eq!(
+            thousandths(&out, "unit_price"),
+            vec![Some(3_333), Some(12), Some(3_500), None]
+        );
+        assert_eq!(
+            thousandths(&out, "line_total"),
+            vec![Some(10_000), Some(25), Some(-7_000), None]
+        );
+    }
+
+    #[test]
+    fn a_unit_cost_gives_the_line_cost_and_a_line_cost_the_unit_cost() {
+        let s = source(
+            "",
+            "invoice_no = { from = \"i\" }\nunit_price = { from = \"x\" }\nunit_cost = { from = \"c\" }",
+        );
+        let df = lines(
+            &[3, -2],
+            &[
+                ("unit_price", &[Some(1), Some(1)]),
+                ("unit_cost", &[Some(1_005), Some(333)]),
+            ],
+        );
+        let out = order_lines(&s, df, "s/f.csv").unwrap();
+        assert_eq!(
+            thousandths(&out, "line_cost"),
+            vec![Some(3_015), Some(-666)]
+        );
+
+        let s = source(
+            "",
+            "invoice_no = { from = \"i\" }\nunit_price = { from = \"x\" }\nline_cost = { from = \"c\" }",
+        );
+        let df = lines(
+            &[3, 4],
+            &[
+                ("unit_price", &[Some(1), Some(1)]),
+                ("line_cost", &[Some(1_000), Some(10)]),
+            ],
+        );
+        let out = order_lines(&s, df, "s/f.csv").unwrap();
+        // 1.000 / 3 = 0.333…; 0.010 / 4 = 0.0025: a tie, to even 0.002.
+        assert_eq!(thousandths(&out, "unit_cost"), vec![Some(333), Some(2)]);
+    }
+
+    #[test]
+    fn customer_day_baskets_name_the_customer_and_day_and_guests_their_line() {
+        let s = source(
+            "basket = \"customer_day\"",
+            "customer_id = { from = \"c\" }\nunit_price = { from = \"x\" }",
+        );
+        let mut df = lines(&[1, 1, 1], &[("unit_price", &[Some(1), Some(1), Some(1)])]);
+        let customers = Series::new("customer_id".into(), [Some("c1"), None, Some("c1")]);
+        df.with_column(customers.into_column()).unwrap();
+        let ts = Series::new("invoice_ts".into(), [0i64, 3_600_000_000, 86_400_000_000])
+            .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+            .unwrap();
+        df.with_column(ts.into_column()).unwrap();
+        let out = order_lines(&s, df, "s/f.csv").unwrap();
+        let ids: Vec<Option<&str>> = out
+            .column("invoice_no")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                Some("c1|1970-01-01"),
+                Some("guest|s/f.csv|2"),
+                Some("c1|1970-01-02")
+            ]
+        );
+    }
 
     #[test]
     fn halves_round_to_even_and_the_rest_to_nearest() {

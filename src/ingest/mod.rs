@@ -1006,6 +1006,40 @@ customer_id = { from = "CustomerID" }
 not_null = ["invoice_no", "invoice_ts", "product_id", "quantity", "unit_price"]
 "#;
 
+    /// The same columns read as whitespace-separated and as fixed-width text without a
+    /// header, with line totals and customer-day baskets.
+    const LOG_CONTRACTS: [&str; 2] = [
+        r#"
+[sources.tx]
+entity = "order_line"
+path = "tx.csv"
+delimiter = "whitespace"
+basket = "customer_day"
+exact_duplicates = "keep"
+[sources.tx.columns]
+invoice_ts = { from = "InvoiceDate", formats = ["%Y-%m-%d"] }
+product_id = { from = "StockCode" }
+quantity = { from = "Quantity" }
+line_total = { from = "UnitPrice" }
+customer_id = { from = ["CustomerID", "InvoiceNo"] }
+"#,
+        r#"
+[sources.tx]
+entity = "order_line"
+path = "tx.csv"
+format = "fixed"
+header = false
+widths = [2, 3, 4, 10, 6]
+[sources.tx.columns]
+invoice_no = { from = 1 }
+product_id = { from = 2 }
+quantity = { from = 3 }
+invoice_ts = { from = 4, formats = ["%Y-%m-%d"] }
+unit_price = { from = 5 }
+customer_id = { value = "c" }
+"#,
+    ];
+
     /// Bytes that look like CSV often enough to reach every path of the scan and the
     /// cleansing: fields, separators, quotes, line ends, digits, dates, invalid UTF-8.
     fn csv_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
@@ -1029,38 +1063,46 @@ not_null = ["invoice_no", "invoice_ts", "product_id", "quantity", "unit_price"]
         #![proptest_config(proptest::test_runner::Config::with_cases(128))]
 
         /// Whatever the bytes after a good header, the contract-driven reader never panics,
-        /// and every row it read is loaded, rejected with a reason, or a dropped duplicate.
+        /// and every row it read is loaded, rejected with a reason, or a dropped duplicate:
+        /// read as CSV, as whitespace-separated and as fixed-width text.
         #[test]
         fn every_row_of_any_bytes_is_accounted_for(body in csv_bytes()) {
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("c.toml");
-            let contract = Contract::parse(&file, CONTRACT).unwrap();
             let mut bytes = b"InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID\n".to_vec();
             bytes.extend(body);
             std::fs::write(dir.path().join("tx.csv"), &bytes).unwrap();
-            match ingest(&dir.path().join("wh"), &contract, &IngestOptions::default()) {
-                Ok(s) => {
-                    for f in &s.files {
-                        proptest::prop_assert_eq!(
-                            f.rows_read,
-                            f.rows_loaded + f.rows_rejected + f.duplicates,
-                            "{:?}", f
-                        );
-                        proptest::prop_assert_eq!(
-                            f.reasons.values().sum::<u64>(),
-                            f.rows_rejected
-                        );
-                    }
-                    let loaded: u64 = s.files.iter().map(|f| f.rows_loaded).sum();
-                    let facts = s.tables.get(tables::FACT_SALES).copied().unwrap_or(0);
-                    proptest::prop_assert_eq!(facts, loaded);
-                }
-                // A file the reader cannot take is the user's error, named, never ours.
-                Err(e) => proptest::prop_assert!(
-                    !matches!(e, Error::Internal(_)),
-                    "{e}"
-                ),
+            for (i, text) in std::iter::once(CONTRACT).chain(LOG_CONTRACTS).enumerate() {
+                let contract = Contract::parse(&file, text).unwrap();
+                every_row_accounted_for(&dir.path().join(format!("wh{i}")), &contract)?;
             }
         }
+    }
+
+    /// Ingests `contract`'s file: it loads with every row accounted for, or fails with the
+    /// user's error, never an internal one.
+    fn every_row_accounted_for(
+        wh: &Path,
+        contract: &Contract,
+    ) -> std::result::Result<(), proptest::test_runner::TestCaseError> {
+        match ingest(wh, contract, &IngestOptions::default()) {
+            Ok(s) => {
+                for f in &s.files {
+                    proptest::prop_assert_eq!(
+                        f.rows_read,
+                        f.rows_loaded + f.rows_rejected + f.duplicates,
+                        "{:?}",
+                        f
+                    );
+                    proptest::prop_assert_eq!(f.reasons.values().sum::<u64>(), f.rows_rejected);
+                }
+                let loaded: u64 = s.files.iter().map(|f| f.rows_loaded).sum();
+                let facts = s.tables.get(tables::FACT_SALES).copied().unwrap_or(0);
+                proptest::prop_assert_eq!(facts, loaded);
+            }
+            // A file the reader cannot take is the user's error, named, never ours.
+            Err(e) => proptest::prop_assert!(!matches!(e, Error::Internal(_)), "{e}"),
+        }
+        Ok(())
     }
 }

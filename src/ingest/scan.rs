@@ -777,3 +777,32 @@ pub fn read_raw(path: &Path, encoding: Encoding, ranges: &[(u64, u64)]) -> Resul
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(text: &[u8], layout: &Layout) -> Vec<String> {
+        let mut rec = csv::ByteRecord::new();
+        split_line(text, layout, &mut rec);
+        rec.iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn whitespace_runs_separate_fields_and_the_ends_do_not_count() {
+        assert_eq!(
+            fields(b" 00001 19970101  1   11.77", &Layout::Whitespace),
+            ["00001", "19970101", "1", "11.77"]
+        );
+        assert_eq!(fields(b"\ta \t b\t", &Layout::Whitespace), ["a", "b"]);
+    }
+
+    #[test]
+    fn fixed_spans_cut_bytes_and_a_short_line_leaves_them_empty() {
+        let layout = Layout::Fixed(vec![(0, 3), (3, 2), (5, 4), (1, 2)]);
+        assert_eq!(fields(b"abcdefghi", &layout), ["abc", "de", "fghi", "bc"]);
+        assert_eq!(fields(b"abcd", &layout), ["abc", "d", "", "bc"]);
+    }
+}

@@ -200,6 +200,10 @@ customer_id = { from = "id" }
             ),
         ),
         (
+            "value_of_the_wrong_type",
+            edited("{ from = \"Quantity\" }", "{ value = \"many\" }"),
+        ),
+        (
             "neither_from_nor_value",
             edited("{ from = \"StockCode\" }", "{ case = \"upper\" }"),
         ),

@@ -236,7 +236,11 @@ impl SourceParams {
                 ),
             ));
         };
-        check_type_options(at, &k, col, ty, spec)
+        check_type_options(at, &k, col, ty, spec)?;
+        match &spec.value {
+            Some(v) => check_value(at, &format!("{k}.value"), ty, spec, v),
+            None => Ok(()),
+        }
     }
     /// Every required column of the entity is mapped; an order line also needs its invoice
     /// number (unless a basket rule makes one) and its unit price or line total.
@@ -442,7 +446,7 @@ fn check_type_options(
     spec: &ColumnSpec,
 ) -> Result<()> {
     let is_time = matches!(ty, ColumnType::Date | ColumnType::Timestamp);
-    if is_time && spec.formats.is_empty() && spec.value.is_none() {
+    if is_time && spec.formats.is_empty() {
         return Err(at.err(
             &format!("{k}.formats"),
             format!(
@@ -487,6 +491,39 @@ fn check_type_options(
         ));
     }
     Ok(())
+}
+
+/// A constant reads as its column's type, as cleansing would read it (else every row would
+/// be rejected for it).
+fn check_value(at: &At<'_>, k: &str, ty: ColumnType, spec: &ColumnSpec, v: &str) -> Result<()> {
+    use crate::ingest::cleanse::{FALSE_VALUES, TRUE_VALUES};
+    let t = v.trim();
+    let spelled = |given: &Option<Vec<String>>, default: [&str; 4]| match given {
+        Some(g) => g.iter().any(|s| s.eq_ignore_ascii_case(t)),
+        None => default.iter().any(|s| s.eq_ignore_ascii_case(t)),
+    };
+    let fits = match ty {
+        ColumnType::Text | ColumnType::Id => true,
+        ColumnType::Int => t.parse::<i64>().is_ok(),
+        ColumnType::Money => regex::Regex::new(crate::ingest::cleanse::MONEY_PATTERN)
+            .map(|r| r.is_match(t))
+            .unwrap_or(false),
+        ColumnType::Bool => {
+            spelled(&spec.true_values, TRUE_VALUES) || spelled(&spec.false_values, FALSE_VALUES)
+        }
+        ColumnType::Date => spec
+            .formats
+            .iter()
+            .any(|f| chrono::NaiveDate::parse_from_str(t, f).is_ok()),
+        ColumnType::Timestamp => spec.formats.iter().any(|f| {
+            chrono::NaiveDateTime::parse_from_str(t, f).is_ok()
+                || chrono::NaiveDate::parse_from_str(t, f).is_ok()
+        }),
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(at.err(k, format!("{v:?} is not a valid {} value", ty.name())))
 }
 
 /// Where column `col` comes from: exactly one of `from`, `value`, or (fixed-width files)
