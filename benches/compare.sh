@@ -7,7 +7,8 @@
 #   benches/compare.sh 77b3886 [RUNS]
 #
 # The earlier revision is checked out in a worktree and built into a copy of target/release
-# (only ecrm itself compiles again when the dependencies are the same). Measured per version,
+# (only ecrm itself compiles again when the dependencies are the same), or BASE_BIN names a
+# release binary of that revision kept from earlier. Measured per version,
 # RUNS times (default 5), alternating: the UCI Online Retail ingest (with the DuckDB and Polars
 # peer ETLs), the 1M-line synth ingest, the five peer OLAP questions on the DuckDB ETL's
 # fact Parquet (2 threads; answers compared), and the nightly pipeline on the 1M-line synth
@@ -26,10 +27,15 @@ dir="${BENCH_DIR:-/tmp/ecrm-compare}"
 rm -rf "$dir"; mkdir -p "$dir"
 git worktree add -q --detach "$dir/base" "$rev"
 trap 'git worktree remove --force "$dir/base"' EXIT
-cp -a target/release "$dir/base-target-release"
-mkdir -p "$dir/base-target" && mv "$dir/base-target-release" "$dir/base-target/release"
-(cd "$dir/base" && CARGO_TARGET_DIR="$dir/base-target" cargo build --release -q)
-base="$dir/base-target/release/ecrm"
+if [ -n "${BASE_BIN:-}" ]; then
+  # A release binary of REVISION kept from earlier: no second build.
+  base="$BASE_BIN"
+else
+  cp -a target/release "$dir/base-target-release"
+  mkdir -p "$dir/base-target" && mv "$dir/base-target-release" "$dir/base-target/release"
+  (cd "$dir/base" && CARGO_TARGET_DIR="$dir/base-target" cargo build --release -q)
+  base="$dir/base-target/release/ecrm"
+fi
 
 shared=$(cd .. && pwd)/shared/peers
 src=$ECRM_DATASETS/online-retail/online_retail.csv

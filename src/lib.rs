@@ -5,9 +5,12 @@
 //! exported; churn is forecast with decision trees; baskets give rules and recommendations.
 //!
 //! ```text
-//! raw extracts (CSV, NDJSON, Parquet; one file, a folder of daily files, or a glob)
+//! raw extracts (CSV, whitespace-separated, fixed-width, NDJSON, Parquet; one file, a folder
+//!    │           of daily files, or a glob)
 //!    │  ingest   scan (encoding, record numbers, duplicates, ragged lines)
-//!    │           → cleanse (polars: trim, types, rules → reason codes) → star-schema build
+//!    │           → cleanse (polars: trim, types, rules → reason codes)
+//!    │           → compute (unit prices from line totals, costs, customer-day baskets)
+//!    │           → star-schema build
 //!    ▼
 //! warehouse/  tables/<name>/*.parquet (zstd), published atomically by one pointer file
 //!    │          dim_customer · dim_product · dim_date · fact_sales · fact_campaign_contact
@@ -50,8 +53,9 @@
 //! - [`warehouse`]: the catalog, commits and rollback; [`warehouse::files`] (the one durable
 //!   atomic writer and the export/report file formats), [`warehouse::runs`] (run manifests),
 //!   [`warehouse::tables`] (every table's name), model file paths.
-//! - [`ingest`]: contracts, scanning, cleansing and the star build (`build/`: dimensions,
-//!   facts, loads); load history and rollback.
+//! - [`ingest`]: contracts (`contract/`: the types, and the checks in `check`), scanning,
+//!   cleansing, computed order-line columns ([`ingest::compute`]) and the star build
+//!   (`build/`: dimensions, facts, loads); load history and rollback.
 //! - [`olap`]: the runtime and session (local or Ballista), SQL statements
 //!   ([`olap::sqltext`]: the one SQL tokenizer and quoting), cube models (`cube/`: model,
 //!   query, SQL).

@@ -36,34 +36,43 @@ pub fn order_lines(source: &Source, mut good: DataFrame, source_file: &str) -> R
             .collect()?;
     }
     if source.basket == Some(Basket::CustomerDay) {
-        good = good
-            .lazy()
-            .with_column(customer_day(source_file).alias("invoice_no"))
-            .collect()?;
+        let ids = customer_day(&good, source_file)?;
+        good.with_column(ids)?;
     }
     Ok(good)
 }
 
-/// `CUSTOMER|YYYY-MM-DD`, or `guest|SOURCE/FILE|RECORD` for a line without a customer.
-fn customer_day(source_file: &str) -> Expr {
-    when(col("customer_id").is_not_null())
-        .then(concat_str(
-            [
-                col("customer_id"),
-                lit("|"),
-                col("invoice_ts").dt().strftime("%Y-%m-%d"),
-            ],
-            "",
-            false,
-        ))
-        .otherwise(concat_str(
-            [
-                lit(format!("guest|{source_file}|")),
-                col("__record").cast(DataType::String),
-            ],
-            "",
-            false,
-        ))
+/// `CUSTOMER|YYYY-MM-DD`, or `guest|SOURCE/FILE|RECORD` for a line without a customer (NULL
+/// for a customer's line without a time). Built row by row into one buffer: as a polars
+/// expression (a branch, a date format and a concatenation per row) it took 7 times as long.
+fn customer_day(good: &DataFrame, source_file: &str) -> Result<Column> {
+    use std::fmt::Write as _;
+    let customers = good.column("customer_id")?.str()?;
+    let times = good
+        .column("invoice_ts")?
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?;
+    let times = times.datetime()?.physical();
+    let records = good.column("__record")?.u64()?;
+    let mut ids = StringChunkedBuilder::new("invoice_no".into(), good.height());
+    let mut id = String::with_capacity(64);
+    for ((customer, micros), record) in customers.iter().zip(times.iter()).zip(records.iter()) {
+        id.clear();
+        match customer {
+            None => {
+                let _ = write!(id, "guest|{source_file}|{}", record.unwrap_or(0));
+            }
+            Some(c) => {
+                let day = micros.and_then(chrono::DateTime::from_timestamp_micros);
+                let Some(day) = day else {
+                    ids.append_null();
+                    continue;
+                };
+                let _ = write!(id, "{c}|{}", day.date_naive());
+            }
+        }
+        ids.append_value(&id);
+    }
+    Ok(ids.finish().into_column())
 }
 
 /// `total / quantity` as money, rounded half-to-even (null where either is null or the

@@ -15,9 +15,11 @@
 //! load's file is refused unless `--replace` (its earlier fact rows and rejects are removed
 //! in the same commit). [`rollback`] removes a whole load.
 //!
-//! The flow of one file, in two threads: [`scan`] (csv crate: encoding, record numbers,
-//! ragged lines, exact duplicates) hands chunks of raw text to [`cleanse`] (polars: trim,
-//! types, rules → reason codes), whose good rows are staged as Parquet chunks. Then
+//! The flow of one file, in two threads: [`scan`] (csv crate or a line splitter: encoding,
+//! record numbers, ragged lines, exact duplicates, columns by name or position) hands chunks
+//! of raw text to [`cleanse`] (polars: trim, types, rules → reason codes), whose good rows get
+//! their computed columns ([`compute`]: unit prices from line totals, costs, customer-day
+//! baskets) and are staged as Parquet chunks. Then
 //! [`build`] merges the dimensions and streams the staged chunks into the fact tables, and the
 //! whole load is committed atomically. Memory holds a few chunks, the dimensions and the
 //! duplicate-detection hashes (16 bytes per distinct record), never a whole file.
@@ -180,8 +182,8 @@ pub struct LoadSummary {
 pub struct FileLoad {
     pub source: Source,
     pub summary: FileSummary,
-    /// Good rows (typed canonical columns, `__record`, `__line`, `__start`, `__end`) staged in
-    /// chunks, in record order.
+    /// Good rows (typed canonical columns, `__record`, `__line`, `__start`, `__end`; order
+    /// lines only the columns `fact_sales` reads) staged in chunks, in record order.
     pub staged: Vec<PathBuf>,
     /// Rejected rows: record, line, raw, reason, detail.
     pub rejects: DataFrame,
@@ -754,6 +756,8 @@ fn load_file(
     // Time spent per step, logged at debug level (ECRM_LOG=debug) to see where a load goes.
     let started = std::time::Instant::now();
     let (mut cleanse_time, mut stage_time) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let (mut compute_time, mut derive_time) =
+        (std::time::Duration::ZERO, std::time::Duration::ZERO);
     let on_chunk = |chunk: DataFrame| -> Result<()> {
         let t = std::time::Instant::now();
         let cleanse::Cleansed { mut good, bad } = cleanse::cleanse(source, chunk, known)?;
@@ -771,8 +775,13 @@ fn load_file(
             good = good.drop("__raw")?;
         }
         if source.entity == Entity::OrderLine {
+            let t = std::time::Instant::now();
             good = compute::order_lines(source, good, &source_file(&source.name, path))?;
+            compute_time += t.elapsed();
+            let t = std::time::Instant::now();
             derived.add(&good, file.index, file.derive)?;
+            good = build::sales_inputs(good)?;
+            derive_time += t.elapsed();
         }
         cleanse_time += t.elapsed();
         if good.height() > 0 {
@@ -789,7 +798,9 @@ fn load_file(
     tracing::debug!(
         file = %label,
         scan_ms = (total - cleanse_time - stage_time).as_millis() as u64,
-        cleanse_ms = cleanse_time.as_millis() as u64,
+        cleanse_ms = (cleanse_time - compute_time - derive_time).as_millis() as u64,
+        compute_ms = compute_time.as_millis() as u64,
+        derive_ms = derive_time.as_millis() as u64,
         stage_ms = stage_time.as_millis() as u64,
         "file scanned"
     );

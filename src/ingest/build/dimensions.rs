@@ -76,14 +76,12 @@ impl Derived {
                 lit(file as u64).alias("__file"),
                 col("__record"),
             ];
-            // Every attribute, NULL where the lines carry none, so files of other shapes stack.
-            cols.extend(CUSTOMER_COLUMNS[1..].iter().map(|(c, dt)| {
-                if has(c) {
-                    col(*c).cast(dt.clone())
-                } else {
-                    lit(NULL).cast(dt.clone()).alias(*c)
-                }
-            }));
+            cols.extend(
+                CUSTOMER_COLUMNS[1..]
+                    .iter()
+                    .filter(|(c, _)| has(c))
+                    .map(|(c, dt)| col(*c).cast(dt.clone())),
+            );
             self.customers.push(
                 lines
                     .clone()
@@ -139,14 +137,25 @@ impl Derived {
     /// Customers (id and the attributes the lines carry), in time order: the last row of an
     /// id wins.
     fn customers(&self) -> Result<Option<DataFrame>> {
-        let Some(all) = vstack_all(self.customers.clone())? else {
+        // Files of other shapes carry other attributes: each part gets all, NULL where absent.
+        let order = [
+            ("__file", DataType::UInt64),
+            ("__record", DataType::UInt64),
+            ("invoice_ts", ts_type()),
+        ];
+        let columns: Vec<(&str, DataType)> = order
+            .into_iter()
+            .chain(CUSTOMER_COLUMNS.iter().cloned())
+            .collect();
+        let parts = self
+            .customers
+            .iter()
+            .map(|p| Ok(conform(p.clone().lazy(), &names(p), &columns).collect()?))
+            .collect::<Result<Vec<_>>>()?;
+        let Some(all) = vstack_all(parts)? else {
             return Ok(None);
         };
-        let cols: Vec<Expr> = CUSTOMER_COLUMNS
-            .iter()
-            .filter(|(c, _)| all.column(c).is_ok())
-            .map(|(c, _)| col(*c))
-            .collect();
+        let cols: Vec<Expr> = CUSTOMER_COLUMNS.iter().map(|(c, _)| col(*c)).collect();
         Ok(Some(
             all.lazy()
                 .sort(

@@ -16,6 +16,35 @@ use crate::ingest::cleanse::MONEY;
 use crate::ingest::contract::Entity;
 use crate::warehouse::{Transaction, tables};
 
+/// The order-line columns `fact_sales` is made of: once the derived dimensions have seen a
+/// chunk, these are all it needs to keep (descriptions and the customer and product
+/// attributes lines carry are not staged).
+const SALES_INPUTS: [&str; 14] = [
+    "__record",
+    "invoice_no",
+    "invoice_ts",
+    "customer_id",
+    "product_id",
+    "quantity",
+    "unit_price",
+    "line_total",
+    "unit_cost",
+    "line_cost",
+    "is_return",
+    "is_service",
+    "channel",
+    "country",
+];
+
+/// A chunk of good order lines cut to the columns `fact_sales` reads (see [`SALES_INPUTS`]).
+pub fn sales_inputs(lines: DataFrame) -> Result<DataFrame> {
+    let keep: Vec<&str> = SALES_INPUTS
+        .into_iter()
+        .filter(|c| lines.column(c).is_ok())
+        .collect();
+    Ok(lines.select(keep)?)
+}
+
 /// Writes `fact_sales` for every order-line file of the load, adding the days it covers.
 pub(super) fn write_sales(
     tx: &mut Transaction<'_>,

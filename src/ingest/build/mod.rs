@@ -39,6 +39,7 @@ use crate::error::Result;
 use crate::warehouse::{Transaction, Warehouse, tables};
 
 pub use dimensions::{Derive, Derived};
+pub use facts::sales_inputs;
 pub use loads::write_loads_json;
 
 /// One load's rows and facts about it, for [`build`].

@@ -242,6 +242,7 @@ impl SourceParams {
             None => Ok(()),
         }
     }
+
     /// Every required column of the entity is mapped; an order line also needs its invoice
     /// number (unless a basket rule makes one) and its unit price or line total.
     fn check_required(&self, at: &At<'_>) -> Result<()> {
