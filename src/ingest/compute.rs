@@ -55,19 +55,32 @@ fn customer_day(good: &DataFrame, source_file: &str) -> Result<Column> {
     let records = good.column("__record")?.u64()?;
     let mut ids = StringChunkedBuilder::new("invoice_no".into(), good.height());
     let mut id = String::with_capacity(64);
+    // Lines come roughly in time order: the day's text is formatted once per change of day.
+    let (mut last_day, mut day_text) = (i64::MIN, String::new());
     for ((customer, micros), record) in customers.iter().zip(times.iter()).zip(records.iter()) {
         id.clear();
-        match customer {
-            None => {
+        match (customer, micros) {
+            (None, _) => {
                 let _ = write!(id, "guest|{source_file}|{}", record.unwrap_or(0));
             }
-            Some(c) => {
-                let day = micros.and_then(chrono::DateTime::from_timestamp_micros);
-                let Some(day) = day else {
-                    ids.append_null();
-                    continue;
-                };
-                let _ = write!(id, "{c}|{}", day.date_naive());
+            (Some(_), None) => {
+                ids.append_null();
+                continue;
+            }
+            (Some(c), Some(micros)) => {
+                let day = micros.div_euclid(86_400_000_000);
+                if day != last_day {
+                    let Some(date) = chrono::DateTime::from_timestamp_micros(micros) else {
+                        ids.append_null();
+                        continue;
+                    };
+                    day_text.clear();
+                    let _ = write!(day_text, "{}", date.date_naive());
+                    last_day = day;
+                }
+                id.push_str(c);
+                id.push('|');
+                id.push_str(&day_text);
             }
         }
         ids.append_value(&id);

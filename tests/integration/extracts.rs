@@ -268,7 +268,8 @@ channel = { value = "store" }
 }
 
 /// A flat extract: customer and product attributes on every line, costs per line, baskets
-/// by customer and day; two deliveries, the second changing one customer's age band.
+/// by customer and day; two deliveries, the second changing one customer's age band. A line
+/// out of time order does not make its values the customer's current ones.
 #[test]
 fn attributes_on_order_lines_feed_the_dimensions_with_history() {
     let dir = tempfile::tempdir().unwrap();
@@ -295,6 +296,7 @@ region = { from = "AREA" }
         "{head}c1,1/2/2011,p1,Food,F1,3,10.00,6.00,25-34,North\n\
          c1,1/2/2011,p2,Drink,D1,1,2.50,,25-34,North\n\
          c2,1/3/2011,p1,Food,F1,2,7.00,4.01,45-54,South\n\
+         c2,1/1/2011,p1,Food,F1,1,3.50,2.00,45-54,East\n\
          ,1/3/2011,p2,Drink,D1,1,2.50,1.00,,\n"
     );
     let day2 = format!("{head}c1,2/1/2011,p1,Food,F1,1,3.50,2.00,35-44,North\n");
@@ -308,7 +310,8 @@ region = { from = "AREA" }
             vec!["c1|2011-01-02", "3.333", "10.000", "2.000", "6.000"],
             vec!["c1|2011-01-02", "2.500", "2.500", "NULL", "NULL"],
             vec!["c2|2011-01-03", "3.500", "7.000", "2.005", "4.010"],
-            vec!["guest|flat/day1.csv|4", "2.500", "2.500", "1.000", "1.000"],
+            vec!["c2|2011-01-01", "3.500", "3.500", "2.000", "2.000"],
+            vec!["guest|flat/day1.csv|5", "2.500", "2.500", "1.000", "1.000"],
         ]
     );
     assert_eq!(
@@ -344,7 +347,7 @@ region = { from = "AREA" }
         vec![
             vec!["25-34", "12.500"],
             vec!["35-44", "3.500"],
-            vec!["45-54", "7.000"],
+            vec!["45-54", "10.500"],
         ]
     );
 }

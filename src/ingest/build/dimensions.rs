@@ -82,16 +82,22 @@ impl Derived {
                     .filter(|(c, _)| has(c))
                     .map(|(c, dt)| col(*c).cast(dt.clone())),
             );
+            let mut latest = lines
+                .clone()
+                .lazy()
+                .filter(col("customer_id").is_not_null())
+                .select(cols);
+            // Rows are in record order and of one file, so in (time, file, record) order once
+            // stably sorted by time, which most chunks already are (extracts come in time
+            // order): the sort, and its gather of every column, is skipped for those.
+            if !in_time_order(lines)? {
+                latest = latest.sort(
+                    ["invoice_ts"],
+                    SortMultipleOptions::default().with_maintain_order(true),
+                );
+            }
             self.customers.push(
-                lines
-                    .clone()
-                    .lazy()
-                    .filter(col("customer_id").is_not_null())
-                    .select(cols)
-                    .sort(
-                        ["invoice_ts", "__file", "__record"],
-                        SortMultipleOptions::default(),
-                    )
+                latest
                     .unique_stable_generic(Some(vec![col("customer_id")]), UniqueKeepStrategy::Last)
                     .collect()?,
             );
@@ -99,38 +105,23 @@ impl Derived {
         if !derive.products {
             return Ok(());
         }
-        let desc = if has("description") {
-            col("description")
-        } else {
-            lit(NULL).cast(DataType::String).alias("description")
-        };
-        let text_or_null = |c: &str| {
-            if has(c) {
-                col(c)
-            } else {
-                lit(NULL).cast(DataType::String).alias(c)
-            }
-        };
-        self.products.push(
-            lines
-                .clone()
-                .lazy()
-                .select([
-                    col("product_id"),
-                    desc,
-                    col("is_service"),
-                    text_or_null("category"),
-                    text_or_null("subcategory"),
-                ])
-                .group_by([col("product_id"), col("description")])
-                .agg([
-                    len().cast(DataType::UInt64).alias("__n"),
-                    col("is_service").max(),
-                    col("category").max(),
-                    col("subcategory").max(),
-                ])
-                .collect()?,
+        // Group and aggregate only what the lines carry; `products` fills in the rest.
+        let mut keys = vec![col("product_id")];
+        if has("description") {
+            keys.push(col("description"));
+        }
+        let mut aggs = vec![
+            len().cast(DataType::UInt64).alias("__n"),
+            col("is_service").max(),
+        ];
+        aggs.extend(
+            ["category", "subcategory"]
+                .into_iter()
+                .filter(|c| has(c))
+                .map(|c| col(c).max()),
         );
+        self.products
+            .push(lines.clone().lazy().group_by(keys).agg(aggs).collect()?);
         Ok(())
     }
 
@@ -169,7 +160,20 @@ impl Derived {
 
     /// Products with the most frequent description (ties: the smallest) and the service flag.
     fn products(&self) -> Result<Option<DataFrame>> {
-        let Some(counts) = vstack_all(self.products.clone())? else {
+        let columns = [
+            ("product_id", DataType::String),
+            ("description", DataType::String),
+            ("__n", DataType::UInt64),
+            ("is_service", DataType::Boolean),
+            ("category", DataType::String),
+            ("subcategory", DataType::String),
+        ];
+        let parts = self
+            .products
+            .iter()
+            .map(|p| Ok(conform(p.clone().lazy(), &names(p), &columns).collect()?))
+            .collect::<Result<Vec<_>>>()?;
+        let Some(counts) = vstack_all(parts)? else {
             return Ok(None);
         };
         let service = counts.clone().lazy().group_by([col("product_id")]).agg([
@@ -219,6 +223,23 @@ impl Derived {
                 .collect(),
         }
     }
+}
+
+/// Whether a chunk's `invoice_ts` never decreases (a NULL counts as the earliest time, where
+/// a sort puts it).
+fn in_time_order(lines: &DataFrame) -> Result<bool> {
+    let ts = lines
+        .column("invoice_ts")?
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?;
+    let mut last = i64::MIN;
+    for t in ts.datetime()?.physical().iter() {
+        let t = t.unwrap_or(i64::MIN);
+        if t < last {
+            return Ok(false);
+        }
+        last = t;
+    }
+    Ok(true)
 }
 
 /// Good rows of every file of one entity, in load order (customer and product files only:
