@@ -138,12 +138,7 @@ impl Derived {
             .into_iter()
             .chain(CUSTOMER_COLUMNS.iter().cloned())
             .collect();
-        let parts = self
-            .customers
-            .iter()
-            .map(|p| Ok(conform(p.clone().lazy(), &names(p), &columns).collect()?))
-            .collect::<Result<Vec<_>>>()?;
-        let Some(all) = vstack_all(parts)? else {
+        let Some(all) = stack_conformed(&self.customers, &columns)? else {
             return Ok(None);
         };
         let cols: Vec<Expr> = CUSTOMER_COLUMNS.iter().map(|(c, _)| col(*c)).collect();
@@ -168,12 +163,7 @@ impl Derived {
             ("category", DataType::String),
             ("subcategory", DataType::String),
         ];
-        let parts = self
-            .products
-            .iter()
-            .map(|p| Ok(conform(p.clone().lazy(), &names(p), &columns).collect()?))
-            .collect::<Result<Vec<_>>>()?;
-        let Some(counts) = vstack_all(parts)? else {
+        let Some(counts) = stack_conformed(&self.products, &columns)? else {
             return Ok(None);
         };
         let service = counts.clone().lazy().group_by([col("product_id")]).agg([
@@ -223,6 +213,15 @@ impl Derived {
                 .collect(),
         }
     }
+}
+
+/// `parts` stacked, each with exactly `columns` (NULL where a part has none), or None.
+fn stack_conformed(parts: &[DataFrame], columns: &[(&str, DataType)]) -> Result<Option<DataFrame>> {
+    let parts = parts
+        .iter()
+        .map(|p| Ok(conform(p.clone().lazy(), &names(p), columns).collect()?))
+        .collect::<Result<Vec<_>>>()?;
+    vstack_all(parts)
 }
 
 /// Whether a chunk's `invoice_ts` never decreases (a NULL counts as the earliest time, where

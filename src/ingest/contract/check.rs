@@ -130,11 +130,11 @@ impl SourceParams {
         let mut specs = self.columns;
         let mut columns = Vec::new();
         for (n, ty, _) in entity.columns() {
-            if let Some(spec) = specs.remove(*n) {
+            if let Some(spec) = specs.remove(n) {
                 let origin = origin(&at, n, &spec, self.format, header, &mut layout)?;
                 columns.push(Column {
                     name: n.to_string(),
-                    ty: *ty,
+                    ty,
                     spec,
                     origin,
                 });
@@ -250,9 +250,9 @@ impl SourceParams {
         let has = |c: &str| self.columns.contains_key(c);
         let missing = entity
             .columns()
-            .iter()
+            .into_iter()
             .find(|(col, _, required)| *required && !has(col))
-            .map(|(col, _, _)| *col)
+            .map(|(col, _, _)| col)
             .or_else(|| {
                 let line = entity == Entity::OrderLine;
                 (line && self.basket.is_none() && !has("invoice_no")).then_some("invoice_no")

@@ -121,9 +121,12 @@ pub enum Entity {
     CampaignContact,
 }
 
+/// A canonical column: name, type, required in every contract of its entity.
+pub type CanonicalColumn = (&'static str, ColumnType, bool);
+
 impl Entity {
-    /// The entity's canonical columns: name, type, required in every contract.
-    pub fn columns(self) -> &'static [(&'static str, ColumnType, bool)] {
+    /// The entity's own canonical columns.
+    fn own_columns(self) -> &'static [CanonicalColumn] {
         use ColumnType::*;
         match self {
             Entity::Customer => &[
@@ -166,17 +169,6 @@ impl Entity {
                 ("country", Text, false),
                 ("category", Text, false),
                 ("subcategory", Text, false),
-                ("email", Text, false),
-                ("name", Text, false),
-                ("gender", Text, false),
-                ("birth_date", Date, false),
-                ("age_band", Text, false),
-                ("region", Text, false),
-                ("city", Text, false),
-                ("signup_date", Date, false),
-                ("acquisition_channel", Text, false),
-                ("email_opt_in", Bool, false),
-                ("phone_opt_in", Bool, false),
             ],
             Entity::CampaignContact => &[
                 ("campaign_id", Id, true),
@@ -187,6 +179,24 @@ impl Entity {
                 ("response_ts", Timestamp, false),
             ],
         }
+    }
+
+    /// The entity's canonical columns, in canonical order: its own, then for order lines the
+    /// customer attributes they may carry (every customer column the line has not itself,
+    /// none of them required).
+    pub fn columns(self) -> Vec<CanonicalColumn> {
+        let own = self.own_columns();
+        let mut all = own.to_vec();
+        if self == Entity::OrderLine {
+            all.extend(
+                Entity::Customer
+                    .own_columns()
+                    .iter()
+                    .filter(|(n, _, _)| !own.iter().any(|(o, _, _)| o == n))
+                    .map(|(n, t, _)| (*n, *t, false)),
+            );
+        }
+        all
     }
 
     /// The snake_case name used in contracts.
@@ -201,15 +211,15 @@ impl Entity {
 
     fn column_type(self, name: &str) -> Option<ColumnType> {
         self.columns()
-            .iter()
+            .into_iter()
             .find(|(n, _, _)| *n == name)
-            .map(|(_, t, _)| *t)
+            .map(|(_, t, _)| t)
     }
 
     fn column_names(self) -> String {
         self.columns()
-            .iter()
-            .map(|(n, _, _)| *n)
+            .into_iter()
+            .map(|(n, _, _)| n)
             .collect::<Vec<_>>()
             .join(", ")
     }
