@@ -738,6 +738,45 @@ struct StagedFile<'a> {
     derive: build::Derive,
 }
 
+/// Time one file's chunks spent per step, logged at debug level (ECRM_LOG=debug) to see
+/// where a load goes; the scan runs on its own thread, so its share is what the rest leaves.
+struct StepTimes {
+    started: std::time::Instant,
+    cleanse: std::time::Duration,
+    compute: std::time::Duration,
+    derive: std::time::Duration,
+    stage: std::time::Duration,
+}
+
+impl Default for StepTimes {
+    fn default() -> Self {
+        let zero = std::time::Duration::ZERO;
+        StepTimes {
+            started: std::time::Instant::now(),
+            cleanse: zero,
+            compute: zero,
+            derive: zero,
+            stage: zero,
+        }
+    }
+}
+
+impl StepTimes {
+    fn log(&self, file: &str) {
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        let busy = self.cleanse + self.compute + self.derive + self.stage;
+        tracing::debug!(
+            file,
+            scan_ms = ms(self.started.elapsed().saturating_sub(busy)),
+            cleanse_ms = ms(self.cleanse),
+            compute_ms = ms(self.compute),
+            derive_ms = ms(self.derive),
+            stage_ms = ms(self.stage),
+            "file scanned"
+        );
+    }
+}
+
 /// Scans and cleanses one file, staging its good rows.
 fn load_file(
     tx: &mut Transaction<'_>,
@@ -753,11 +792,7 @@ fn load_file(
     let mut rows_loaded = 0u64;
     let mut reject_parts = Vec::new();
     let mut derived = build::Derived::default();
-    // Time spent per step, logged at debug level (ECRM_LOG=debug) to see where a load goes.
-    let started = std::time::Instant::now();
-    let (mut cleanse_time, mut stage_time) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-    let (mut compute_time, mut derive_time) =
-        (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let mut times = StepTimes::default();
     let on_chunk = |chunk: DataFrame| -> Result<()> {
         let t = std::time::Instant::now();
         let cleanse::Cleansed { mut good, bad } = cleanse::cleanse(source, chunk, known)?;
@@ -774,36 +809,26 @@ fn load_file(
         if good.column("__raw").is_ok() {
             good = good.drop("__raw")?;
         }
+        times.cleanse += t.elapsed();
         if source.entity == Entity::OrderLine {
             let t = std::time::Instant::now();
             good = compute::order_lines(source, good, &source_file(&source.name, path))?;
-            compute_time += t.elapsed();
+            times.compute += t.elapsed();
             let t = std::time::Instant::now();
             derived.add(&good, file.index, file.derive)?;
             good = build::sales_inputs(good)?;
-            derive_time += t.elapsed();
+            times.derive += t.elapsed();
         }
-        cleanse_time += t.elapsed();
         if good.height() > 0 {
             let t = std::time::Instant::now();
             rows_loaded += good.height() as u64;
             staged.push(tx.stage(&mut good)?);
-            stage_time += t.elapsed();
+            times.stage += t.elapsed();
         }
         Ok(())
     };
     let outcome = scan_pipelined(file, bytes, on_chunk)?;
-
-    let total = started.elapsed();
-    tracing::debug!(
-        file = %label,
-        scan_ms = (total - cleanse_time - stage_time).as_millis() as u64,
-        cleanse_ms = (cleanse_time - compute_time - derive_time).as_millis() as u64,
-        compute_ms = compute_time.as_millis() as u64,
-        derive_ms = derive_time.as_millis() as u64,
-        stage_ms = stage_time.as_millis() as u64,
-        "file scanned"
-    );
+    times.log(&label);
 
     let rejects = file_rejects(source, path, &outcome.rejects, reject_parts)?;
     let mut reasons = BTreeMap::new();

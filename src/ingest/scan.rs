@@ -142,6 +142,40 @@ impl ChunkBuilder {
         Ok(())
     }
 
+    /// Appends the mapped columns of one JSON object: a string as is (trimmed when several
+    /// keys are joined), a number or boolean as its JSON text, empty for null or a missing key.
+    fn push_json(
+        &mut self,
+        object: &serde_json::Map<String, serde_json::Value>,
+        columns: &[super::contract::Column],
+    ) {
+        for (c, column) in columns.iter().enumerate() {
+            match &column.origin {
+                Origin::Value(v) => self.text[c].push_str(v),
+                Origin::Fields { fields, join } => {
+                    for (k, f) in fields.iter().enumerate() {
+                        let value = match f {
+                            Field::Name(key) => object.get(key),
+                            Field::Position(_) => None,
+                        };
+                        if k > 0 {
+                            self.text[c].push_str(join);
+                        }
+                        match value {
+                            None | Some(serde_json::Value::Null) => {}
+                            Some(serde_json::Value::String(s)) if fields.len() > 1 => {
+                                self.text[c].push_str(s.trim())
+                            }
+                            Some(serde_json::Value::String(s)) => self.text[c].push_str(s),
+                            Some(other) => self.text[c].push_str(&other.to_string()),
+                        }
+                    }
+                }
+            }
+            self.ends[c].push(self.text[c].len());
+        }
+    }
+
     /// Removes the last value of the first `n` columns (a record that failed half-way).
     fn take_back(&mut self, n: usize) {
         for k in 0..n {
@@ -592,31 +626,7 @@ pub fn scan_ndjson(
                 continue;
             }
         };
-        for (c, column) in source.columns.iter().enumerate() {
-            match &column.origin {
-                Origin::Value(v) => chunk.text[c].push_str(v),
-                Origin::Fields { fields, join } => {
-                    for (k, f) in fields.iter().enumerate() {
-                        let value = match f {
-                            Field::Name(key) => object.get(key),
-                            Field::Position(_) => None,
-                        };
-                        if k > 0 {
-                            chunk.text[c].push_str(join);
-                        }
-                        match value {
-                            None | Some(serde_json::Value::Null) => {}
-                            Some(serde_json::Value::String(s)) if fields.len() > 1 => {
-                                chunk.text[c].push_str(s.trim())
-                            }
-                            Some(serde_json::Value::String(s)) => chunk.text[c].push_str(s),
-                            Some(other) => chunk.text[c].push_str(&other.to_string()),
-                        }
-                    }
-                }
-            }
-            chunk.ends[c].push(chunk.text[c].len());
-        }
+        chunk.push_json(&object, &source.columns);
         chunk.finish_record([out.rows_read, line, start, end]);
         if chunk.len() >= chunk_rows {
             on_chunk(chunk.take()?)?;

@@ -94,46 +94,19 @@ pub(super) fn transactions(
             }
             let prod = &world.products[pi];
             let d = order_line(rng, prod, q, when, customer);
-            let written = match layout {
-                Layout::Normal => {
-                    d.normal(&mut line, &invoice_no.to_string(), channel);
-                    d.count(&mut out.defects);
-                    true
-                }
-                Layout::Flat(people) => match d.left_out_of_flat() {
-                    Some(kind) => {
-                        *out.left_out.entry(kind).or_insert(0) += 1;
-                        false
-                    }
-                    None => {
-                        d.flat(&mut line, prod, when, inv.customer, people);
-                        d.count_flat(&mut out.defects);
-                        true
-                    }
-                },
+            let sale = Sale {
+                prod,
+                when,
+                customer: inv.customer,
+                invoice: invoice_no,
+                channel,
             };
-            if written {
-                w.write_all(line.as_bytes()).map_err(io)?;
-                out.defects.rows_written += 1;
-                if customer.is_empty() {
-                    out.guest_lines += 1;
-                    out.guest_lines_loaded += u64::from(d.defect.is_none());
-                }
-            }
+            out.write_line((w, &mut line), layout, &d, &sale)
+                .map_err(io)?;
             lines_written += 1;
             if rng.gen_bool(0.004) {
-                match layout {
-                    // Rows written twice; a flat extract's identical rows are real orders.
-                    Layout::Flat(_) => *out.left_out.entry("exact_duplicates").or_insert(0) += 1,
-                    Layout::Normal => {
-                        w.write_all(line.as_bytes()).map_err(io)?;
-                        out.defects.rows_written += 1;
-                        out.defects.exact_duplicates += 1;
-                        if customer.is_empty() {
-                            out.guest_lines += 1;
-                        }
-                    }
-                }
+                out.write_again(w, layout, &line, inv.customer.is_none())
+                    .map_err(io)?;
             }
         }
         if inv.customer.is_some() && rng.gen_bool(0.02) {
@@ -157,6 +130,73 @@ pub(super) fn transactions(
     .map_err(io)?;
     w.flush().map_err(io)?;
     Ok(out)
+}
+
+/// One sale of an invoice, as the layouts write it.
+struct Sale<'a> {
+    prod: &'a Product,
+    when: NaiveDateTime,
+    /// None for a guest.
+    customer: Option<u32>,
+    invoice: u64,
+    channel: &'a str,
+}
+
+impl Transactions {
+    /// Writes one drawn line in `layout` into `line` and `w`, counting its defects; a line a
+    /// flat extract does not carry is counted as left out instead (and `line` left empty).
+    fn write_line(
+        &mut self,
+        (w, line): (&mut dyn Write, &mut String),
+        layout: Layout<'_>,
+        d: &Drawn,
+        sale: &Sale<'_>,
+    ) -> std::io::Result<()> {
+        match layout {
+            Layout::Normal => {
+                d.normal(line, &sale.invoice.to_string(), sale.channel);
+                d.count(&mut self.defects);
+            }
+            Layout::Flat(people) => {
+                if let Some(kind) = d.left_out_of_flat() {
+                    *self.left_out.entry(kind).or_insert(0) += 1;
+                    line.clear();
+                    return Ok(());
+                }
+                d.flat(line, sale.prod, sale.when, sale.customer, people);
+                d.count_flat(&mut self.defects);
+            }
+        }
+        w.write_all(line.as_bytes())?;
+        self.defects.rows_written += 1;
+        if sale.customer.is_none() {
+            self.guest_lines += 1;
+            self.guest_lines_loaded += u64::from(d.defect.is_none());
+        }
+        Ok(())
+    }
+
+    /// Writes the line just written once more, byte for byte (a planted exact duplicate);
+    /// a flat extract's identical rows are real orders, so there it is left out.
+    fn write_again(
+        &mut self,
+        w: &mut dyn Write,
+        layout: Layout<'_>,
+        line: &str,
+        guest: bool,
+    ) -> std::io::Result<()> {
+        if let Layout::Flat(_) = layout {
+            *self.left_out.entry("exact_duplicates").or_insert(0) += 1;
+            return Ok(());
+        }
+        w.write_all(line.as_bytes())?;
+        self.defects.rows_written += 1;
+        self.defects.exact_duplicates += 1;
+        if guest {
+            self.guest_lines += 1;
+        }
+        Ok(())
+    }
 }
 
 /// The flat layout's header, after a UTF-8 byte-order mark, every field quoted.
