@@ -66,6 +66,8 @@
 //!   ([`churn::explain`]).
 //! - [`basket`]: baskets, FP-growth, rules, recommendations.
 //! - [`sequence`]: purchase sequences and PrefixSpan.
+//! - [`cohorts`]: cohort retention; the shifted-beta-geometric model of a survivor curve
+//!   ([`cohorts::sbg`]).
 //! - [`export`]: consent-aware customer exports.
 //! - [`report`]: the HTML report.
 //! - [`pipeline`]: pipeline files (`parse`), the stage graph (`plan`), runs (`run`, one
@@ -76,6 +78,7 @@
 pub mod basket;
 pub mod churn;
 pub mod cli;
+pub mod cohorts;
 pub mod error;
 pub mod export;
 pub mod features;
