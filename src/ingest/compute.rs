@@ -28,11 +28,7 @@ pub fn order_lines(source: &Source, mut good: DataFrame, source_file: &str) -> R
     } else if source.has("unit_cost") {
         good = good
             .lazy()
-            .with_column(
-                (col("quantity").cast(DataType::Decimal(18, 0)) * col("unit_cost"))
-                    .cast(MONEY)
-                    .alias("line_cost"),
-            )
+            .with_column(times_quantity("unit_cost").alias("line_cost"))
             .collect()?;
     }
     if source.basket == Some(Basket::CustomerDay) {
@@ -40,6 +36,12 @@ pub fn order_lines(source: &Source, mut good: DataFrame, source_file: &str) -> R
         good.with_column(ids)?;
     }
     Ok(good)
+}
+
+/// `quantity × amount` as money, exactly: an integer times a decimal(18,3) is a decimal with
+/// scale 3 (a line's revenue from its unit price, its cost from its unit cost).
+pub fn times_quantity(amount: &str) -> Expr {
+    (col("quantity").cast(DataType::Decimal(MONEY_PRECISION, 0)) * col(amount)).cast(MONEY)
 }
 
 /// `CUSTOMER|YYYY-MM-DD`, or `guest|SOURCE/FILE|RECORD` for a line without a customer (NULL

@@ -284,19 +284,19 @@ impl Records {
         })
     }
 
-    /// Reads the next record into `rec`; `None` at the end. `after` (records read so far)
-    /// names the place of an unreadable file in the error.
+    /// Reads the next record into `rec`; `None` at the end. `after` names the place of an
+    /// unreadable file in the error (`in the header line`, `after record 12`).
     fn next(
         &mut self,
         rec: &mut csv::ByteRecord,
         path: &Path,
-        after: u64,
+        after: &dyn std::fmt::Display,
     ) -> Result<Option<Place>> {
         match self {
             Records::Csv { rdr, bom } => {
-                let read = rdr.read_byte_record(rec).map_err(|e| {
-                    Error::input(path, format!("unreadable CSV after record {after}: {e}"))
-                })?;
+                let read = rdr
+                    .read_byte_record(rec)
+                    .map_err(|e| Error::input(path, format!("unreadable CSV {after}: {e}")))?;
                 if !read {
                     return Ok(None);
                 }
@@ -338,6 +338,15 @@ impl Records {
                 return Ok(Some(place));
             },
         }
+    }
+}
+
+/// `after record N`, for an error's place.
+struct After(u64);
+
+impl std::fmt::Display for After {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "after record {}", self.0)
     }
 }
 
@@ -404,7 +413,7 @@ pub fn scan_text(
     let mut seen: HashSet<u128, BuildHasherDefault<PassThrough>> = HashSet::default();
     let keep_duplicates = source.exact_duplicates == ExactDuplicates::Keep;
     let mut out = ScanOutcome::default();
-    while let Some(place) = records.next(&mut rec, path, out.rows_read)? {
+    while let Some(place) = records.next(&mut rec, path, &After(out.rows_read))? {
         out.rows_read += 1;
         if !keep_duplicates && !seen.insert(record_digest(&rec)) {
             out.duplicates += 1;
@@ -466,12 +475,7 @@ fn text_header(
     source: &Source,
     path: &Path,
 ) -> Result<Vec<String>> {
-    let read = records.next(rec, path, 0).map_err(|e| match e {
-        Error::Input { message, .. } => {
-            Error::input(path, format!("cannot read the header line: {message}"))
-        }
-        e => e,
-    })?;
+    let read = records.next(rec, path, &"in the header line")?;
     if read.is_none() {
         return Err(Error::input(path, "empty file: no header line"));
     }

@@ -408,17 +408,16 @@ fn unknown_customer() -> Result<DataFrame> {
 /// An old dim_customer in today's column order; a column added since it was written (such
 /// as `age_band`) comes in as NULLs.
 fn current_layout(old: DataFrame) -> Result<DataFrame> {
+    let mut columns = vec![("customer_key", DataType::Int64)];
+    columns.extend(CUSTOMER_COLUMNS.iter().cloned());
+    columns.extend([
+        ("valid_from", ts_type()),
+        ("valid_to", ts_type()),
+        ("is_current", DataType::Boolean),
+        ("load_id", DataType::Int64),
+    ]);
     let present = names(&old);
-    let mut exprs = vec![col("customer_key")];
-    exprs.extend(CUSTOMER_COLUMNS.iter().map(|(c, dt)| {
-        if present.iter().any(|p| p == c) {
-            col(*c)
-        } else {
-            lit(NULL).cast(dt.clone()).alias(*c)
-        }
-    }));
-    exprs.extend(["valid_from", "valid_to", "is_current", "load_id"].map(col));
-    Ok(old.lazy().select(exprs).collect()?)
+    Ok(conform(old.lazy(), &present, &columns).collect()?)
 }
 
 /// SCD type 2 merge of incoming customer records (in load order; the last record of an id

@@ -146,15 +146,14 @@ fn column_or_null(present: &[String], c: &str, dt: DataType) -> Expr {
 }
 
 /// A line's revenue: its line total when the extract gives one (exact, whatever the rounded
-/// unit price), else quantity × unit price (exact: an integer times a decimal(18,3) is a
-/// decimal with scale 3).
+/// unit price), else quantity × unit price, exactly.
 fn revenue(present: &[String]) -> Expr {
     let e = if present.iter().any(|p| p == "line_total") {
-        col("line_total")
+        col("line_total").cast(MONEY)
     } else {
-        col("quantity").cast(DataType::Decimal(18, 0)) * col("unit_price")
+        crate::ingest::compute::times_quantity("unit_price")
     };
-    e.cast(MONEY).alias("revenue")
+    e.alias("revenue")
 }
 
 /// One chunk of order lines as fact_sales rows, with `__month` for partitioning.

@@ -140,8 +140,8 @@ impl SourceParams {
                 });
             }
         }
-        if let Layout::Fixed(spans) = &layout {
-            check_overlaps(&at, &columns, spans)?;
+        if let Layout::Fixed(_) = &layout {
+            check_overlaps(&at, &columns)?;
         }
         Ok(Source {
             name: name.to_string(),
@@ -648,7 +648,7 @@ fn fixed_span(at: &At<'_>, k: &str, spec: &ColumnSpec, layout: &mut Layout) -> R
 }
 
 /// Fixed-width columns given by `start` and `width` must not overlap one another.
-fn check_overlaps(at: &At<'_>, columns: &[Column], spans: &[(usize, usize)]) -> Result<()> {
+fn check_overlaps(at: &At<'_>, columns: &[Column]) -> Result<()> {
     let own: Vec<(&str, usize, usize)> = columns
         .iter()
         .filter_map(|c| {
@@ -658,7 +658,6 @@ fn check_overlaps(at: &At<'_>, columns: &[Column], spans: &[(usize, usize)]) -> 
             Some((c.name.as_str(), start - 1, width))
         })
         .collect();
-    debug_assert!(own.len() <= spans.len());
     for (i, (a, sa, wa)) in own.iter().enumerate() {
         for (b, sb, wb) in &own[i + 1..] {
             if sa < &(sb + wb) && sb < &(sa + wa) {
