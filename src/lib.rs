@@ -90,6 +90,7 @@ pub mod report;
 pub mod segment;
 pub mod sequence;
 pub mod synth;
+pub mod value;
 pub mod warehouse;
 
 pub use error::{Error, Result};

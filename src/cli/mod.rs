@@ -3,7 +3,8 @@
 //! The CLI parses arguments and prints; it owns no logic a pipeline stage also needs. Each
 //! command's file owns its `Args` and its `run` (`warehouse`: synth, ingest, tables,
 //! describe, loads; `sql`: query, cube; `segment`: features, segment; `churn`;
-//! `export`; `basket`: basket, sequence; `pipeline`: check, run, runs, report;
+//! `export`; `basket`: basket, sequence; `value`: clv, cohorts; `pipeline`: check, run,
+//! runs, report;
 //! `cluster`). A stage's options are its library parameter type, flattened, so a CLI flag
 //! and a pipeline key share one type, one default and one check.
 //!
@@ -21,6 +22,7 @@ pub mod output;
 mod pipeline;
 mod segment;
 mod sql;
+mod value;
 mod warehouse;
 
 use std::io::Write;
@@ -179,6 +181,18 @@ pub enum Command {
     /// Sequential patterns (PrefixSpan) over each customer's invoices in time order, or over
     /// a sequence file: "bought A, then B (within D days)".
     Sequence(basket::SequenceArgs),
+    /// Customer lifetime value: fit purchase and spend models (BG/NBD, Pareto/NBD,
+    /// Gamma-Gamma), score customers' P(alive), expected purchases and CLV, measure a model
+    /// on a hold-out.
+    Clv {
+        #[command(subcommand)]
+        action: value::ClvAction,
+    },
+    /// Cohort retention: fit and project a survivor curve (sBG).
+    Cohorts {
+        #[command(subcommand)]
+        action: value::CohortsAction,
+    },
     /// Check a pipeline file without touching data: keys, params, tables nothing produces,
     /// cycles. Prints the stages in run order with what each reads and writes.
     Check {
@@ -310,6 +324,8 @@ pub fn run(cli: Cli, rt: &Runtime) -> Result<()> {
         Command::Churn { action } => churn::run(action, &cx),
         Command::Basket { action } => basket::run(action, &cx),
         Command::Sequence(a) => basket::run_sequence(a, &cx),
+        Command::Clv { action } => value::run(action, &cx),
+        Command::Cohorts { action } => value::cohorts(action),
         Command::Check { file } => pipeline::check(&file),
         Command::Run(a) => pipeline::run(a, &cx),
         Command::Runs { last, format } => pipeline::runs(last, &format, &cx),
@@ -378,6 +394,9 @@ mod tests {
         same::<crate::basket::BasketFormat>();
         same::<crate::sequence::SequenceFormat>();
         same::<crate::export::Channel>();
+        same::<crate::value::model::Method>();
+        same::<crate::value::model::SpendModel>();
+        same::<crate::value::model::TimeUnit>();
         same::<crate::warehouse::files::FileFormat>();
         same::<crate::olap::cube::Subtotals>();
         same::<crate::olap::cube::Compare>();

@@ -5,6 +5,6 @@
 //!   input the counts still active at the start and after each period, output α, β by
 //!   maximum likelihood, the log-likelihood and the projected survival and retention.
 //!
-//! Layer: mining (uses `error` only).
+//! Layer: mining (uses `error` and the maximum-likelihood fit of [`crate::value::fit`]).
 
 pub mod sbg;

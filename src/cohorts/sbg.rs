@@ -10,16 +10,14 @@
 //! - Likelihood: Σₜ (nₜ₋₁ − nₜ) ln P(T = t) + n_T ln S(T), with the paper's recursions
 //!   S(t) = S(t − 1) (β + t − 1) / (α + β + t − 1) and P(T = t) = S(t − 1) α / (α + β + t − 1),
 //!   which need no Beta function and keep S exact as a product.
-//! - Fit: Nelder–Mead (argmin) on (ln α, ln β), so both stay positive without bounds,
-//!   from α = β = 1 (uniform θ), until the simplex's spread of log-likelihoods is below 1e-12.
+//! - Fit: [`crate::value::fit::maximize`] (Nelder–Mead on ln α, ln β, so both stay positive
+//!   without bounds) from α = β = 1 (uniform θ).
 //!
 //! Checked against the paper's two cohorts (tests): "high end" α 0.668, β 3.806, LL −1611.2;
 //! "regular" α 0.704, β 1.182, LL −1680.3.
 
-use argmin::core::{CostFunction, Executor, State, TerminationReason, TerminationStatus};
-use argmin::solver::neldermead::NelderMead;
-
 use crate::error::{Error, Result};
+use crate::value::fit::maximize;
 
 /// A checked survivor curve: the only input [`fit`] accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,42 +109,19 @@ pub fn log_likelihood(alpha: f64, beta: f64, curve: &SurvivorCurve) -> f64 {
     ll + n[n.len() - 1] as f64 * s.ln()
 }
 
-/// The negative log-likelihood over (ln α, ln β), for argmin.
-struct Cost<'a>(&'a SurvivorCurve);
-
-impl CostFunction for Cost<'_> {
-    type Param = Vec<f64>;
-    type Output = f64;
-
-    fn cost(&self, p: &Vec<f64>) -> std::result::Result<f64, argmin::core::Error> {
-        let value = -log_likelihood(p[0].exp(), p[1].exp(), self.0);
-        // A step far out (α or β overflowing) is a bad point, not an error.
-        Ok(if value.is_finite() { value } else { f64::MAX })
-    }
-}
-
 /// Fits α and β to `curve` by maximum likelihood (see the module doc).
 pub fn fit(curve: &SurvivorCurve) -> Result<SbgFit> {
-    let simplex = vec![vec![0.0, 0.0], vec![1.0, 0.0], vec![0.0, 1.0]];
-    let solver = NelderMead::new(simplex)
-        .with_sd_tolerance(1e-12)
-        .map_err(|e| Error::Internal(format!("sBG: {e}")))?;
-    let result = Executor::new(Cost(curve), solver)
-        .configure(|state| state.max_iters(5_000))
-        .run()
-        .map_err(|e| Error::Internal(format!("sBG fit: {e}")))?;
-    let state = result.state();
-    let p = state
-        .get_best_param()
-        .ok_or_else(|| Error::Internal("sBG fit: no parameters".into()))?;
-    let (alpha, beta) = (p[0].exp(), p[1].exp());
+    let cohort = curve.counts()[0] as f64;
+    let fitted = maximize("sBG", &[1.0, 1.0], cohort, |p| {
+        log_likelihood(p[0], p[1], curve) / cohort
+    })?;
+    let (alpha, beta) = (fitted.params[0], fitted.params[1]);
     Ok(SbgFit {
         alpha,
         beta,
         log_likelihood: log_likelihood(alpha, beta, curve),
-        iterations: state.get_iter(),
-        converged: state.get_termination_status()
-            == &TerminationStatus::Terminated(TerminationReason::SolverConverged),
+        iterations: fitted.iterations,
+        converged: fitted.converged,
     })
 }
 

@@ -41,6 +41,9 @@ pub const CHURN_SCORES: &str = "churn_scores";
 pub const RECOMMENDATIONS: &str = "recommendations";
 /// The rules behind the recommendations (`ecrm basket recommend`).
 pub const BASKET_RULES: &str = "basket_rules";
+/// P(alive), expected purchases and spend, CLV and value decile per customer
+/// (`ecrm clv score`).
+pub const CUSTOMER_VALUE: &str = "customer_value";
 /// Frequent sequential patterns (a pipeline's `sequence` stage).
 pub const SEQUENCE_PATTERNS: &str = "sequence_patterns";
 

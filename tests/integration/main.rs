@@ -18,3 +18,4 @@ mod scd;
 mod segments;
 mod sql_golden;
 mod support;
+mod value;
