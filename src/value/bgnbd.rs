@@ -57,14 +57,18 @@ impl BgNbd {
                     - ln_gamma(a + b + x)
             })
             .collect();
+        // ln a − ln(b + x − 1) per x; ln(α + t) per distinct time.
+        let dropout: Vec<f64> = data
+            .xs
+            .iter()
+            .map(|&x| a.ln() - (b + x as f64 - 1.0).ln())
+            .collect();
+        let ln_at = data.per_time(|t| (alpha + t).ln());
         data.mean(|p| {
             let x = p.x as f64;
-            let a3 = -(r + x) * (alpha + p.age).ln();
+            let a3 = -(r + x) * ln_at[p.age_ix];
             let rest = if p.x > 0 {
-                log_add_exp(
-                    a3,
-                    a.ln() - (b + x - 1.0).ln() - (r + x) * (alpha + p.tx).ln(),
-                )
+                log_add_exp(a3, dropout[p.group] - (r + x) * ln_at[p.tx_ix])
             } else {
                 a3
             };

@@ -9,6 +9,7 @@
 //! - E[M | x, z̄] = p (v + x z̄) / (px + q − 1): a weighted mean of the population mean
 //!   p v / (q − 1) and the customer's own z̄; at x = 0 the population mean (q > 1).
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::fit::{Fitted, maximize};
@@ -25,10 +26,13 @@ pub struct GammaGamma {
 
 pub const NAMES: [&str; 3] = ["p", "q", "v"];
 
-/// Repeat buyers' (x, z̄), folded into weighted distinct rows.
+/// Repeat buyers' (x, z̄), folded into weighted distinct rows sorted by x, with ln z̄ kept:
+/// the terms in x alone are computed once per distinct x.
 #[derive(Debug, Clone)]
 pub struct Spends {
-    rows: Vec<(u64, f64, f64)>,
+    /// (index of x in `xs`, z̄, ln z̄, weight).
+    rows: Vec<(usize, f64, f64, f64)>,
+    xs: Vec<u64>,
     customers: f64,
 }
 
@@ -38,14 +42,24 @@ impl Spends {
         let mut all: Vec<(u64, f64)> = pairs.into_iter().collect();
         let customers = all.len() as f64;
         all.sort_unstable_by_key(|a| (a.0, a.1.to_bits()));
-        let mut rows: Vec<(u64, f64, f64)> = Vec::new();
+        let mut rows: Vec<(usize, f64, f64, f64)> = Vec::new();
+        let mut xs: Vec<u64> = Vec::new();
         for (x, z) in all {
             match rows.last_mut() {
-                Some(r) if r.0 == x && r.1 == z => r.2 += 1.0,
-                _ => rows.push((x, z, 1.0)),
+                Some(r) if xs[r.0] == x && r.1 == z => r.3 += 1.0,
+                _ => {
+                    if xs.last() != Some(&x) {
+                        xs.push(x);
+                    }
+                    rows.push((xs.len() - 1, z, z.ln(), 1.0));
+                }
             }
         }
-        Spends { rows, customers }
+        Spends {
+            rows,
+            xs,
+            customers,
+        }
     }
 
     pub fn customers(&self) -> u64 {
@@ -66,19 +80,29 @@ impl GammaGamma {
     pub fn mean_log_likelihood(&self, data: &Spends) -> f64 {
         let GammaGamma { p, q, v } = *self;
         let constant = -ln_gamma(q) + q * v.ln();
-        let total: f64 = data
-            .rows
+        let by_x: Vec<f64> = data
+            .xs
             .iter()
-            .map(|&(x, z, w)| {
+            .map(|&x| {
                 let px = p * x as f64;
-                w * (ln_gamma(px + q) - ln_gamma(px)
-                    + constant
-                    + (px - 1.0) * z.ln()
-                    + px * (x as f64).ln()
-                    - (px + q) * (x as f64 * z + v).ln())
+                ln_gamma(px + q) - ln_gamma(px) + constant + px * (x as f64).ln()
             })
-            .sum();
-        total / data.customers
+            .collect();
+        let partial: Vec<f64> = data
+            .rows
+            .par_chunks(8192)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|&(g, z, ln_z, w)| {
+                        let x = data.xs[g] as f64;
+                        let px = p * x;
+                        w * (by_x[g] + (px - 1.0) * ln_z - (px + q) * (x * z + v).ln())
+                    })
+                    .sum::<f64>()
+            })
+            .collect();
+        partial.iter().sum::<f64>() / data.customers
     }
 
     /// The maximum-likelihood fit, from p = q = v = 1.

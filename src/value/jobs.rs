@@ -154,8 +154,17 @@ pub async fn train(
     params: &ClvTrainParams,
     engine: &EngineOptions,
 ) -> Result<ModelFile> {
+    let start = std::time::Instant::now();
     let loaded = load(data, params.time_unit, engine).await?;
-    train::train(&loaded.customers, params, loaded.source)
+    let read = start.elapsed().as_secs_f64();
+    let model = train::train(&loaded.customers, params, loaded.source)?;
+    tracing::info!(
+        customers = model.source.customers,
+        read_s = read,
+        fit_s = start.elapsed().as_secs_f64() - read,
+        "clv train"
+    );
+    Ok(model)
 }
 
 /// The data a model was trained on, as its source records it (`root`: the warehouse).
@@ -230,8 +239,16 @@ pub async fn score(
         Data::Warehouse { root, .. } => Some((WriterLock::acquire(root, "clv score")?, *root)),
         _ => None,
     };
+    let start = std::time::Instant::now();
     let loaded = load(data, model.time_unit, engine).await?;
+    let read = start.elapsed().as_secs_f64();
     let scores = score::score(model, &loaded.customers, params)?;
+    tracing::info!(
+        customers = scores.batch.num_rows(),
+        read_s = read,
+        score_s = start.elapsed().as_secs_f64() - read,
+        "clv score"
+    );
     if let Some((lock, root)) = lock {
         let wh = Warehouse::open(root)?;
         let mut tx = wh.begin(&lock);

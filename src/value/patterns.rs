@@ -31,6 +31,9 @@ pub struct Pattern {
     pub weight: f64,
     /// Index of its x in [`Patterns::xs`].
     pub group: usize,
+    /// Indices of its t_x and T in [`Patterns::times`].
+    pub tx_ix: usize,
+    pub age_ix: usize,
 }
 
 /// Distinct summaries, sorted by (x, t_x, T), with their weights.
@@ -39,6 +42,9 @@ pub struct Patterns {
     pub rows: Vec<Pattern>,
     /// The distinct x values, ascending.
     pub xs: Vec<u64>,
+    /// The distinct t_x and T values, ascending: day-stamped data have few, so terms such as
+    /// ln(α + T) are computed once per value, not once per row.
+    pub times: Vec<f64>,
     /// Customers (the sum of the weights).
     pub customers: f64,
 }
@@ -66,15 +72,30 @@ impl Patterns {
                         age: r.age,
                         weight: 1.0,
                         group: xs.len() - 1,
+                        tx_ix: 0,
+                        age_ix: 0,
                     });
                 }
             }
         }
+        let mut times: Vec<f64> = rows.iter().flat_map(|p| [p.tx, p.age]).collect();
+        times.sort_unstable_by(f64::total_cmp);
+        times.dedup();
+        let at = |t: f64| times.partition_point(|v| *v < t);
+        for p in &mut rows {
+            (p.tx_ix, p.age_ix) = (at(p.tx), at(p.age));
+        }
         Patterns {
             rows,
             xs,
+            times,
             customers,
         }
+    }
+
+    /// `f` of every distinct time, in [`Patterns::times`]' order.
+    pub fn per_time(&self, f: impl Fn(f64) -> f64 + Sync) -> Vec<f64> {
+        self.times.par_iter().map(|&t| f(t)).collect()
     }
 
     /// Σ weight × `term(row)` / customers: a mean over customers, in a fixed order.
