@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use crate::support::{dataset, ecrm_ok, repo, scalar, sql};
+use crate::support::{dataset, ecrm, ecrm_ok, repo, scalar, sql};
 
 /// What the warehouse must hold, computed from the raw CSV with the contract's rules written
 /// out by hand: exact duplicates dropped, negative quantities outside C invoices and negative
@@ -255,6 +255,20 @@ fn online_retail_loads_with_exact_accounting() {
         want.push(("All".to_string(), money(e.revenue_milli)));
         assert_eq!(cube_revenue(&wh, level), want, "revenue by {level}");
     }
+
+    // Customer value: BG/NBD and Gamma-Gamma converge on Online Retail without a penalty;
+    // the Pareto/NBD's likelihood rises as its dropout rate goes to 0 (lifetimes returns
+    // s = 1.6e-8 there without a word), and ecrm says so.
+    let model = dir.path().join("clv.json");
+    let m = model.to_str().unwrap();
+    let out = ecrm_ok(&wh, &["clv", "train", "--model", m]);
+    assert!(out.contains("converged"), "{out}");
+    let pareto = ecrm(
+        &wh,
+        &["clv", "train", "--method", "pareto-nbd", "--model", m],
+    );
+    let e = String::from_utf8_lossy(&pareto.stderr);
+    assert!(e.contains("no maximum inside the model"), "{e}");
 }
 
 /// `ecrm cube --cube online-retail --rows LEVEL --subtotals rollup` as (member, revenue).
