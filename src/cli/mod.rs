@@ -188,11 +188,10 @@ pub enum Command {
         #[command(subcommand)]
         action: value::ClvAction,
     },
-    /// Cohort retention: fit and project a survivor curve (sBG).
-    Cohorts {
-        #[command(subcommand)]
-        action: value::CohortsAction,
-    },
+    /// Cohort retention: customers by the period of their first purchase and what each
+    /// cohort did in each period since (table cohort_retention; periods not yet over are
+    /// NULL); `cohorts sbg` fits and projects a survivor curve.
+    Cohorts(value::CohortsArgs),
     /// Check a pipeline file without touching data: keys, params, tables nothing produces,
     /// cycles. Prints the stages in run order with what each reads and writes.
     Check {
@@ -325,7 +324,7 @@ pub fn run(cli: Cli, rt: &Runtime) -> Result<()> {
         Command::Basket { action } => basket::run(action, &cx),
         Command::Sequence(a) => basket::run_sequence(a, &cx),
         Command::Clv { action } => value::run(action, &cx),
-        Command::Cohorts { action } => value::cohorts(action),
+        Command::Cohorts(a) => value::cohorts(a, &cx),
         Command::Check { file } => pipeline::check(&file),
         Command::Run(a) => pipeline::run(a, &cx),
         Command::Runs { last, format } => pipeline::runs(last, &format, &cx),
@@ -397,6 +396,9 @@ mod tests {
         same::<crate::value::model::Method>();
         same::<crate::value::model::SpendModel>();
         same::<crate::value::model::TimeUnit>();
+        same::<crate::cohorts::triangle::Period>();
+        same::<crate::cohorts::triangle::CohortBy>();
+        same::<crate::cohorts::triangle::Measure>();
         same::<crate::warehouse::files::FileFormat>();
         same::<crate::olap::cube::Subtotals>();
         same::<crate::olap::cube::Compare>();

@@ -12,6 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 use super::{Context, FormatArgs, date, say};
 use crate::cohorts::sbg;
+use crate::cohorts::triangle::{self, CohortParams};
 use crate::error::{Error, Result};
 use crate::value::data::{LogColumns, SummaryColumns};
 use crate::value::evaluate::Evaluation;
@@ -397,6 +398,21 @@ fn print_evaluation(out: &mut impl Write, model: &ModelFile, e: &Evaluation) -> 
     Ok(())
 }
 
+/// `ecrm cohorts`: the retention triangle, or with `sbg` one survivor curve.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CohortsArgs {
+    #[command(subcommand)]
+    pub action: Option<CohortsAction>,
+    #[command(flatten)]
+    pub params: CohortParams,
+    /// Count order lines before this date (YYYY-MM-DD). Default: the day after the last one.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CohortsAction {
     /// Fit the shifted-beta-geometric model (Fader & Hardie 2007) to one survivor curve and
@@ -418,11 +434,23 @@ pub struct SbgArgs {
     pub format: FormatArgs,
 }
 
-/// Runs one `ecrm cohorts` action.
-pub fn cohorts(action: CohortsAction) -> Result<()> {
-    match action {
-        CohortsAction::Sbg(a) => fit_sbg(a),
+/// `ecrm cohorts`: the triangle into table cohort_retention, printed as a pivot of the
+/// measure; or `ecrm cohorts sbg`.
+pub fn cohorts(a: CohortsArgs, cx: &Context<'_>) -> Result<()> {
+    if let Some(CohortsAction::Sbg(s)) = a.action {
+        return fit_sbg(s);
     }
+    a.format.check_printable("cohorts")?;
+    let as_of = date("as_of", a.as_of.as_deref())?;
+    let (batch, as_of) = cx.block(crate::cohorts::retention(
+        &cx.wh_root,
+        &a.params,
+        as_of,
+        &cx.engine,
+    ))?;
+    tracing::info!(rows = batch.num_rows(), %as_of, "table {} written", tables::COHORT_RETENTION);
+    let table = triangle::pivot(&batch, &a.params)?;
+    a.format.print(&table.schema(), &[table])
 }
 
 /// `ecrm cohorts sbg`: the fit and its projection as one table.

@@ -1,0 +1,423 @@
+//! The cohort retention triangle: customers grouped by the period of their first purchase,
+//! and what each cohort did in each period since.
+//!
+//! - Input: `fact_sales` lines with a customer before the as-of date (default: the day after
+//!   the last line); `dim_customer`'s current rows and `dim_product` for `--by`.
+//! - Output: table `cohort_retention`, one row per cohort (and member of `--by`) and period
+//!   number 0, 1, … up to the period holding the day before the as-of date: `cohort` (the
+//!   first period's first day), the `--by` member, `period_number`, `period_start`,
+//!   `cohort_size`, `active` (customers with a purchase invoice in the period), `retention`
+//!   (active / size), `orders` (purchase invoices), `revenue` (net: returns deducted).
+//!   A period that has not fully elapsed at the as-of date has NULL measures: it is not yet
+//!   known, not low.
+//! - Parameters ([`CohortParams`]): `period` month (default) or week (weeks start on Monday),
+//!   `by` none (default), `country`, `acquisition_channel`, `age_band` (the customer's current
+//!   attributes) or `first_category` (the category with most revenue in the first purchase
+//!   period), and `measure` (what the printed triangle shows: customers (retention, default),
+//!   revenue or orders).
+//!
+//! A customer whose lines before the as-of date are all returns has no first purchase and is
+//! in no cohort; guests (no customer id) are in none either.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{Datelike, Duration, Months, NaiveDate};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema};
+use datafusion::prelude::SessionContext;
+
+use crate::error::Result;
+use crate::olap;
+
+crate::choices! {
+    /// Cohort periods.
+    pub enum Period {
+        Month = "month",
+        /// Weeks from Monday.
+        Week = "week",
+    }
+    default = Month;
+}
+
+crate::choices! {
+    /// What splits cohorts.
+    pub enum CohortBy {
+        Country = "country",
+        AcquisitionChannel = "acquisition_channel",
+        AgeBand = "age_band",
+        /// The category with most revenue in the customer's first purchase period.
+        FirstCategory = "first_category",
+    }
+}
+
+crate::choices! {
+    /// What the printed triangle shows.
+    pub enum Measure {
+        /// Retention: the share of the cohort active in the period.
+        Customers = "customers",
+        Revenue = "revenue",
+        Orders = "orders",
+    }
+    default = Customers;
+}
+
+/// `ecrm cohorts`' options and a `cohorts` stage's keys.
+#[derive(Debug, Clone, PartialEq, Default, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CohortParams {
+    /// The cohort period.
+    #[arg(long, value_enum, default_value_t)]
+    pub period: Period,
+    /// Split cohorts by this customer attribute.
+    #[arg(long, value_enum)]
+    pub by: Option<CohortBy>,
+    /// What the printed triangle shows.
+    #[arg(long, value_enum, default_value_t)]
+    pub measure: Measure,
+}
+
+impl Period {
+    fn unit(self) -> &'static str {
+        match self {
+            Period::Month => "month",
+            Period::Week => "week",
+        }
+    }
+
+    /// The first day of period `k` after the one starting on `start`.
+    fn start(self, start: NaiveDate, k: u32) -> NaiveDate {
+        match self {
+            Period::Month => start + Months::new(k),
+            Period::Week => start + Duration::weeks(k as i64),
+        }
+    }
+
+    /// The first day of the period holding `day`.
+    fn of(self, day: NaiveDate) -> NaiveDate {
+        match self {
+            Period::Month => day.with_day(1).expect("day 1"),
+            Period::Week => day - Duration::days(day.weekday().num_days_from_monday() as i64),
+        }
+    }
+}
+
+/// The SQL expression of a `--by` member (`c`: the current customer row; `fc`: the first
+/// category).
+fn member_sql(by: Option<CohortBy>) -> &'static str {
+    match by {
+        None => "CAST(NULL AS VARCHAR)",
+        Some(CohortBy::Country) => "c.country",
+        Some(CohortBy::AcquisitionChannel) => "c.acquisition_channel",
+        Some(CohortBy::AgeBand) => "c.age_band",
+        Some(CohortBy::FirstCategory) => "fc.category",
+    }
+}
+
+/// The statement giving (cohort, member, period start, active, orders, revenue) and, in a
+/// second one, (cohort, member, size).
+fn statements(p: &CohortParams, as_of: NaiveDate) -> (String, String) {
+    let unit = p.period.unit();
+    let members = format!(
+        "WITH lines AS (
+  SELECT customer_id, invoice_no, revenue, is_return, product_key,
+         CAST(date_trunc('{unit}', invoice_ts) AS DATE) AS p
+  FROM fact_sales
+  WHERE customer_id IS NOT NULL AND invoice_ts < TIMESTAMP '{as_of} 00:00:00'
+),
+firsts AS (SELECT customer_id, min(p) AS cohort FROM lines WHERE NOT is_return GROUP BY customer_id),
+first_cat AS (
+  SELECT customer_id, category, row_number() OVER (
+    PARTITION BY customer_id ORDER BY rev DESC, category) AS rn
+  FROM (SELECT l.customer_id, d.category, sum(l.revenue) AS rev
+        FROM lines l JOIN firsts f ON f.customer_id = l.customer_id AND l.p = f.cohort
+        JOIN dim_product d ON d.product_key = l.product_key
+        WHERE NOT l.is_return AND d.category IS NOT NULL
+        GROUP BY l.customer_id, d.category)
+),
+members AS (
+  SELECT f.customer_id, f.cohort, {member} AS member
+  FROM firsts f
+  LEFT JOIN (SELECT * FROM dim_customer WHERE is_current AND customer_id IS NOT NULL) c
+    ON c.customer_id = f.customer_id
+  LEFT JOIN first_cat fc ON fc.customer_id = f.customer_id AND fc.rn = 1
+)",
+        member = member_sql(p.by)
+    );
+    let cells = format!(
+        "{members}
+SELECT m.cohort, m.member, l.p,
+  CAST(count(DISTINCT CASE WHEN NOT l.is_return THEN l.customer_id END) AS BIGINT) AS active,
+  CAST(count(DISTINCT CASE WHEN NOT l.is_return THEN l.invoice_no END) AS BIGINT) AS orders,
+  CAST(sum(l.revenue) AS DOUBLE) AS revenue
+FROM lines l JOIN members m ON m.customer_id = l.customer_id
+GROUP BY m.cohort, m.member, l.p"
+    );
+    let sizes = format!(
+        "{members}
+SELECT cohort, member, CAST(count(*) AS BIGINT) AS size FROM members GROUP BY cohort, member"
+    );
+    (cells, sizes)
+}
+
+/// One cohort's observed periods.
+#[derive(Debug, Default)]
+struct Cohort {
+    size: i64,
+    /// By period start: (active, orders, revenue).
+    cells: BTreeMap<NaiveDate, (i64, i64, f64)>,
+}
+
+/// The triangle as of `as_of`, in `ctx` (which has the warehouse's tables).
+pub async fn compute(
+    ctx: &SessionContext,
+    p: &CohortParams,
+    as_of: NaiveDate,
+) -> Result<RecordBatch> {
+    let (cells, sizes) = statements(p, as_of);
+    let mut cohorts: BTreeMap<(NaiveDate, Option<String>), Cohort> = BTreeMap::new();
+    for b in olap::sql(ctx, &sizes).await?.1 {
+        let (start, member) = (
+            b.column(0).as_primitive::<Date32Type>(),
+            olap::text_column(b.column(1))?,
+        );
+        let size = b.column(2).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            let key = (
+                start.value_as_date(i).expect("a date"),
+                member.is_valid(i).then(|| member.value(i).to_string()),
+            );
+            cohorts.entry(key).or_default().size = size.value(i);
+        }
+    }
+    for b in olap::sql(ctx, &cells).await?.1 {
+        let (start, member) = (
+            b.column(0).as_primitive::<Date32Type>(),
+            olap::text_column(b.column(1))?,
+        );
+        let period = b.column(2).as_primitive::<Date32Type>();
+        let (active, orders) = (
+            b.column(3).as_primitive::<Int64Type>(),
+            b.column(4).as_primitive::<Int64Type>(),
+        );
+        let revenue = b.column(5).as_primitive::<Float64Type>();
+        for i in 0..b.num_rows() {
+            let key = (
+                start.value_as_date(i).expect("a date"),
+                member.is_valid(i).then(|| member.value(i).to_string()),
+            );
+            let rev = if revenue.is_valid(i) {
+                revenue.value(i)
+            } else {
+                0.0
+            };
+            cohorts.entry(key).or_default().cells.insert(
+                period.value_as_date(i).expect("a date"),
+                (active.value(i), orders.value(i), rev),
+            );
+        }
+    }
+    grid(p, as_of, &cohorts)
+}
+
+/// Every cohort's periods up to the one holding the day before `as_of`; unelapsed ones NULL.
+fn grid(
+    p: &CohortParams,
+    as_of: NaiveDate,
+    cohorts: &BTreeMap<(NaiveDate, Option<String>), Cohort>,
+) -> Result<RecordBatch> {
+    let last = p.period.of(as_of - Duration::days(1));
+    let mut cols = Columns::default();
+    for ((start, member), c) in cohorts {
+        for k in 0u32.. {
+            let period = p.period.start(*start, k);
+            if period > last {
+                break;
+            }
+            let elapsed = p.period.start(*start, k + 1) <= as_of;
+            let cell = elapsed.then(|| c.cells.get(&period).copied().unwrap_or((0, 0, 0.0)));
+            cols.cohort.push(*start);
+            cols.member.push(member.clone());
+            cols.number.push(k as i64);
+            cols.period.push(period);
+            cols.size.push(c.size);
+            cols.active.push(cell.map(|c| c.0));
+            cols.retention
+                .push(cell.map(|x| x.0 as f64 / c.size as f64));
+            cols.orders.push(cell.map(|c| c.1));
+            cols.revenue.push(cell.map(|c| c.2));
+        }
+    }
+    cols.batch(p.by)
+}
+
+#[derive(Default)]
+struct Columns {
+    cohort: Vec<NaiveDate>,
+    member: Vec<Option<String>>,
+    number: Vec<i64>,
+    period: Vec<NaiveDate>,
+    size: Vec<i64>,
+    active: Vec<Option<i64>>,
+    retention: Vec<Option<f64>>,
+    orders: Vec<Option<i64>>,
+    revenue: Vec<Option<f64>>,
+}
+
+impl Columns {
+    fn batch(self, by: Option<CohortBy>) -> Result<RecordBatch> {
+        let dates = |d: Vec<NaiveDate>| -> ArrayRef {
+            Arc::new(Date32Array::from_iter_values(
+                d.into_iter().map(crate::value::data::day_number),
+            ))
+        };
+        let mut fields = vec![Field::new("cohort", DataType::Date32, false)];
+        let mut columns: Vec<ArrayRef> = vec![dates(self.cohort)];
+        if let Some(by) = by {
+            fields.push(Field::new(by.name(), DataType::Utf8, true));
+            columns.push(Arc::new(StringArray::from(self.member)));
+        }
+        fields.extend([
+            Field::new("period_number", DataType::Int64, false),
+            Field::new("period_start", DataType::Date32, false),
+            Field::new("cohort_size", DataType::Int64, false),
+            Field::new("active", DataType::Int64, true),
+            Field::new("retention", DataType::Float64, true),
+            Field::new("orders", DataType::Int64, true),
+            Field::new("revenue", DataType::Float64, true),
+        ]);
+        columns.extend([
+            Arc::new(Int64Array::from(self.number)) as ArrayRef,
+            dates(self.period),
+            Arc::new(Int64Array::from(self.size)),
+            Arc::new(Int64Array::from(self.active)),
+            Arc::new(Float64Array::from(self.retention)),
+            Arc::new(Int64Array::from(self.orders)),
+            Arc::new(Float64Array::from(self.revenue)),
+        ]);
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
+    }
+}
+
+/// A printed row: cohort, member, size, and the measure per period number.
+type PivotRow = (String, Option<String>, i64, Vec<Option<String>>);
+
+/// The triangle as a table for people: one row per cohort (and member), its size, and one
+/// column per period number with the chosen measure (retention to 3 decimals).
+pub fn pivot(batch: &RecordBatch, p: &CohortParams) -> Result<RecordBatch> {
+    let by = p.by.is_some();
+    let at = |name: &str| {
+        batch
+            .column(batch.schema().index_of(name).expect("a column"))
+            .clone()
+    };
+    let cohort = at("cohort");
+    let cohort = cohort.as_primitive::<Date32Type>();
+    let member = p.by.map(|b| at(b.name()));
+    let member = member.as_ref().map(|m| m.as_string::<i32>());
+    let number = at("period_number");
+    let number = number.as_primitive::<Int64Type>();
+    let size = at("cohort_size");
+    let size = size.as_primitive::<Int64Type>();
+    let value = at(match p.measure {
+        Measure::Customers => "retention",
+        Measure::Revenue => "revenue",
+        Measure::Orders => "orders",
+    });
+    let text = olap::text_column(&value)?;
+    let periods = (0..number.len())
+        .map(|i| number.value(i))
+        .max()
+        .map_or(0, |m| m + 1) as usize;
+    let mut rows: Vec<PivotRow> = Vec::new();
+    for i in 0..batch.num_rows() {
+        if number.value(i) == 0 {
+            let m = member.and_then(|m| m.is_valid(i).then(|| m.value(i).to_string()));
+            let day = cohort.value_as_date(i).expect("a date").to_string();
+            rows.push((day, m, size.value(i), vec![None; periods]));
+        }
+        let cell = if value.is_null(i) {
+            None
+        } else if p.measure == Measure::Customers {
+            Some(format!(
+                "{:.3}",
+                value.as_primitive::<Float64Type>().value(i)
+            ))
+        } else {
+            Some(text.value(i).to_string())
+        };
+        if let Some(r) = rows.last_mut() {
+            r.3[number.value(i) as usize] = cell;
+        }
+    }
+    let mut fields = vec![Field::new("cohort", DataType::Utf8, false)];
+    if let Some(b) = p.by {
+        fields.push(Field::new(b.name(), DataType::Utf8, true));
+    }
+    fields.push(Field::new("size", DataType::Int64, false));
+    fields.extend((0..periods).map(|k| Field::new(k.to_string(), DataType::Utf8, true)));
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
+        rows.iter().map(|r| r.0.clone()),
+    ))];
+    if by {
+        columns.push(Arc::new(StringArray::from(
+            rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+        )));
+    }
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        rows.iter().map(|r| r.2),
+    )));
+    for k in 0..periods {
+        columns.push(Arc::new(StringArray::from(
+            rows.iter().map(|r| r.3[k].clone()).collect::<Vec<_>>(),
+        )));
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_start_on_the_first_of_the_month_or_a_monday() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(Period::Month.of(d("2024-02-29")), d("2024-02-01"));
+        assert_eq!(Period::Month.start(d("2024-01-01"), 13), d("2025-02-01"));
+        assert_eq!(Period::Week.of(d("2024-06-09")), d("2024-06-03"));
+        assert_eq!(Period::Week.start(d("2024-06-03"), 2), d("2024-06-17"));
+    }
+
+    /// A cohort's periods run to the one holding the day before the as-of date; the ones not
+    /// over by then are NULL, and a period without purchases is 0, not missing.
+    #[test]
+    fn unelapsed_periods_are_null_and_quiet_ones_zero() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let mut cohorts = BTreeMap::new();
+        let mut c = Cohort {
+            size: 4,
+            ..Cohort::default()
+        };
+        c.cells.insert(d("2024-01-01"), (4, 5, 100.0));
+        c.cells.insert(d("2024-03-01"), (1, 1, 10.0));
+        cohorts.insert((d("2024-01-01"), None), c);
+        let p = CohortParams::default();
+        let b = grid(&p, d("2024-03-15"), &cohorts).unwrap();
+        let active = b.column(4).as_primitive::<Int64Type>();
+        let values: Vec<Option<i64>> = (0..b.num_rows())
+            .map(|i| active.is_valid(i).then(|| active.value(i)))
+            .collect();
+        assert_eq!(values, vec![Some(4), Some(0), None]);
+        let b = grid(&p, d("2024-04-01"), &cohorts).unwrap();
+        assert_eq!(b.num_rows(), 3, "March is over on April 1st");
+        assert_eq!(b.column(4).as_primitive::<Int64Type>().value(2), 1);
+    }
+}
