@@ -188,6 +188,10 @@ pub enum Command {
         #[command(subcommand)]
         action: value::ClvAction,
     },
+    /// Customer profitability: revenue, cost of goods (NULL where unknown, never 0), returns,
+    /// services and contact costs per customer into table customer_profit; prints the whale
+    /// curve by profit decile.
+    Profit(value::ProfitArgs),
     /// Cohort retention: customers by the period of their first purchase and what each
     /// cohort did in each period since (table cohort_retention; periods not yet over are
     /// NULL); `cohorts sbg` fits and projects a survivor curve.
@@ -325,6 +329,7 @@ pub fn run(cli: Cli, rt: &Runtime) -> Result<()> {
         Command::Sequence(a) => basket::run_sequence(a, &cx),
         Command::Clv { action } => value::run(action, &cx),
         Command::Cohorts(a) => value::cohorts(a, &cx),
+        Command::Profit(a) => value::profit(a, &cx),
         Command::Check { file } => pipeline::check(&file),
         Command::Run(a) => pipeline::run(a, &cx),
         Command::Runs { last, format } => pipeline::runs(last, &format, &cx),

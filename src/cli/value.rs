@@ -18,10 +18,54 @@ use crate::value::data::{LogColumns, SummaryColumns};
 use crate::value::evaluate::Evaluation;
 use crate::value::jobs::{self, Data};
 use crate::value::model::ModelFile;
+use crate::value::profit::ProfitParams;
 use crate::value::score::ClvScoreParams;
 use crate::value::train::ClvTrainParams;
 use crate::warehouse::files::{self, FileFormat};
 use crate::warehouse::tables;
+
+/// `ecrm profit`'s options.
+#[derive(Debug, Args)]
+pub struct ProfitArgs {
+    #[command(flatten)]
+    pub params: ProfitParams,
+    /// Count order lines and contacts before this date (YYYY-MM-DD). Default: the day after
+    /// the last order line.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// `ecrm profit`: table customer_profit; prints the whale curve by decile.
+pub fn profit(a: ProfitArgs, cx: &Context<'_>) -> Result<()> {
+    a.format.check_printable("profit")?;
+    a.params.check()?;
+    let as_of = date("as_of", a.as_of.as_deref())?;
+    let (deciles, s) = cx.block(crate::value::profit::build(
+        &cx.wh_root,
+        &a.params,
+        as_of,
+        &cx.engine,
+    ))?;
+    let peak = match (s.peak_share, s.peak_at) {
+        (Some(share), Some(at)) => format!(
+            "; profit peaks at {:.1}% of the total with the most profitable {:.1}% of customers",
+            share * 100.0,
+            at * 100.0
+        ),
+        _ => String::new(),
+    };
+    tracing::info!(
+        "table {} as of {}: {} customers, {} with an unknown cost of goods ({} goods lines without a cost){peak}",
+        tables::CUSTOMER_PROFIT,
+        s.as_of,
+        s.customers,
+        s.unknown_cost,
+        s.lines_without_cost
+    );
+    a.format.print(&deciles.schema(), &[deciles])
+}
 
 #[derive(Debug, Subcommand)]
 pub enum ClvAction {

@@ -10,6 +10,7 @@
 //!   shared with [`crate::cohorts::sbg`].
 //! - [`special`]: ln Γ, log-sum-exp, ₂F₁.
 //! - [`data`]: customers' summaries from the warehouse, a transaction log or a summary table.
+//! - [`profit`]: customer profitability and the whale curve → table `customer_profit`.
 //! - [`train`], [`score`], [`evaluate`]: the jobs' logic; [`model`]: the model file;
 //!   [`jobs`]: the jobs on their data (what the CLI and the pipeline call).
 //!
@@ -24,6 +25,7 @@ pub mod jobs;
 pub mod model;
 pub mod pareto;
 pub mod patterns;
+pub mod profit;
 pub mod score;
 pub mod special;
 pub mod train;

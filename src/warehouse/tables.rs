@@ -44,6 +44,9 @@ pub const BASKET_RULES: &str = "basket_rules";
 /// P(alive), expected purchases and spend, CLV and value decile per customer
 /// (`ecrm clv score`).
 pub const CUSTOMER_VALUE: &str = "customer_value";
+/// Revenue, cost of goods, contact costs, gross profit and the whale curve per customer
+/// (`ecrm profit`).
+pub const CUSTOMER_PROFIT: &str = "customer_profit";
 /// Customers by first purchase period and what each cohort did in each period since
 /// (`ecrm cohorts`).
 pub const COHORT_RETENTION: &str = "cohort_retention";

@@ -246,6 +246,22 @@ fn cdnow_sample_holdout_matches_the_published_counts() {
     assert_eq!(actual, 2_357);
     assert!((expected - 2_357.0).abs() < 1e-6, "{expected}");
     assert_eq!(histogram[0]["actual"], 1_411);
+
+    // CDNOW has no costs: every customer's cost of goods and profit is unknown, never 0.
+    ecrm_ok(&wh, &["profit"]);
+    assert_eq!(
+        sql(
+            &wh,
+            "SELECT COUNT(*), COUNT(cost_of_goods), COUNT(gross_profit), COUNT(profit_decile), CAST(sum(lines_without_cost) AS BIGINT) FROM customer_profit"
+        ),
+        vec![vec![
+            "2357".to_string(),
+            "0".into(),
+            "0".into(),
+            "0".into(),
+            "6919".into()
+        ]]
+    );
 }
 
 #[test]
@@ -533,5 +549,74 @@ fn cohort_triangle_adds_up_and_leaves_unfinished_periods_null() {
             "SELECT CAST(sum(cohort_size) AS BIGINT) FROM cohort_retention WHERE period_number = 0"
         ),
         sql(&wh, "SELECT COUNT(*) FROM customer_features")
+    );
+}
+
+/// Profitability on the sample warehouse reconciles to `fact_sales` and the contacts exactly
+/// (decimal sums compared as text), and the whale curve ends at the whole profit.
+#[test]
+fn profit_reconciles_to_the_facts_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    copy_dir(sample_warehouse(), &wh);
+    let as_of = "2024-06-01";
+    let printed = ecrm_ok(
+        &wh,
+        &[
+            "profit",
+            "--as-of",
+            as_of,
+            "--contact-cost",
+            "email=0.05",
+            "--contact-cost",
+            "phone=1.5",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(
+        printed.starts_with("profit_decile,customers,revenue,cost_of_goods"),
+        "{printed}"
+    );
+    let cut = "TIMESTAMP '2024-06-01 00:00:00'";
+    assert_eq!(
+        sql(&wh, "SELECT CAST(sum(revenue) AS VARCHAR), CAST(sum(cost_of_goods) AS VARCHAR), CAST(sum(returns) AS VARCHAR) FROM customer_profit"),
+        sql(&wh, &format!(
+            "SELECT CAST(sum(f.revenue) AS VARCHAR),
+                    CAST(sum(CASE WHEN NOT f.is_service THEN p.unit_cost * f.quantity END) AS VARCHAR),
+                    CAST(-sum(CASE WHEN f.is_return THEN f.revenue END) AS VARCHAR)
+             FROM fact_sales f JOIN dim_product p ON p.product_key = f.product_key
+             WHERE f.customer_id IS NOT NULL AND f.invoice_ts < {cut}"
+        ))
+    );
+    let contacts = sql(&wh, &format!(
+        "SELECT CAST(sum(CASE channel WHEN 'email' THEN 0.05 WHEN 'phone' THEN 1.5 END) AS DECIMAL(18, 6))
+         FROM fact_campaign_contact WHERE customer_id IS NOT NULL AND contact_ts < {cut}"
+    ));
+    assert_eq!(
+        sql(&wh, "SELECT sum(contact_cost) FROM customer_profit"),
+        contacts
+    );
+    // Every customer with a line or a contact, once; the curve ends at 1.
+    assert_eq!(
+        sql(&wh, "SELECT COUNT(*), COUNT(DISTINCT customer_id) FROM customer_profit")[0][0],
+        sql(&wh, &format!(
+            "SELECT COUNT(DISTINCT customer_id) FROM (
+               SELECT customer_id FROM fact_sales WHERE customer_id IS NOT NULL AND invoice_ts < {cut}
+               UNION ALL
+               SELECT customer_id FROM fact_campaign_contact WHERE customer_id IS NOT NULL AND contact_ts < {cut})"
+        ))[0][0]
+    );
+    let last: f64 = sql(
+        &wh,
+        "SELECT cumulative_profit_share FROM customer_profit ORDER BY profit_rank DESC LIMIT 1",
+    )[0][0]
+        .parse()
+        .unwrap();
+    assert!((last - 1.0).abs() < 1e-9, "{last}");
+    let bad = ecrm(&wh, &["profit", "--contact-cost", "email"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("--contact-cost: \"email\": expected CHANNEL=AMOUNT")
     );
 }
