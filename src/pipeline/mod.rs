@@ -33,6 +33,10 @@
 //! | `segment` | `customer_features` | `segments`, `segment_profiles` | [`SegmentParams`](crate::segment::SegmentParams) |
 //! | `churn-train` | order lines | model `model` (`<warehouse>/models/NAME.json`) | `model`, [`ChurnTrainParams`](crate::churn::ChurnTrainParams) |
 //! | `churn-score` | model `model`, order lines | `churn_scores` | `model` |
+//! | `clv-train` | order lines | model `model` | `model`, [`ClvTrainParams`](crate::value::train::ClvTrainParams) (fitted on every purchase before the run's as-of date) |
+//! | `clv-score` | model `model`, order lines | `customer_value` | `model`, [`ClvScoreParams`](crate::value::score::ClvScoreParams) |
+//! | `profit` | order lines, products, contacts | `customer_profit` | [`ProfitParams`](crate::value::profit::ProfitParams) |
+//! | `cohorts` | order lines, customers, products | `cohort_retention` | [`CohortParams`](crate::cohorts::triangle::CohortParams) |
 //! | `basket` | order lines | `basket_rules`, `recommendations` | [`RecommendParams`](crate::basket::recommend::RecommendParams) |
 //! | `sequence` | order lines | `sequence_patterns` | [`SequenceParams`](crate::sequence::SequenceParams) |
 //! | `export` | the table of `what` | the file `out` (`{as_of}` is replaced) | `what` (segment, churn, recommendations), the selection's keys and [`Destination`](crate::export::Destination) |
@@ -59,11 +63,15 @@ use serde::Deserialize;
 
 use crate::basket::recommend::ValidRecommendParams;
 use crate::churn::ValidChurnTrainParams;
+use crate::cohorts::triangle::CohortParams;
 use crate::error::{Error, Result};
 use crate::export::ValidExportParams;
 use crate::ingest::contract::Contract;
 use crate::segment::ValidSegmentParams;
 use crate::sequence::ValidSequenceParams;
+use crate::value::profit::ProfitParams;
+use crate::value::score::ClvScoreParams;
+use crate::value::train::ClvTrainParams;
 use datatest::DataTest;
 
 crate::choices! {
@@ -75,6 +83,10 @@ crate::choices! {
         Segment = "segment",
         ChurnTrain = "churn-train",
         ChurnScore = "churn-score",
+        ClvTrain = "clv-train",
+        ClvScore = "clv-score",
+        Profit = "profit",
+        Cohorts = "cohorts",
         Basket = "basket",
         Sequence = "sequence",
         Export = "export",
@@ -141,6 +153,16 @@ pub enum Action {
     ChurnScore {
         model: String,
     },
+    ClvTrain {
+        model: String,
+        params: ClvTrainParams,
+    },
+    ClvScore {
+        model: String,
+        params: ClvScoreParams,
+    },
+    Profit(ProfitParams),
+    Cohorts(CohortParams),
     Basket(ValidRecommendParams),
     Sequence(ValidSequenceParams),
     /// The target may hold `{as_of}`.

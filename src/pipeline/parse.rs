@@ -16,6 +16,7 @@ use super::datatest::{self, DataTest};
 use super::{Action, Freshness, Kind, Pipeline, Stage};
 use crate::basket::recommend::RecommendParams;
 use crate::churn::ChurnTrainParams;
+use crate::cohorts::triangle::CohortParams;
 use crate::error::{Error, Result};
 use crate::export::{
     ChurnSelection, Destination, ExportParams, RecommendationSelection, SegmentSelection, Selection,
@@ -24,6 +25,9 @@ use crate::ingest::IngestParams;
 use crate::ingest::contract::Contract;
 use crate::segment::SegmentParams;
 use crate::sequence::SequenceParams;
+use crate::value::profit::ProfitParams;
+use crate::value::score::ClvScoreParams;
+use crate::value::train::ClvTrainParams;
 use crate::warehouse::tables;
 
 /// What a report reads when the pipeline builds it (see [`crate::report`]).
@@ -316,6 +320,10 @@ fn stage(at: &At<'_>, mut table: toml::Table) -> Result<(Stage, Vec<String>)> {
         Kind::Segment => segment_stage(&mut keys)?,
         Kind::ChurnTrain => churn_train_stage(&mut keys)?,
         Kind::ChurnScore => churn_score_stage(&mut keys)?,
+        Kind::ClvTrain => clv_train_stage(&mut keys)?,
+        Kind::ClvScore => clv_score_stage(&mut keys)?,
+        Kind::Profit => profit_stage(&mut keys)?,
+        Kind::Cohorts => cohorts_stage(&mut keys)?,
         Kind::Basket => basket_stage(&mut keys)?,
         Kind::Sequence => sequence_stage(&mut keys)?,
         Kind::Export => export_stage(&mut keys)?,
@@ -505,6 +513,60 @@ fn churn_score_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
         Action::ChurnScore { model },
         inputs,
         vec![tables::CHURN_SCORES.to_string()],
+    ))
+}
+
+/// A clv-train stage: the model's name and [`ClvTrainParams`].
+fn clv_train_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
+    let at = keys.at;
+    let model: String = keys.required("model", "the model's name")?;
+    check_name(at.file, &format!("stages.{}.model", at.stage), &model)?;
+    let params: ClvTrainParams = keys.part()?;
+    let outputs = vec![format!("model:{model}")];
+    Ok((
+        Action::ClvTrain { model, params },
+        strs(&[tables::FACT_SALES]),
+        outputs,
+    ))
+}
+
+/// A clv-score stage: the model to score with and [`ClvScoreParams`].
+fn clv_score_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
+    let at = keys.at;
+    let model: String = keys.required("model", "the name of the model to score with")?;
+    check_name(at.file, &format!("stages.{}.model", at.stage), &model)?;
+    let params: ClvScoreParams = keys.part()?;
+    params.check().map_err(|e| at.rekey(e))?;
+    let inputs = vec![format!("model:{model}"), tables::FACT_SALES.to_string()];
+    Ok((
+        Action::ClvScore { model, params },
+        inputs,
+        strs(&[tables::CUSTOMER_VALUE]),
+    ))
+}
+
+/// A profit stage: [`ProfitParams`].
+fn profit_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
+    let params: ProfitParams = keys.part()?;
+    params.check().map_err(|e| keys.at.rekey(e))?;
+    Ok((
+        Action::Profit(params),
+        strs(&[
+            tables::FACT_SALES,
+            tables::DIM_PRODUCT,
+            tables::FACT_CAMPAIGN_CONTACT,
+        ]),
+        strs(&[tables::CUSTOMER_PROFIT]),
+    ))
+}
+
+/// A cohorts stage: [`CohortParams`].
+fn cohorts_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
+    let params: CohortParams = keys.part()?;
+    Ok((
+        Action::Cohorts(params),
+        strs(&tables::MART_INPUTS),
+        strs(&[tables::COHORT_RETENTION]),
     ))
 }
 

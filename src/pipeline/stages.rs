@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::{Action, Freshness, Stage};
 use crate::basket::recommend::ValidRecommendParams;
 use crate::churn::ValidChurnTrainParams;
+use crate::cohorts::triangle::CohortParams;
 use crate::error::{Error, Result};
 use crate::export::ValidExportParams;
 use crate::features;
@@ -20,6 +21,10 @@ use crate::ingest::{self, IngestOptions, contract::Contract};
 use crate::olap::{self, EngineOptions};
 use crate::segment::ValidSegmentParams;
 use crate::sequence::ValidSequenceParams;
+use crate::value::jobs;
+use crate::value::profit::ProfitParams;
+use crate::value::score::ClvScoreParams;
+use crate::value::train::ClvTrainParams;
 use crate::warehouse::runs::{
     self as manifest, Manifest, StageRecord, TableRecord, TestResult, TestStatus,
 };
@@ -127,6 +132,10 @@ impl StageContext<'_> {
                 self.churn_train(&stage.name, model, params).await
             }
             Action::ChurnScore { model } => self.churn_score(&stage.name, model).await,
+            Action::ClvTrain { model, params } => self.clv_train(model, params).await,
+            Action::ClvScore { model, params } => self.clv_score(model, params).await,
+            Action::Profit(params) => self.profit(params).await,
+            Action::Cohorts(params) => self.cohorts(params).await,
             Action::Basket(params) => self.basket(params).await,
             Action::Sequence(params) => self.sequence(&stage.name, params).await,
             Action::Export(params) => self.export(params).await,
@@ -283,6 +292,79 @@ impl StageContext<'_> {
                 "medium": s.band_count(crate::churn::RiskBand::Medium),
                 "low": s.band_count(crate::churn::RiskBand::Low),
             }),
+            None,
+        ))
+    }
+
+    /// A clv-train stage: the model file `<warehouse>/models/MODEL.json`, fitted on every
+    /// purchase before the run's as-of date.
+    async fn clv_train(&self, model: &str, params: &ClvTrainParams) -> Result<Done> {
+        let data = jobs::Data::Warehouse {
+            root: self.root,
+            as_of: self.as_of,
+            calibration_end: None,
+        };
+        let file = jobs::train(&data, params, self.engine).await?;
+        let path = crate::warehouse::model_path(self.root, model);
+        files::write_json(&path, &file)?;
+        Ok((
+            json!({
+                "model_file": path.display().to_string(),
+                "method": file.purchases.method(),
+                "params": file.purchases.params().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+                "log_likelihood": file.log_likelihood,
+                "fit": file.fit,
+                "spend": file.spend,
+                "customers": file.source.customers,
+                "repeat_buyers": file.source.repeat_buyers,
+            }),
+            None,
+        ))
+    }
+
+    /// A clv-score stage: `customer_value` from the model the run trained (or an earlier one).
+    async fn clv_score(&self, model: &str, params: &ClvScoreParams) -> Result<Done> {
+        let path = crate::warehouse::model_path(self.root, model);
+        let file = crate::value::model::ModelFile::read(&path)?;
+        let data = jobs::Data::Warehouse {
+            root: self.root,
+            as_of: self.as_of,
+            calibration_end: None,
+        };
+        let (scores, as_of) = jobs::score(&file, &data, params, self.engine).await?;
+        Ok((
+            json!({
+                "as_of": as_of.map(|d| d.to_string()),
+                "scored": scores.batch.num_rows(),
+                "undefined": scores.undefined,
+            }),
+            None,
+        ))
+    }
+
+    /// A profit stage: `customer_profit`.
+    async fn profit(&self, params: &ProfitParams) -> Result<Done> {
+        let (_, s) =
+            crate::value::profit::build(self.root, params, self.as_of, self.engine).await?;
+        Ok((
+            json!({
+                "as_of": s.as_of.to_string(),
+                "customers": s.customers,
+                "unknown_cost_of_goods": s.unknown_cost,
+                "lines_without_cost": s.lines_without_cost,
+                "whale_curve_peak_share": s.peak_share,
+                "whale_curve_peak_at": s.peak_at,
+            }),
+            None,
+        ))
+    }
+
+    /// A cohorts stage: `cohort_retention`.
+    async fn cohorts(&self, params: &CohortParams) -> Result<Done> {
+        let (batch, as_of) =
+            crate::cohorts::retention(self.root, params, self.as_of, self.engine).await?;
+        Ok((
+            json!({ "as_of": as_of.to_string(), "rows": batch.num_rows() }),
             None,
         ))
     }

@@ -563,7 +563,7 @@ fn the_good_pipeline_is_accepted_and_the_cli_prints_its_plan() {
         ],
     );
     assert!(
-        out.contains("pipeline \"nightly\" is valid: 11 stages"),
+        out.contains("pipeline \"nightly\" is valid: 15 stages"),
         "{out}"
     );
     assert!(!dir.path().join("wh").exists());
@@ -595,6 +595,20 @@ fn pipeline_mistakes_are_named() {
             format!("{GOOD}[stages.basket]\nkind = \"basket\"\nmin_support = \"lots\"\n"),
         ),
         ("bad_stage_name", edited("[stages.mart]", "[stages.Mart]")),
+        (
+            "bad_clv_margin",
+            format!(
+                "{GOOD}[stages.value]\nkind = \"clv-score\"\nmodel = \"churn\"\nmargin = 2.0\n"
+            ),
+        ),
+        (
+            "bad_contact_cost",
+            format!("{GOOD}[stages.profit]\nkind = \"profit\"\ncontact_cost = [\"email\"]\n"),
+        ),
+        (
+            "bad_cohort_period",
+            format!("{GOOD}[stages.cohorts]\nkind = \"cohorts\"\nperiod = \"year\"\n"),
+        ),
         (
             "table_nothing_produces",
             edited(
