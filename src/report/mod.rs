@@ -6,7 +6,9 @@
 //! - Sections: revenue by month; data quality (rows read, loaded, rejected and duplicated by
 //!   source, rejects by reason); segment sizes and profiles; the RFM heat map (recency score ×
 //!   frequency score); the churn model's ROC curve and cumulative gains on its held-out
-//!   customers; the top rules by lift; the run's stage timings and failed tests. A section
+//!   customers; customer value by decile, the whale curve of profit and the cohort
+//!   retention heat map (`value`); the top rules by lift; the run's stage timings and failed
+//!   tests. A section
 //!   whose table does not exist says which stage builds it instead of failing the report.
 //!
 //! Why one file with inline SVG and no script: it is mailed, archived and opened offline; a
@@ -15,6 +17,7 @@
 //! real browser).
 
 pub mod charts;
+mod value;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,13 +35,16 @@ use crate::warehouse::{Warehouse, tables};
 
 /// The charts a full report holds, by their `data-chart` names (the browser test looks for
 /// each).
-pub const CHARTS: [&str; 7] = [
+pub const CHARTS: [&str; 10] = [
     "revenue-by-month",
     "rejects-by-reason",
     "segment-sizes",
     "rfm-heat-map",
     "churn-roc",
     "churn-gains",
+    "value-deciles",
+    "whale-curve",
+    "cohort-heat-map",
     "stage-timings",
 ];
 
@@ -101,6 +107,9 @@ pub async fn write(p: &ReportParams<'_>) -> Result<Report> {
         .clone()
         .or_else(|| default_model(p.warehouse, p.run));
     page.churn(model.as_deref())?;
+    page.value(&ctx, has(tables::CUSTOMER_VALUE)).await?;
+    page.whale(&ctx, has(tables::CUSTOMER_PROFIT)).await?;
+    page.cohorts(&ctx, has(tables::COHORT_RETENTION)).await?;
     page.rules(&ctx, has(tables::BASKET_RULES)).await?;
     page.timings(p.run)?;
     let pipeline = p

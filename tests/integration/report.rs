@@ -67,6 +67,26 @@ fn the_report_holds_every_chart_and_fetches_nothing() {
         "SELECT count(DISTINCT date_trunc('month', invoice_ts)) FROM fact_sales",
     );
     assert!(html.contains(&format!("per month, {months} months")));
+    // The whale curve's peak, and the value deciles' customers, from the tables.
+    let peak: f64 = scalar(
+        &wh,
+        "SELECT max(cumulative_profit_share) FROM customer_profit WHERE profit_decile IS NOT NULL",
+    )
+    .parse()
+    .unwrap();
+    assert!(html.contains(&format!("it peaks at {:.1}%", 100.0 * peak)));
+    let scored = scalar(
+        &wh,
+        "SELECT count(*) FROM customer_value WHERE value_decile = 1",
+    );
+    let value = &html[html.find("<section id=\"value\">").unwrap()..];
+    let value = &value[..value.find("</section>").unwrap()];
+    assert!(
+        value.contains(&format!(
+            "<td class=\"n\">1</td><td class=\"n\">{scored}</td>"
+        )),
+        "value decile 1: {value}"
+    );
 
     // `ecrm report` writes the same sections for the latest run, into --out-dir.
     let out = ws.path("elsewhere");
@@ -230,7 +250,7 @@ fn the_report_renders_in_chromium_without_network_requests() {
     // IHDR: width and height, big-endian, after the signature and the chunk header.
     let dim = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
     assert_eq!((dim(16), dim(20)), (1000, 5200));
-    // A blank page compresses to a few kB; this one holds seven charts and tables.
+    // A blank page compresses to a few kB; this one holds ten charts and tables.
     assert!(
         bytes.len() > 100_000,
         "the render looks empty: {} bytes",
