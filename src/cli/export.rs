@@ -7,7 +7,7 @@ use super::Context;
 use crate::error::Result;
 use crate::export::{
     self, ChurnSelection, Destination, ExportParams, RecommendationSelection, SegmentSelection,
-    Selection,
+    Selection, ValueSelection,
 };
 
 #[derive(Debug, Subcommand)]
@@ -21,6 +21,9 @@ pub enum ExportWhat {
     /// Export table recommendations (from `ecrm basket recommend`) by customer and rank,
     /// filtered by consent and a suppression list; a summary goes to stderr.
     Recommendations(ExportArgs<RecommendationSelection>),
+    /// Export table customer_value (from `ecrm clv score`), most valuable first, filtered by
+    /// value decile, P(alive), consent and a suppression list; a summary goes to stderr.
+    Value(ExportArgs<ValueSelection>),
 }
 
 /// What to select, and where it goes.
@@ -47,6 +50,10 @@ pub fn run(what: ExportWhat, cx: &Context<'_>) -> Result<()> {
             selection: Selection::Recommendations(a.selection),
             to: a.to,
         },
+        ExportWhat::Value(a) => ExportParams {
+            selection: Selection::Value(a.selection),
+            to: a.to,
+        },
     }
     .check()?;
     let s = cx.block(export::export(&cx.wh_root, &params, &cx.engine))?;
@@ -62,6 +69,10 @@ pub fn run(what: ExportWhat, cx: &Context<'_>) -> Result<()> {
             format!(", {} beyond --top", s.beyond_top),
         ),
         Selection::Recommendations(_) => ("rows selected", String::new()),
+        Selection::Value(_) => (
+            "customers selected",
+            format!(", {} beyond --top", s.beyond_top),
+        ),
     };
     eprintln!(
         "{}: {} {noun}, {} dropped for {consent}, {} dropped as suppressed{top}, {} written to {}",

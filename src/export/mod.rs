@@ -1,8 +1,9 @@
 //! Consent-aware customer exports for marketers: one segment, the customers most at risk of
-//! churning, or cross-sell recommendations.
+//! churning, cross-sell recommendations, or the most valuable customers.
 //!
 //! - Input tables: `segments` (the last segmentation run), `churn_scores` (the last churn
-//!   scoring) or `recommendations` (the last `basket recommend`); `dim_customer` (current
+//!   scoring), `recommendations` (the last `basket recommend`) or `customer_value` (the last
+//!   `clv score`); `dim_customer` (current
 //!   rows: e-mail, name, consent flags) and `customer_features` for more columns.
 //! - Output: one file, CSV (UTF-8, a header row, no index column), Parquet, JSON (one array) or
 //!   NDJSON; and a summary ([`ExportSummary`]) that the CLI prints on stderr.
@@ -97,6 +98,18 @@ pub const RECOMMENDATION_COLUMNS: [&str; 8] = [
     "rule",
 ];
 
+/// Columns of a value export when none are named.
+pub const VALUE_COLUMNS: [&str; 8] = [
+    "customer_id",
+    "email",
+    "name",
+    "country",
+    "clv",
+    "p_alive",
+    "expected_purchases",
+    "value_decile",
+];
+
 /// Which customers to export.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Selection {
@@ -106,6 +119,8 @@ pub enum Selection {
     Churn(ChurnSelection),
     /// Rows of table `recommendations`, by customer and rank.
     Recommendations(RecommendationSelection),
+    /// Customers of table `customer_value`, most valuable first.
+    Value(ValueSelection),
 }
 
 impl Selection {
@@ -115,6 +130,7 @@ impl Selection {
             Selection::Segment(_) => "segment",
             Selection::Churn(_) => "churn",
             Selection::Recommendations(_) => "recommendations",
+            Selection::Value(_) => "value",
         }
     }
 
@@ -124,6 +140,7 @@ impl Selection {
             Selection::Segment(_) => (tables::SEGMENTS, "ecrm segment"),
             Selection::Churn(_) => (tables::CHURN_SCORES, "ecrm churn score"),
             Selection::Recommendations(_) => (tables::RECOMMENDATIONS, "ecrm basket recommend"),
+            Selection::Value(_) => (tables::CUSTOMER_VALUE, "ecrm clv score"),
         }
     }
 }
@@ -160,6 +177,23 @@ pub struct RecommendationSelection {
     /// Only recommendations up to this rank.
     #[arg(long, value_name = "N")]
     pub max_rank: Option<u32>,
+}
+
+/// A value export's selection: customers of `customer_value` in one of `deciles` (all when
+/// empty) at least `min_p_alive` likely to be alive, most valuable first, at most `top`.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValueSelection {
+    /// Only these value deciles (1 = the most valuable tenth; repeatable or
+    /// comma-separated). Default: all.
+    #[arg(long, value_delimiter = ',', value_name = "D")]
+    pub deciles: Vec<u8>,
+    /// Only customers at least this likely to be alive (0 to 1).
+    #[arg(long, value_name = "P")]
+    pub min_p_alive: Option<f64>,
+    /// At most this many customers: the most valuable who pass consent and suppression.
+    #[arg(long, value_name = "N")]
+    pub top: Option<u64>,
 }
 
 /// Where an export goes and who may be in it: the parameters every export has.
@@ -208,6 +242,22 @@ impl ExportParams {
                 "min_probability",
                 format!("{p} is not a probability; 0 to 1"),
             ));
+        }
+        if let Selection::Value(v) = &self.selection {
+            if let Some(p) = v.min_p_alive
+                && !(0.0..=1.0).contains(&p)
+            {
+                return Err(Error::param(
+                    "min_p_alive",
+                    format!("{p} is not a probability; 0 to 1"),
+                ));
+            }
+            if let Some(d) = v.deciles.iter().find(|d| !(1..=10).contains(*d)) {
+                return Err(Error::param(
+                    "deciles",
+                    format!("{d} is not a decile; 1 to 10"),
+                ));
+            }
         }
         if let Some(p) = &self.to.suppress
             && !p.is_file()
@@ -455,6 +505,40 @@ async fn choose(ctx: &SessionContext, selection: &Selection) -> Result<Chosen> {
                 filter: filter.join(" AND "),
                 order: &[("churn_probability", true), ("customer_id", false)],
                 defaults: CHURN_COLUMNS.to_vec(),
+                top: *top,
+            }
+        }
+        Selection::Value(ValueSelection {
+            deciles,
+            min_p_alive,
+            top,
+        }) => {
+            let mut what = vec!["customer value".to_string()];
+            let mut filter = vec!["TRUE".to_string()];
+            if !deciles.is_empty() {
+                let list: Vec<String> = deciles.iter().map(|d| d.to_string()).collect();
+                what.push(format!("deciles {}", list.join(", ")));
+                filter.push(format!("s.value_decile IN ({})", list.join(", ")));
+            }
+            if let Some(min) = min_p_alive {
+                what.push(format!("P(alive) ≥ {min}"));
+                filter.push(format!("s.p_alive >= {min:?}"));
+            }
+            if let Some(n) = top {
+                what.push(format!("top {n}"));
+            }
+            Chosen {
+                selection: what.join(", "),
+                filter: filter.join(" AND "),
+                // By decile first: a model without spend has no CLV but still ranks by
+                // expected purchases.
+                order: &[
+                    ("value_decile", false),
+                    ("clv", true),
+                    ("expected_purchases", true),
+                    ("customer_id", false),
+                ],
+                defaults: VALUE_COLUMNS.to_vec(),
                 top: *top,
             }
         }

@@ -19,7 +19,8 @@ use crate::churn::ChurnTrainParams;
 use crate::cohorts::triangle::CohortParams;
 use crate::error::{Error, Result};
 use crate::export::{
-    ChurnSelection, Destination, ExportParams, RecommendationSelection, SegmentSelection, Selection,
+    ChurnSelection, Destination, ExportParams, RecommendationSelection, SegmentSelection,
+    Selection, ValueSelection,
 };
 use crate::ingest::IngestParams;
 use crate::ingest::contract::Contract;
@@ -595,26 +596,34 @@ fn sequence_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
 /// An export stage: `what`, that selection's keys, and the [`Destination`].
 fn export_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
     let at = keys.at;
-    let what: String = keys.required("what", "segment, churn or recommendations")?;
-    // Keys of the other selections do not apply to this one.
-    let mut misplaced: Vec<&str> = Vec::new();
-    for (other, fields) in [
+    let what: String = keys.required("what", "segment, churn, recommendations or value")?;
+    // Keys of the other selections do not apply to this one (unless it has them too, as
+    // churn and value both have `top`).
+    let selections = [
         ("segment", crate::param::fields::<SegmentSelection>()),
         ("churn", crate::param::fields::<ChurnSelection>()),
         (
             "recommendations",
             crate::param::fields::<RecommendationSelection>(),
         ),
-    ] {
-        if other != what {
+        ("value", crate::param::fields::<ValueSelection>()),
+    ];
+    let own: &[&str] = selections
+        .iter()
+        .find(|(name, _)| *name == what)
+        .map_or(&[], |(_, fields)| fields);
+    let mut misplaced: Vec<&str> = Vec::new();
+    for (other, fields) in &selections {
+        if *other != what {
             misplaced.extend(
                 fields
                     .iter()
                     .copied()
-                    .filter(|f| keys.table.contains_key(*f)),
+                    .filter(|f| keys.table.contains_key(*f) && !own.contains(f)),
             );
         }
     }
+    misplaced.dedup();
     let selection = match what.as_str() {
         "segment" => {
             if !keys.table.contains_key("segment") {
@@ -627,10 +636,13 @@ fn export_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
         }
         "churn" => Selection::Churn(keys.part::<ChurnSelection>()?),
         "recommendations" => Selection::Recommendations(keys.part::<RecommendationSelection>()?),
+        "value" => Selection::Value(keys.part::<ValueSelection>()?),
         other => {
             return Err(at.err(
                 "what",
-                format!("{other:?} is not exportable; one of: segment, churn, recommendations"),
+                format!(
+                    "{other:?} is not exportable; one of: segment, churn, recommendations, value"
+                ),
             ));
         }
     };

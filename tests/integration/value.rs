@@ -384,6 +384,38 @@ fn sample_warehouse_fit_converges_and_separates_lapsing_from_loyal() {
     };
     let (lapsing, loyal) = (mean("lapsing"), mean("loyal"));
     assert!(lapsing + 0.2 < loyal, "lapsing {lapsing}, loyal {loyal}");
+    // The most valuable customers who opted in to e-mail, for a marketer: consent applied
+    // before --top, most valuable first.
+    let out = dir.path().join("top.csv");
+    ecrm_ok(
+        &wh,
+        &[
+            "export",
+            "value",
+            "--top",
+            "25",
+            "--require-consent",
+            "email",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "customer_id,email,name,country,clv,p_alive,expected_purchases,value_decile"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 25);
+    let want = sql(
+        &wh,
+        "SELECT v.customer_id FROM customer_value v JOIN dim_customer c
+           ON c.customer_id = v.customer_id AND c.is_current AND c.email_opt_in
+         ORDER BY v.value_decile, v.clv DESC, v.expected_purchases DESC, v.customer_id LIMIT 25",
+    );
+    let got: Vec<Vec<String>> = rows.iter().map(|r| vec![r[0].to_string()]).collect();
+    assert_eq!(got, want);
     let deciles = sql(
         &wh,
         "SELECT min(value_decile), max(value_decile), COUNT(clv) FROM customer_value",
