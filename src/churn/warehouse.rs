@@ -42,7 +42,7 @@ use crate::features::{
     bridge::{Encoder, Note},
 };
 use crate::olap::{self, EngineOptions};
-use crate::warehouse::{Warehouse, WriterLock, tables};
+use crate::warehouse::{Warehouse, tables};
 
 /// Mart columns that are not features.
 const NOT_FEATURES: [&str; 7] = [
@@ -261,14 +261,8 @@ pub async fn score(
     engine: &EngineOptions,
 ) -> Result<Scores> {
     let window = model_window(model, "model", "score a file with --input and --out")?;
-    let lock = WriterLock::acquire(wh_root, "churn score")?;
-    let wh = Warehouse::open(wh_root)?;
-    wh.table(tables::FACT_SALES)?;
-    let ctx = olap::session(&wh, engine).await?;
-    let as_of = match as_of {
-        Some(d) => d,
-        None => features::default_as_of(&ctx).await?,
-    };
+    let (lock, wh, ctx, as_of) =
+        features::open_as_of(wh_root, "churn score", as_of, engine).await?;
     let (schema, batches) = labelled_mart(&ctx, as_of, window, false).await?;
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Err(Error::NotFound {
@@ -288,12 +282,7 @@ pub async fn score(
     let scored = scores(model, "customer_id", ids, &x, Some(as_of), notes)?;
     let batch = &scored.batch;
     let mut tx = wh.begin(&lock);
-    let f = tx.write_arrow(
-        tables::CHURN_SCORES,
-        &batch.schema(),
-        std::slice::from_ref(batch),
-    )?;
-    tx.replace(tables::CHURN_SCORES, vec![f]);
+    tx.replace_with(tables::CHURN_SCORES, batch)?;
     Warehouse::commit(tx, &format!("churn scores as of {as_of}"))?;
     Ok(scored)
 }

@@ -20,8 +20,8 @@ use datafusion::arrow::array::RecordBatch;
 
 use crate::error::Result;
 use crate::features;
-use crate::olap::{self, EngineOptions};
-use crate::warehouse::{Warehouse, WriterLock, tables};
+use crate::olap::EngineOptions;
+use crate::warehouse::{Warehouse, tables};
 use triangle::CohortParams;
 
 /// Builds the retention triangle as of `as_of` (default: the day after the last order line)
@@ -32,22 +32,10 @@ pub async fn retention(
     as_of: Option<NaiveDate>,
     engine: &EngineOptions,
 ) -> Result<(RecordBatch, NaiveDate)> {
-    let lock = WriterLock::acquire(wh_root, "cohorts")?;
-    let wh = Warehouse::open(wh_root)?;
-    wh.table(tables::FACT_SALES)?;
-    let ctx = olap::session(&wh, engine).await?;
-    let as_of = match as_of {
-        Some(d) => d,
-        None => features::default_as_of(&ctx).await?,
-    };
+    let (lock, wh, ctx, as_of) = features::open_as_of(wh_root, "cohorts", as_of, engine).await?;
     let batch = triangle::compute(&ctx, params, as_of).await?;
     let mut tx = wh.begin(&lock);
-    let f = tx.write_arrow(
-        tables::COHORT_RETENTION,
-        &batch.schema(),
-        std::slice::from_ref(&batch),
-    )?;
-    tx.replace(tables::COHORT_RETENTION, vec![f]);
+    tx.replace_with(tables::COHORT_RETENTION, &batch)?;
     Warehouse::commit(tx, &format!("cohort retention as of {as_of}"))?;
     Ok((batch, as_of))
 }

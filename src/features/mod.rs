@@ -196,6 +196,26 @@ pub async fn default_as_of(ctx: &SessionContext) -> Result<NaiveDate> {
     })
 }
 
+/// What a job that rebuilds a table from the order lines starts with: the writer lock (named
+/// `operation` for whoever waits), the warehouse (which must have order lines), a session
+/// over it, and the as-of date (default: [`default_as_of`]).
+pub async fn open_as_of(
+    wh_root: &Path,
+    operation: &str,
+    as_of: Option<NaiveDate>,
+    engine: &EngineOptions,
+) -> Result<(WriterLock, Warehouse, SessionContext, NaiveDate)> {
+    let lock = WriterLock::acquire(wh_root, operation)?;
+    let wh = Warehouse::open(wh_root)?;
+    wh.table(tables::FACT_SALES)?;
+    let ctx = olap::session(&wh, engine).await?;
+    let as_of = match as_of {
+        Some(d) => d,
+        None => default_as_of(&ctx).await?,
+    };
+    Ok((lock, wh, ctx, as_of))
+}
+
 /// Computes the mart as of `as_of` (default: [`default_as_of`]) in `ctx`, which must have the
 /// warehouse tables registered.
 pub async fn compute(ctx: &SessionContext, as_of: Option<NaiveDate>) -> Result<Mart> {

@@ -252,12 +252,7 @@ pub async fn score(
     if let Some((lock, root)) = lock {
         let wh = Warehouse::open(root)?;
         let mut tx = wh.begin(&lock);
-        let f = tx.write_arrow(
-            tables::CUSTOMER_VALUE,
-            &scores.batch.schema(),
-            std::slice::from_ref(&scores.batch),
-        )?;
-        tx.replace(tables::CUSTOMER_VALUE, vec![f]);
+        tx.replace_with(tables::CUSTOMER_VALUE, &scores.batch)?;
         let day = loaded.as_of.map(|d| d.to_string()).unwrap_or_default();
         Warehouse::commit(tx, &format!("customer value as of {day}"))?;
     }

@@ -28,7 +28,7 @@ use datafusion::prelude::SessionContext;
 use crate::error::{Error, Result};
 use crate::features;
 use crate::olap::{self, EngineOptions, sqltext};
-use crate::warehouse::{Warehouse, WriterLock, tables};
+use crate::warehouse::{Warehouse, tables};
 
 /// `ecrm profit`'s options and a `profit` stage's keys.
 #[derive(Debug, Clone, PartialEq, Default, clap::Args, serde::Deserialize)]
@@ -204,22 +204,10 @@ pub async fn build(
     engine: &EngineOptions,
 ) -> Result<(RecordBatch, Summary)> {
     params.check()?;
-    let lock = WriterLock::acquire(wh_root, "profit")?;
-    let wh = Warehouse::open(wh_root)?;
-    wh.table(tables::FACT_SALES)?;
-    let ctx = olap::session(&wh, engine).await?;
-    let as_of = match as_of {
-        Some(d) => d,
-        None => features::default_as_of(&ctx).await?,
-    };
+    let (lock, wh, ctx, as_of) = features::open_as_of(wh_root, "profit", as_of, engine).await?;
     let (batch, summary) = compute(&ctx, params, as_of).await?;
     let mut tx = wh.begin(&lock);
-    let f = tx.write_arrow(
-        tables::CUSTOMER_PROFIT,
-        &batch.schema(),
-        std::slice::from_ref(&batch),
-    )?;
-    tx.replace(tables::CUSTOMER_PROFIT, vec![f]);
+    tx.replace_with(tables::CUSTOMER_PROFIT, &batch)?;
     let wh = Warehouse::commit(tx, &format!("customer profit as of {as_of}"))?;
     let ctx = olap::session(&wh, engine).await?;
     let (schema, deciles) = olap::sql(&ctx, DECILES).await?;

@@ -491,6 +491,17 @@ impl Transaction<'_> {
         })
     }
 
+    /// Replaces `table` (a mart or scores table, rebuilt as a whole) with `batch`.
+    pub fn replace_with(
+        &mut self,
+        table: &str,
+        batch: &datafusion::arrow::array::RecordBatch,
+    ) -> Result<()> {
+        let f = self.write_arrow(table, &batch.schema(), std::slice::from_ref(batch))?;
+        self.replace(table, vec![f]);
+        Ok(())
+    }
+
     /// A writer that streams rows of one load into `table`, one file per partition.
     pub fn partitioned_writer(&self, table: &str, owner: Owner) -> PartitionedWriter {
         PartitionedWriter {

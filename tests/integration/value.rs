@@ -441,7 +441,7 @@ fn bad_summaries_and_models_are_refused_by_name() {
     };
     let f = file.to_str().unwrap();
     let m = model.to_str().unwrap();
-    let e = run(&[
+    let no_spend = [
         "clv",
         "train",
         "--summary",
@@ -450,22 +450,14 @@ fn bad_summaries_and_models_are_refused_by_name() {
         "none",
         "--model",
         m,
-    ]);
+    ];
+    let e = run(&no_spend);
     assert!(
         e.contains("row 2, column \"frequency\": 1.5 is not a whole number"),
         "{e}"
     );
     std::fs::write(&file, "customer_id,frequency,recency,T\na,1,6,5\n").unwrap();
-    let e = run(&[
-        "clv",
-        "train",
-        "--summary",
-        f,
-        "--spend",
-        "none",
-        "--model",
-        m,
-    ]);
+    let e = run(&no_spend);
     assert!(
         e.contains("row 1, column \"recency\": 6 is outside 0 … T = 5"),
         "{e}"
@@ -485,16 +477,7 @@ fn bad_summaries_and_models_are_refused_by_name() {
         .map(|i| format!("c{i},{},{},60\n", i % 2, if i % 2 == 1 { 1 } else { 0 }))
         .collect();
     std::fs::write(&file, format!("customer_id,frequency,recency,T\n{rows}")).unwrap();
-    let e = run(&[
-        "clv",
-        "train",
-        "--summary",
-        f,
-        "--spend",
-        "none",
-        "--model",
-        m,
-    ]);
+    let e = run(&no_spend);
     assert!(e.contains("the fit did not converge"), "{e}");
     assert!(
         !model.exists(),
