@@ -1,5 +1,6 @@
-//! `ecrm clv train|score|evaluate` and `ecrm cohorts sbg`: parameters checked before any
-//! data is read, then the model file written, the scores stored, or the results printed.
+//! Customer value on the command line: `ecrm clv train|score|evaluate`, `ecrm profit`,
+//! `ecrm cohorts` and `ecrm cohorts sbg`. Parameters are checked before any data is read;
+//! then the model file is written, the table stored, or the results printed.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -310,6 +311,12 @@ fn print_fit(out: &mut impl Write, model: &ModelFile) -> Result<()> {
 /// `ecrm clv score`: the warehouse's table customer_value, or a file's rows to a file.
 fn score(a: ClvScoreArgs, cx: &Context<'_>) -> Result<()> {
     a.params.check()?;
+    if a.data.calibration_end.is_some() {
+        return Err(Error::Usage {
+            arg: "--calibration-end".into(),
+            message: "applies to training; scores use every purchase before --as-of".into(),
+        });
+    }
     let dates = a.data.dates()?;
     let file_input = a.data.summary.is_some() || a.data.input.is_some();
     if file_input != a.out.is_some() {

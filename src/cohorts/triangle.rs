@@ -29,6 +29,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema};
 use datafusion::prelude::SessionContext;
 
+use super::sbg::{self, SbgFit, SurvivorCurve};
 use crate::error::Result;
 use crate::olap;
 
@@ -77,6 +78,10 @@ pub struct CohortParams {
     /// What the printed triangle shows.
     #[arg(long, value_enum, default_value_t)]
     pub measure: Measure,
+    /// Fit a shifted-beta-geometric model to each cohort's survivors (customers still buying
+    /// in a period or later) and project this many periods beyond its last complete one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub project: u32,
 }
 
 impl Period {
@@ -117,7 +122,8 @@ fn member_sql(by: Option<CohortBy>) -> &'static str {
 }
 
 /// The statement giving (cohort, member, period start, active, orders, revenue) and, in a
-/// second one, (cohort, member, size).
+/// second one, (cohort, member, period of the last purchase, customers): the cohort's size
+/// and its survivors.
 fn statements(p: &CohortParams, as_of: NaiveDate) -> (String, String) {
     let unit = p.period.unit();
     let members = format!(
@@ -155,11 +161,15 @@ SELECT m.cohort, m.member, l.p,
 FROM lines l JOIN members m ON m.customer_id = l.customer_id
 GROUP BY m.cohort, m.member, l.p"
     );
-    let sizes = format!(
+    let lasts = format!(
         "{members}
-SELECT cohort, member, CAST(count(*) AS BIGINT) AS size FROM members GROUP BY cohort, member"
+SELECT m.cohort, m.member, x.last, CAST(count(*) AS BIGINT) AS customers
+FROM members m
+JOIN (SELECT customer_id, max(p) AS last FROM lines WHERE NOT is_return GROUP BY customer_id) x
+  ON x.customer_id = m.customer_id
+GROUP BY m.cohort, m.member, x.last"
     );
-    (cells, sizes)
+    (cells, lasts)
 }
 
 /// One cohort's observed periods.
@@ -168,6 +178,27 @@ struct Cohort {
     size: i64,
     /// By period start: (active, orders, revenue).
     cells: BTreeMap<NaiveDate, (i64, i64, f64)>,
+    /// Customers by the period of their last purchase before the as-of date.
+    lasts: BTreeMap<NaiveDate, i64>,
+}
+
+impl Cohort {
+    /// Customers still buying in the period starting on `start` or later.
+    fn survivors(&self, start: NaiveDate) -> i64 {
+        self.lasts.range(start..).map(|(_, n)| n).sum()
+    }
+}
+
+/// The (cohort, member) of each row of a result whose first two columns are them.
+fn keys(b: &RecordBatch) -> Result<Vec<(NaiveDate, Option<String>)>> {
+    let start = b.column(0).as_primitive::<Date32Type>();
+    let member = olap::text_column(b.column(1))?;
+    Ok((0..b.num_rows())
+        .map(|i| {
+            let m = member.is_valid(i).then(|| member.value(i).to_string());
+            (start.value_as_date(i).expect("a date"), m)
+        })
+        .collect())
 }
 
 /// The triangle as of `as_of`, in `ctx` (which has the warehouse's tables).
@@ -176,38 +207,28 @@ pub async fn compute(
     p: &CohortParams,
     as_of: NaiveDate,
 ) -> Result<RecordBatch> {
-    let (cells, sizes) = statements(p, as_of);
+    let (cells, lasts) = statements(p, as_of);
     let mut cohorts: BTreeMap<(NaiveDate, Option<String>), Cohort> = BTreeMap::new();
-    for b in olap::sql(ctx, &sizes).await?.1 {
-        let (start, member) = (
-            b.column(0).as_primitive::<Date32Type>(),
-            olap::text_column(b.column(1))?,
+    for b in olap::sql(ctx, &lasts).await?.1 {
+        let (last, customers) = (
+            b.column(2).as_primitive::<Date32Type>(),
+            b.column(3).as_primitive::<Int64Type>(),
         );
-        let size = b.column(2).as_primitive::<Int64Type>();
-        for i in 0..b.num_rows() {
-            let key = (
-                start.value_as_date(i).expect("a date"),
-                member.is_valid(i).then(|| member.value(i).to_string()),
-            );
-            cohorts.entry(key).or_default().size = size.value(i);
+        for (i, key) in keys(&b)?.into_iter().enumerate() {
+            let c = cohorts.entry(key).or_default();
+            c.size += customers.value(i);
+            c.lasts
+                .insert(last.value_as_date(i).expect("a date"), customers.value(i));
         }
     }
     for b in olap::sql(ctx, &cells).await?.1 {
-        let (start, member) = (
-            b.column(0).as_primitive::<Date32Type>(),
-            olap::text_column(b.column(1))?,
-        );
         let period = b.column(2).as_primitive::<Date32Type>();
         let (active, orders) = (
             b.column(3).as_primitive::<Int64Type>(),
             b.column(4).as_primitive::<Int64Type>(),
         );
         let revenue = b.column(5).as_primitive::<Float64Type>();
-        for i in 0..b.num_rows() {
-            let key = (
-                start.value_as_date(i).expect("a date"),
-                member.is_valid(i).then(|| member.value(i).to_string()),
-            );
+        for (i, key) in keys(&b)?.into_iter().enumerate() {
             let rev = if revenue.is_valid(i) {
                 revenue.value(i)
             } else {
@@ -222,7 +243,8 @@ pub async fn compute(
     grid(p, as_of, &cohorts)
 }
 
-/// Every cohort's periods up to the one holding the day before `as_of`; unelapsed ones NULL.
+/// Every cohort's periods up to the one holding the day before `as_of` (and with `project`,
+/// that many beyond its last complete one); unelapsed ones NULL.
 fn grid(
     p: &CohortParams,
     as_of: NaiveDate,
@@ -231,12 +253,20 @@ fn grid(
     let last = p.period.of(as_of - Duration::days(1));
     let mut cols = Columns::default();
     for ((start, member), c) in cohorts {
-        for k in 0u32.. {
+        let count = |until: &dyn Fn(u32) -> bool| (0u32..).take_while(|&k| until(k)).count() as u32;
+        let observed = count(&|k| p.period.start(*start, k) <= last);
+        let complete = count(&|k| p.period.start(*start, k + 1) <= as_of);
+        let fit = (p.project > 0)
+            .then(|| project(c, *start, complete, p.period))
+            .flatten();
+        let rows = if p.project > 0 {
+            observed.max(complete + p.project)
+        } else {
+            observed
+        };
+        for k in 0..rows {
             let period = p.period.start(*start, k);
-            if period > last {
-                break;
-            }
-            let elapsed = p.period.start(*start, k + 1) <= as_of;
+            let elapsed = k < complete;
             let cell = elapsed.then(|| c.cells.get(&period).copied().unwrap_or((0, 0, 0.0)));
             cols.cohort.push(*start);
             cols.member.push(member.clone());
@@ -248,9 +278,28 @@ fn grid(
                 .push(cell.map(|x| x.0 as f64 / c.size as f64));
             cols.orders.push(cell.map(|c| c.1));
             cols.revenue.push(cell.map(|c| c.2));
+            cols.survivors.push(elapsed.then(|| c.survivors(period)));
+            cols.projected
+                .push(fit.as_ref().map(|f| c.size as f64 * f.survival(k as u64)));
+            cols.alpha.push(fit.as_ref().map(|f| f.alpha));
+            cols.beta.push(fit.as_ref().map(|f| f.beta));
         }
     }
-    cols.batch(p.by)
+    cols.batch(p)
+}
+
+/// The sBG fit to a cohort's survivors over its `complete` periods (customers with a purchase
+/// in the period or later, the cohort's size at period 0); None with fewer than three
+/// periods or a fit that does not converge.
+fn project(c: &Cohort, start: NaiveDate, complete: u32, period: Period) -> Option<SbgFit> {
+    if complete < 3 || c.size == 0 {
+        return None;
+    }
+    let counts: Vec<u64> = (0..complete)
+        .map(|k| if k == 0 { c.size } else { c.survivors(period.start(start, k)) } as u64)
+        .collect();
+    let fit = sbg::fit(&SurvivorCurve::new(counts).ok()?).ok()?;
+    fit.converged.then_some(fit)
 }
 
 #[derive(Default)]
@@ -264,10 +313,15 @@ struct Columns {
     retention: Vec<Option<f64>>,
     orders: Vec<Option<i64>>,
     revenue: Vec<Option<f64>>,
+    survivors: Vec<Option<i64>>,
+    projected: Vec<Option<f64>>,
+    alpha: Vec<Option<f64>>,
+    beta: Vec<Option<f64>>,
 }
 
 impl Columns {
-    fn batch(self, by: Option<CohortBy>) -> Result<RecordBatch> {
+    fn batch(self, p: &CohortParams) -> Result<RecordBatch> {
+        let by = p.by;
         let dates = |d: Vec<NaiveDate>| -> ArrayRef {
             Arc::new(Date32Array::from_iter_values(
                 d.into_iter().map(crate::value::data::day_number),
@@ -297,6 +351,20 @@ impl Columns {
             Arc::new(Int64Array::from(self.orders)),
             Arc::new(Float64Array::from(self.revenue)),
         ]);
+        if p.project > 0 {
+            fields.extend([
+                Field::new("survivors", DataType::Int64, true),
+                Field::new("projected_survivors", DataType::Float64, true),
+                Field::new("sbg_alpha", DataType::Float64, true),
+                Field::new("sbg_beta", DataType::Float64, true),
+            ]);
+            columns.extend([
+                Arc::new(Int64Array::from(self.survivors)) as ArrayRef,
+                Arc::new(Float64Array::from(self.projected)),
+                Arc::new(Float64Array::from(self.alpha)),
+                Arc::new(Float64Array::from(self.beta)),
+            ]);
+        }
         Ok(RecordBatch::try_new(
             Arc::new(Schema::new(fields)),
             columns,
@@ -419,5 +487,51 @@ mod tests {
         let b = grid(&p, d("2024-04-01"), &cohorts).unwrap();
         assert_eq!(b.num_rows(), 3, "March is over on April 1st");
         assert_eq!(b.column(4).as_primitive::<Int64Type>().value(2), 1);
+    }
+
+    /// With `project`, a cohort whose customers last buy as the paper's "regular" cohort
+    /// renews (Fader & Hardie 2007: 1000, 631, 468, … survivors) gets the paper's α and β,
+    /// its observed survivors, and projections past the as-of date.
+    #[test]
+    fn projection_fits_the_survivors_of_a_cohort() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let survivors = [1000i64, 631, 468, 382, 326, 289, 262, 241];
+        let mut c = Cohort {
+            size: 1000,
+            ..Cohort::default()
+        };
+        for k in 0..8 {
+            let leaving = survivors[k] - survivors.get(k + 1).copied().unwrap_or(0);
+            c.lasts
+                .insert(Period::Month.start(d("2024-01-01"), k as u32), leaving);
+        }
+        let mut cohorts = BTreeMap::new();
+        cohorts.insert((d("2024-01-01"), None), c);
+        let p = CohortParams {
+            project: 3,
+            ..CohortParams::default()
+        };
+        let b = grid(&p, d("2024-09-01"), &cohorts).unwrap();
+        assert_eq!(b.num_rows(), 11, "8 complete months and 3 projected");
+        let col = |name: &str| b.column(b.schema().index_of(name).unwrap()).clone();
+        let observed = col("survivors");
+        let observed = observed.as_primitive::<Int64Type>();
+        let got: Vec<Option<i64>> = (0..11)
+            .map(|i| observed.is_valid(i).then(|| observed.value(i)))
+            .collect();
+        let want: Vec<Option<i64>> = survivors
+            .iter()
+            .map(|&n| Some(n))
+            .chain([None; 3])
+            .collect();
+        assert_eq!(got, want);
+        let alpha = col("sbg_alpha");
+        let beta = col("sbg_beta");
+        assert!((alpha.as_primitive::<Float64Type>().value(0) - 0.704).abs() < 5e-4);
+        assert!((beta.as_primitive::<Float64Type>().value(0) - 1.182).abs() < 5e-4);
+        let projected = col("projected_survivors");
+        let projected = projected.as_primitive::<Float64Type>();
+        assert_eq!(projected.value(0), 1000.0);
+        assert!(projected.value(10) < projected.value(7) && projected.value(10) > 150.0);
     }
 }

@@ -23,7 +23,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, Schema};
 use datafusion::prelude::SessionContext;
 use sha2::{Digest, Sha256};
 
@@ -235,14 +235,43 @@ pub async fn file_days(
         ),
         None => "CAST(NULL AS DOUBLE)".to_string(),
     };
+    let unreadable =
+        |e: Error| Error::input(path, format!("cannot read it as a transaction log: {e}"));
+    // A purchase without a date cannot be placed in time: refuse the file rather than drop
+    // it. Rows without an id are nobody's (guests): counted and left out.
+    let (_, counts) = olap::sql(
+        &ctx,
+        &format!(
+            "SELECT CAST(count(*) FILTER (WHERE {id} IS NOT NULL AND {date} IS NULL) AS BIGINT),
+                    CAST(count(*) FILTER (WHERE {id} IS NULL) AS BIGINT) FROM input"
+        ),
+    )
+    .await
+    .map_err(unreadable)?;
+    let count = |c: usize| {
+        counts
+            .first()
+            .map_or(0, |b| b.column(c).as_primitive::<Int64Type>().value(0))
+    };
+    if count(0) > 0 {
+        return Err(Error::input(
+            path,
+            format!(
+                "{} rows with an id have no date in column {:?}; every purchase needs one",
+                count(0),
+                cols.date
+            ),
+        ));
+    }
+    if count(1) > 0 {
+        tracing::warn!(file = %path.display(), rows = count(1), "rows without an id left out");
+    }
     let cut = as_of.map_or(String::new(), |d| format!("AND {day} < DATE '{d}'"));
     let statement = format!(
         "SELECT CAST({id} AS VARCHAR), CAST({day} AS INT) AS day, {amount}
          FROM input WHERE {id} IS NOT NULL {cut} GROUP BY 1, 2 ORDER BY 1, 2"
     );
-    collect_days(&ctx, &statement)
-        .await
-        .map_err(|e| Error::input(path, format!("cannot read it as a transaction log: {e}")))
+    collect_days(&ctx, &statement).await.map_err(unreadable)
 }
 
 /// A summary table's columns (lifetimes' names by default).

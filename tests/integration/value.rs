@@ -247,6 +247,46 @@ fn cdnow_sample_holdout_matches_the_published_counts() {
     assert!((expected - 2_357.0).abs() < 1e-6, "{expected}");
     assert_eq!(histogram[0]["actual"], 1_411);
 
+    // The same purchases as a transaction log (--input) give the same fit.
+    let log = dir.path().join("log.csv");
+    let mut text = String::from("id,date,dollars\n");
+    for line in std::fs::read_to_string(&file).unwrap().lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() == 5 {
+            text.push_str(&format!("{},{},{}\n", f[0], f[2], f[4]));
+        }
+    }
+    std::fs::write(&log, text).unwrap();
+    let from_log = dir.path().join("log.json");
+    ecrm_ok(
+        &wh,
+        &[
+            "clv",
+            "train",
+            "--input",
+            log.to_str().unwrap(),
+            "--id",
+            "id",
+            "--date",
+            "date",
+            "--date-format",
+            "%Y%m%d",
+            "--amount",
+            "dollars",
+            "--as-of",
+            "1998-07-01",
+            "--calibration-end",
+            "1997-09-30",
+            "--model",
+            from_log.to_str().unwrap(),
+        ],
+    );
+    let l = json(&from_log);
+    assert_eq!(l["source"]["kind"], "transactions");
+    assert_eq!(l["source"]["repeat_purchases"], 2_457);
+    // The same summaries fold into the same weighted rows: the same fit, to the last digit.
+    assert_eq!(l["params"], fitted["params"]);
+
     // CDNOW has no costs: every customer's cost of goods and profit is unknown, never 0.
     ecrm_ok(&wh, &["profit"]);
     assert_eq!(
@@ -416,6 +456,48 @@ fn sample_warehouse_fit_converges_and_separates_lapsing_from_loyal() {
     );
     let got: Vec<Vec<String>> = rows.iter().map(|r| vec![r[0].to_string()]).collect();
     assert_eq!(got, want);
+    // The cube: profit by value decile adds up to the scored customers' gross profit (no
+    // contact costs), computed by `ecrm profit`.
+    ecrm_ok(&wh, &["profit"]);
+    let cubes = repo().join("pipelines/cubes");
+    let csv = ecrm_ok(
+        &wh,
+        &[
+            "cube",
+            "--cubes-dir",
+            cubes.to_str().unwrap(),
+            "--cube",
+            "sales",
+            "--rows",
+            "value_decile",
+            "--measures",
+            "profit",
+            "--format",
+            "csv",
+        ],
+    );
+    let by_decile: Vec<(String, f64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (level, value) = l.split_once(',').unwrap();
+            (level.to_string(), value.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(by_decile[0].0, "1", "deciles in order: {csv}");
+    let cube: f64 = by_decile
+        .iter()
+        .filter(|(l, _)| l.len() <= 2)
+        .map(|(_, v)| v)
+        .sum();
+    let profit: f64 = sql(
+        &wh,
+        "SELECT CAST(sum(p.gross_profit) AS DOUBLE) FROM customer_profit p
+         JOIN customer_value v ON v.customer_id = p.customer_id",
+    )[0][0]
+        .parse()
+        .unwrap();
+    assert!((cube - profit).abs() < 0.01, "cube {cube}, profit {profit}");
     let deciles = sql(
         &wh,
         "SELECT min(value_decile), max(value_decile), COUNT(clv) FROM customer_value",
@@ -545,6 +627,33 @@ fn cohort_triangle_adds_up_and_leaves_unfinished_periods_null() {
          WHERE active > 0 ORDER BY 1, 2",
     );
     assert_eq!(ours, independent);
+    // Projection: survivors (customers still buying in the period or later) as counted here
+    // independently, and sBG projections three months past each cohort's last complete one.
+    ecrm_ok(&wh, &["cohorts", "--as-of", as_of, "--project", "3"]);
+    let independent = sql(
+        &wh,
+        "WITH c AS (
+           SELECT customer_id, date_trunc('month', min(invoice_ts)) AS first_month,
+                  date_trunc('month', max(invoice_ts)) AS last_month
+           FROM fact_sales WHERE NOT is_return AND customer_id IS NOT NULL
+             AND invoice_ts < TIMESTAMP '2024-06-15 00:00:00' GROUP BY customer_id)
+         SELECT CAST(r.cohort AS VARCHAR), r.period_number, COUNT(c.customer_id)
+         FROM cohort_retention r LEFT JOIN c
+           ON CAST(c.first_month AS DATE) = r.cohort AND CAST(c.last_month AS DATE) >= r.period_start
+         WHERE r.survivors IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
+    );
+    let ours = sql(
+        &wh,
+        "SELECT CAST(cohort AS VARCHAR), period_number, survivors FROM cohort_retention
+         WHERE survivors IS NOT NULL ORDER BY 1, 2",
+    );
+    assert_eq!(ours, independent);
+    let projected = sql(
+        &wh,
+        "SELECT COUNT(*) FROM cohort_retention
+         WHERE period_start > DATE '2024-06-15' AND projected_survivors IS NOT NULL",
+    );
+    assert_ne!(projected[0][0], "0", "projections past the as-of date");
     // Split by country: the same customers, shared out.
     ecrm_ok(
         &wh,
@@ -633,5 +742,91 @@ fn profit_reconciles_to_the_facts_exactly() {
     assert!(
         String::from_utf8_lossy(&bad.stderr)
             .contains("--contact-cost: \"email\": expected CHANNEL=AMOUNT")
+    );
+}
+
+/// A transaction log (`--input`): purchases on one day are one purchase, times are counted
+/// in days from the first purchase, rows without an id are left out and a row without a
+/// date is refused; scored with a model of the CDNOW summary (weeks).
+#[test]
+#[cfg_attr(
+    not(ecrm_datasets),
+    ignore = "needs the real data sets: set ECRM_DATASETS"
+)]
+fn a_transaction_log_is_summarised_by_day() {
+    let Some(summary) = dataset("cdnow/cdnow_customers_summary.csv") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("unused");
+    let model = dir.path().join("m.json");
+    let m = model.to_str().unwrap();
+    ecrm_ok(
+        &wh,
+        &[
+            "clv",
+            "train",
+            "--summary",
+            summary.to_str().unwrap(),
+            "--spend",
+            "none",
+            "--model",
+            m,
+        ],
+    );
+    let log = dir.path().join("log.csv");
+    std::fs::write(
+        &log,
+        "cust,day,amount\na,20240101,10\na,20240101,5\na,20240115,20\na,20240301,30\n\
+         b,20240201,7\nc,20240305,9\n,20240102,3\n",
+    )
+    .unwrap();
+    let out = dir.path().join("scores.csv");
+    let (l, o) = (log.to_str().unwrap(), out.to_str().unwrap());
+    let args = [
+        "clv", "score", "--model", m, "--input", l, "--id", "cust", "--date", "day",
+    ];
+    ecrm_ok(
+        &wh,
+        &[&args[..], &["--date-format", "%Y%m%d", "--out", o]].concat(),
+    );
+    let rows: Vec<Vec<String>> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(4).map(String::from).collect())
+        .collect();
+    // As of the day after the last date (2024-03-06): a bought on 3 days, the last 60 days
+    // after the first, 64 days before the end; b and c once.
+    let weeks = |days: f64| (days / 7.0).to_string();
+    let want = [
+        ["a", "2", &weeks(60.0), &weeks(64.0)],
+        ["b", "0", "0.0", &weeks(33.0)],
+        ["c", "0", "0.0", "0.0"],
+    ];
+    assert_eq!(rows, want.map(|r| r.map(String::from).to_vec()));
+    std::fs::write(&log, "cust,day\na,20240101\nb,\n").unwrap();
+    let bad = ecrm(
+        &wh,
+        &[&args[..], &["--date-format", "%Y%m%d", "--out", o]].concat(),
+    );
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        e.contains("1 rows with an id have no date in column \"day\""),
+        "{e}"
+    );
+    let bad = ecrm(
+        &wh,
+        &[
+            "clv",
+            "score",
+            "--model",
+            m,
+            "--calibration-end",
+            "2024-01-01",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--calibration-end: applies to training")
     );
 }
