@@ -21,11 +21,12 @@
 //!   trimmed and case-insensitively with the customer's e-mail; any other line is a customer
 //!   id, compared trimmed.
 //! - Rows are ordered by customer id (segments), by descending churn probability, then
-//!   customer id (churn), or by customer id and rank (recommendations), and columns as
+//!   customer id (churn), by customer id and rank (recommendations), or by value decile,
+//!   descending CLV and expected purchases, then customer id (value), and columns as
 //!   requested, so the same warehouse gives the same bytes.
-//! - A churn export's `--top N` keeps the N riskiest customers who may be contacted: it
-//!   applies after consent and suppression, so a call list is never short because someone at
-//!   the top opted out.
+//! - A churn or value export's `--top N` keeps the N riskiest (most valuable) customers who
+//!   may be contacted: it applies after consent and suppression, so a call list is never
+//!   short because someone at the top opted out.
 //! - An unknown segment is an error that lists the segments there are.
 
 use std::collections::HashSet;
