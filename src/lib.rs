@@ -28,16 +28,19 @@
 //!    │  churn     labels at a cutoff, CART trees, model files → churn_scores
 //!    │  basket    invoices as baskets → FP-growth itemsets → rules → recommendations
 //!    │  sequence  customers' purchase sequences → PrefixSpan → sequence_patterns
+//!    │  value     repeat-purchase summaries → BG/NBD / Pareto/NBD, Gamma-Gamma → customer_value;
+//!    │            costs and contacts → customer_profit
+//!    │  cohorts   first-purchase cohorts → cohort_retention (sBG projections)
 //!    ▼
-//! export segment | churn | recommendations   consent and suppression applied
+//! export segment | churn | recommendations | value   consent and suppression applied
 //! report                                     one self-contained HTML page
 //! ```
 //!
 //! ## Layers, one way down
 //!
 //! ```text
-//! main → cli → pipeline → export, report → segment, churn, basket, sequence → features
-//!      → olap → warehouse → param, error          ingest → warehouse        synth (alone)
+//! main → cli → pipeline → export, report → segment, churn, basket, sequence, cohorts → value
+//!      → features → olap → warehouse → param, error   ingest → warehouse   synth (alone)
 //! ```
 //!
 //! Nothing imports upward and nothing below [`cli`] imports it: the library speaks parameter
@@ -66,8 +69,10 @@
 //!   ([`churn::explain`]).
 //! - [`basket`]: baskets, FP-growth, rules, recommendations.
 //! - [`sequence`]: purchase sequences and PrefixSpan.
-//! - [`cohorts`]: cohort retention; the shifted-beta-geometric model of a survivor curve
-//!   ([`cohorts::sbg`]).
+//! - [`value`]: customer value: BG/NBD, Pareto/NBD and Gamma-Gamma fits, scores and their
+//!   evaluation (`clv`), customer profitability and the whale curve ([`value::profit`]).
+//! - [`cohorts`]: the cohort retention triangle ([`cohorts::triangle`]); the
+//!   shifted-beta-geometric model of a survivor curve ([`cohorts::sbg`]).
 //! - [`export`]: consent-aware customer exports.
 //! - [`report`]: the HTML report.
 //! - [`pipeline`]: pipeline files (`parse`), the stage graph (`plan`), runs (`run`, one
