@@ -3,7 +3,7 @@
 //! after each purchase they drop out with probability p ~ Beta(a, b).
 //!
 //! - Likelihood per customer (the paper's eq. 6, in the form of Hardie's note on large x):
-//!   ln L = A₁ + A₂ + ln(e^{A₃} + [x > 0] e^{A₄}) with
+//!   ln L = A₁ + A₂ + ln(e^{A₃} + δ e^{A₄}) (δ = 1 when x > 0, else 0) with
 //!   A₁ = ln Γ(r + x) − ln Γ(r) + r ln α,
 //!   A₂ = ln Γ(a + b) + ln Γ(b + x) − ln Γ(b) − ln Γ(a + b + x),
 //!   A₃ = −(r + x) ln(α + T), A₄ = ln a − ln(b + x − 1) − (r + x) ln(α + t_x):
@@ -14,7 +14,7 @@
 //!   parameters do not grow with x; with z = t / (α + T + t), the power folds into the
 //!   leading ((α + T)/(α + T + t))^{r+x} to leave (1 − z)^{a−1}.
 //! - Unconditional E[X(t)] (eq. 7) is the same expression at x = t_x = T = 0.
-//! - P(alive | x, t_x, T) = 1 / (1 + [x > 0] a / (b + x − 1) ((α + T)/(α + t_x))^{r+x}).
+//! - P(alive | x, t_x, T) = 1 / (1 + δ a / (b + x − 1) ((α + T)/(α + t_x))^{r+x}).
 
 use serde::{Deserialize, Serialize};
 

@@ -206,7 +206,7 @@ pub fn training_data<'a>(model: &'a ModelFile, root: &'a Path) -> Data<'a> {
     }
 }
 
-/// Evaluates `model` on the data it was trained on (see [`evaluate`]); the note says when
+/// Evaluates `model` on the data it was trained on (see [`evaluate::evaluate`]); the note says when
 /// those data no longer hash to what was trained on.
 pub async fn evaluate(
     model: &ModelFile,
