@@ -199,6 +199,74 @@ pub fn unit_lines(
     Ok(svg)
 }
 
+/// Two lines over a shared x axis (actual in blue, expected in grey dashes), e.g. cumulative
+/// purchases week by week.
+pub fn two_lines(
+    actual: &[(f64, f64)],
+    expected: &[(f64, f64)],
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<String> {
+    let mut svg = String::new();
+    let x_max = actual
+        .iter()
+        .chain(expected)
+        .map(|p| p.0)
+        .fold(1.0, f64::max);
+    let y_max = actual
+        .iter()
+        .chain(expected)
+        .map(|p| p.1)
+        .fold(1.0, f64::max)
+        * 1.05;
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 320)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .y_label_formatter(&|v| short_number(*v))
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(draw_err)?;
+        chart
+            .draw_series(DashedLineSeries::new(
+                expected.iter().copied(),
+                6,
+                4,
+                GREY.stroke_width(2),
+            ))
+            .map_err(draw_err)?
+            .label("expected")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], GREY.stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new(
+                actual.iter().copied(),
+                BLUE.stroke_width(2),
+            ))
+            .map_err(draw_err)?
+            .label("actual")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(GREY)
+            .background_style(WHITE)
+            .label_font((FONT, 12))
+            .draw()
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    Ok(svg)
+}
+
 /// A heat map of `counts[row][col]` with the count written in each cell; rows are drawn top
 /// to bottom in the given order.
 pub fn heat_map(

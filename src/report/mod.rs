@@ -6,9 +6,9 @@
 //! - Sections: revenue by month; data quality (rows read, loaded, rejected and duplicated by
 //!   source, rejects by reason); segment sizes and profiles; the RFM heat map (recency score ×
 //!   frequency score); the churn model's ROC curve and cumulative gains on its held-out
-//!   customers; customer value by decile, the whale curve of profit and the cohort
-//!   retention heat map (`value`); the top rules by lift; the run's stage timings and failed
-//!   tests. A section
+//!   customers; customer value by decile, the value model's weekly tracking, the whale curve
+//!   of profit and the cohort retention heat map (`value`); the top rules by lift; the run's
+//!   stage timings and failed tests. A section
 //!   whose table does not exist says which stage builds it instead of failing the report.
 //!
 //! Why one file with inline SVG and no script: it is mailed, archived and opened offline; a
@@ -35,7 +35,7 @@ use crate::warehouse::{Warehouse, tables};
 
 /// The charts a full report holds, by their `data-chart` names (the browser test looks for
 /// each).
-pub const CHARTS: [&str; 10] = [
+pub const CHARTS: [&str; 11] = [
     "revenue-by-month",
     "rejects-by-reason",
     "segment-sizes",
@@ -43,6 +43,7 @@ pub const CHARTS: [&str; 10] = [
     "churn-roc",
     "churn-gains",
     "value-deciles",
+    "value-tracking",
     "whale-curve",
     "cohort-heat-map",
     "stage-timings",
@@ -108,6 +109,9 @@ pub async fn write(p: &ReportParams<'_>) -> Result<Report> {
         .or_else(|| default_model(p.warehouse, p.run));
     page.churn(model.as_deref())?;
     page.value(&ctx, has(tables::CUSTOMER_VALUE)).await?;
+    let value_model = value_model(p.warehouse, p.run);
+    page.tracking(value_model.as_deref(), p.warehouse, &engine)
+        .await?;
     page.whale(&ctx, has(tables::CUSTOMER_PROFIT)).await?;
     page.cohorts(&ctx, has(tables::COHORT_RETENTION)).await?;
     page.rules(&ctx, has(tables::BASKET_RULES)).await?;
@@ -139,6 +143,20 @@ fn default_model(warehouse: &Path, run: Option<&Manifest>) -> Option<PathBuf> {
     });
     from_run
         .or_else(|| Some(crate::warehouse::model_path(warehouse, "churn")))
+        .filter(|p| p.is_file())
+}
+
+/// The value model file: the run's clv-train stage's, else `<warehouse>/models/value.json`
+/// when it exists.
+fn value_model(warehouse: &Path, run: Option<&Manifest>) -> Option<PathBuf> {
+    let from_run = run.and_then(|m| {
+        m.stages
+            .iter()
+            .filter(|s| s.kind == "clv-train")
+            .find_map(|s| s.metrics.get("model_file")?.as_str().map(PathBuf::from))
+    });
+    from_run
+        .or_else(|| Some(crate::warehouse::model_path(warehouse, "value")))
         .filter(|p| p.is_file())
 }
 

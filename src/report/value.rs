@@ -74,6 +74,84 @@ impl Page {
         Ok(())
     }
 
+    /// The value model's tracking: cumulative repeat purchases week by week, actual against
+    /// what the model expects (over calibration, and the hold-out when it has one).
+    pub(super) async fn tracking(
+        &mut self,
+        model: Option<&std::path::Path>,
+        warehouse: &std::path::Path,
+        engine: &crate::olap::EngineOptions,
+    ) -> Result<()> {
+        let title = "Customer value: repeat purchases tracked";
+        let Some(path) = model else {
+            self.absent("tracking", title, "no value model: run a clv-train stage");
+            return Ok(());
+        };
+        let model = crate::value::model::ModelFile::read(path)?;
+        if model.source.kind != "warehouse" {
+            self.absent(
+                "tracking",
+                title,
+                "the value model was not trained on the warehouse",
+            );
+            return Ok(());
+        }
+        // A model the warehouse no longer fits (e.g. rolled back) leaves the section out
+        // with the reason, not the whole report.
+        let e = match crate::value::jobs::evaluate(&model, warehouse, engine).await {
+            Ok((e, _)) => e,
+            Err(err) => {
+                let why = format!("cannot evaluate the value model: {err}");
+                self.absent("tracking", title, &why);
+                return Ok(());
+            }
+        };
+        let actual: Vec<(f64, f64)> = e
+            .tracking
+            .iter()
+            .map(|w| (w.week as f64, w.actual_cumulative as f64))
+            .collect();
+        let expected: Vec<(f64, f64)> = e
+            .tracking
+            .iter()
+            .map(|w| (w.week as f64, w.expected_cumulative))
+            .collect();
+        let svg = charts::two_lines(
+            &actual,
+            &expected,
+            "weeks since the first acquisition",
+            "cumulative repeat purchases",
+        )?;
+        let (last_actual, last_expected) = (
+            actual.last().map_or(0.0, |p| p.1),
+            expected.last().map_or(0.0, |p| p.1),
+        );
+        let holdout = match &e.holdout {
+            Some(h) => format!(
+                " On the hold-out after {}: {} repeat purchases against {:.0} expected; per customer correlation {}.",
+                model.source.calibration_end.map_or(String::new(), |d| d.to_string()),
+                h.actual,
+                h.expected,
+                h.correlation.map_or("n/a".into(), |r| format!("{r:.3}"))
+            ),
+            None => " The model was trained on every purchase, so this is how well it fits, not a forecast.".into(),
+        };
+        let body = self.figure(
+            "value-tracking",
+            &format!(
+                "Cumulative repeat purchases of {} customers, week by week, against what the {} \
+                 model expects: {} actual, {:.0} expected at the end.{holdout}",
+                e.customers,
+                model.purchases.method(),
+                last_actual,
+                last_expected
+            ),
+            svg,
+        );
+        self.section("tracking", title, body);
+        Ok(())
+    }
+
     /// The whale curve: the cumulative share of profit at each tenth of customers.
     pub(super) async fn whale(&mut self, ctx: &SessionContext, present: bool) -> Result<()> {
         let title = "Profitability: the whale curve";

@@ -75,6 +75,18 @@ fn the_report_holds_every_chart_and_fetches_nothing() {
     .parse()
     .unwrap();
     assert!(html.contains(&format!("it peaks at {:.1}%", 100.0 * peak)));
+    // The tracking plot ends at the repeat purchases (purchase days after each customer's
+    // first), counted here from the order lines.
+    let repeats = scalar(
+        &wh,
+        "SELECT count(*) - count(DISTINCT customer_id) FROM (
+           SELECT DISTINCT customer_id, CAST(invoice_ts AS DATE) FROM fact_sales
+           WHERE customer_id IS NOT NULL AND NOT is_return AND NOT is_service)",
+    );
+    assert!(
+        html.contains(&format!("the pareto-nbd model expects: {repeats} actual")),
+        "tracking ends at {repeats}"
+    );
     let scored = scalar(
         &wh,
         "SELECT count(*) FROM customer_value WHERE value_decile = 1",
