@@ -58,12 +58,13 @@ pub fn profit(a: ProfitArgs, cx: &Context<'_>) -> Result<()> {
         _ => String::new(),
     };
     tracing::info!(
-        "table {} as of {}: {} customers, {} with an unknown cost of goods ({} goods lines without a cost){peak}",
+        "table {} as of {}: {} customers, {} with an unknown cost of goods ({} goods lines without a cost), {} contacts on channels without a --contact-cost (costed 0){peak}",
         tables::CUSTOMER_PROFIT,
         s.as_of,
         s.customers,
         s.unknown_cost,
-        s.lines_without_cost
+        s.lines_without_cost,
+        s.uncosted_contacts
     );
     a.format.print(&deciles.schema(), &[deciles])
 }

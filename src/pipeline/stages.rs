@@ -352,6 +352,7 @@ impl StageContext<'_> {
                 "customers": s.customers,
                 "unknown_cost_of_goods": s.unknown_cost,
                 "lines_without_cost": s.lines_without_cost,
+                "uncosted_contacts": s.uncosted_contacts,
                 "whale_curve_peak_share": s.peak_share,
                 "whale_curve_peak_at": s.peak_at,
             }),

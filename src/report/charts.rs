@@ -186,14 +186,7 @@ pub fn unit_lines(
             .map_err(draw_err)?
             .label(legend)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .border_style(GREY)
-            .background_style(WHITE)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(draw_err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(draw_err)?;
     }
     Ok(svg)
@@ -254,17 +247,25 @@ pub fn two_lines(
             .map_err(draw_err)?
             .label("actual")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(GREY)
-            .background_style(WHITE)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(draw_err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(draw_err)?;
     }
     Ok(svg)
+}
+
+/// The series' legend in a white box at `at`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .border_style(GREY)
+        .background_style(WHITE)
+        .label_font((FONT, 12))
+        .draw()
+        .map_err(draw_err)
 }
 
 /// A heat map of `counts[row][col]` with the count written in each cell; rows are drawn top

@@ -220,7 +220,7 @@ impl Page {
         let rows = query(
             ctx,
             &format!(
-                "SELECT CAST(cohort AS VARCHAR), period_number, retention, cohort_size FROM {t}
+                "SELECT CAST(cohort AS VARCHAR), period_number, retention FROM {t}
                  WHERE cohort IN (SELECT DISTINCT cohort FROM {t} ORDER BY cohort DESC LIMIT {HEAT_COHORTS})
                    AND period_number < {HEAT_PERIODS} AND retention IS NOT NULL
                  ORDER BY 1, 2"

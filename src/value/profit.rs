@@ -157,6 +157,8 @@ pub struct Summary {
     /// Customers whose cost of goods is unknown, and their goods lines without a cost.
     pub unknown_cost: usize,
     pub lines_without_cost: i64,
+    /// Contacts on a channel without a `--contact-cost`, which cost nothing here.
+    pub uncosted_contacts: i64,
     /// The whale curve's peak: the highest cumulative share of profit, and the share of the
     /// customers with a known profit who make it.
     pub peak_share: Option<f64>,
@@ -171,6 +173,11 @@ pub async fn compute(
 ) -> Result<(RecordBatch, Summary)> {
     let costs = params.check()?;
     let has_contacts = ctx.table_exist(tables::FACT_CAMPAIGN_CONTACT)?;
+    let uncosted_contacts = if has_contacts {
+        uncosted(ctx, as_of, &costs).await?
+    } else {
+        0
+    };
     let (schema, batches) = olap::sql(ctx, &profit_sql(as_of, &costs, has_contacts)).await?;
     let batch = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
     let at = |name: &str| batch.column(schema.index_of(name).expect("a column"));
@@ -184,6 +191,7 @@ pub async fn compute(
         as_of,
         customers: batch.num_rows(),
         unknown_cost: (0..missing.len()).filter(|&i| missing.value(i) > 0).count(),
+        uncosted_contacts,
         lines_without_cost: (0..missing.len()).map(|i| missing.value(i)).sum(),
         peak_share: peak.map(|i| share.value(i)),
         peak_at: peak.map(|i| (i + 1) as f64 / known as f64),
@@ -193,6 +201,34 @@ pub async fn compute(
         DataType::Decimal128(..)
     ));
     Ok((batch, summary))
+}
+
+/// Contacts before `as_of` on a channel `costs` does not name.
+async fn uncosted(
+    ctx: &SessionContext,
+    as_of: NaiveDate,
+    costs: &[(String, String)],
+) -> Result<i64> {
+    let named: Vec<String> = costs
+        .iter()
+        .map(|(c, _)| format!("lower({})", sqltext::literal(c)))
+        .collect();
+    let costed = if named.is_empty() {
+        "false".to_string()
+    } else {
+        format!("coalesce(lower(channel) IN ({}), false)", named.join(", "))
+    };
+    let (_, b) = olap::sql(
+        ctx,
+        &format!(
+            "SELECT CAST(count(*) AS BIGINT) FROM fact_campaign_contact
+             WHERE customer_id IS NOT NULL AND contact_ts < TIMESTAMP '{as_of} 00:00:00'
+               AND NOT {costed}"
+        ),
+    )
+    .await?;
+    Ok(b.first()
+        .map_or(0, |b| b.column(0).as_primitive::<Int64Type>().value(0)))
 }
 
 /// Builds `customer_profit` (see [`compute`]) and replaces the table with it; returns the

@@ -738,6 +738,29 @@ fn profit_reconciles_to_the_facts_exactly() {
         .parse()
         .unwrap();
     assert!((last - 1.0).abs() < 1e-9, "{last}");
+    // A channel without a cost is counted, not hidden: phone contacts with only e-mail costed.
+    let rt = ecrm::olap::runtime(None).unwrap();
+    let params = ecrm::value::profit::ProfitParams {
+        contact_cost: vec!["email=0.05".into()],
+    };
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 6, 1);
+    let (_, summary) = rt
+        .block_on(ecrm::value::profit::build(
+            &wh,
+            &params,
+            day,
+            &Default::default(),
+        ))
+        .unwrap();
+    let phone = sql(
+        &wh,
+        &format!(
+            "SELECT COUNT(*) FROM fact_campaign_contact
+         WHERE customer_id IS NOT NULL AND contact_ts < {cut} AND channel = 'phone'"
+        ),
+    );
+    assert_eq!(summary.uncosted_contacts.to_string(), phone[0][0]);
+    assert_ne!(phone[0][0], "0");
     let bad = ecrm(&wh, &["profit", "--contact-cost", "email"]);
     assert!(
         String::from_utf8_lossy(&bad.stderr)
