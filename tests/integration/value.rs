@@ -503,6 +503,109 @@ fn sample_warehouse_fit_converges_and_separates_lapsing_from_loyal() {
         "SELECT min(value_decile), max(value_decile), COUNT(clv) FROM customer_value",
     );
     assert_eq!(deciles[0][..2], ["1".to_string(), "10".to_string()]);
+    cube_clv_counts_each_customer_once(&wh);
+}
+
+/// The cube's `clv` sums each customer's value once per cell however many order lines they
+/// have there, under subtotals, a pivot and top-N; the oracle is SQL over distinct
+/// (cell, customer) pairs.
+fn cube_clv_counts_each_customer_once(wh: &Path) {
+    let cubes = repo().join("pipelines/cubes");
+    let cube = |args: &[&str]| -> Vec<Vec<String>> {
+        let mut all = vec![
+            "cube",
+            "--cubes-dir",
+            cubes.to_str().unwrap(),
+            "--cube",
+            "sales",
+            "--format",
+            "csv",
+        ];
+        all.extend(args);
+        let csv = ecrm_ok(wh, &all);
+        csv.lines()
+            .skip(1)
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
+    };
+    // CSV leaves NULL empty; the SQL helper writes it NULL.
+    let close = |a: &str, b: &str| match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(a), Ok(b)) => (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+        _ => a.is_empty() && b == "NULL",
+    };
+    let cells = "SELECT DISTINCT COALESCE(c.country, '(unknown)') AS country,
+                    COALESCE(CAST(v.value_decile AS VARCHAR), '(unscored)') AS decile,
+                    f.customer_id, v.clv
+                 FROM fact_sales f
+                 LEFT JOIN dim_customer c ON f.customer_key = c.customer_key
+                 LEFT JOIN customer_value v ON v.customer_id = f.customer_id";
+    // Subtotals: per country, and the grand total.
+    let got = cube(&[
+        "--rows",
+        "country",
+        "--measures",
+        "clv,avg_clv,customers",
+        "--subtotals",
+        "rollup",
+    ]);
+    let want = sql(
+        wh,
+        &format!(
+            "SELECT * FROM (
+               SELECT country, CAST(sum(clv) AS DOUBLE), avg(clv), COUNT(customer_id)
+               FROM ({cells}) GROUP BY country
+               UNION ALL
+               SELECT 'All', CAST(sum(clv) AS DOUBLE), avg(clv), COUNT(customer_id)
+               FROM (SELECT DISTINCT customer_id, clv FROM ({cells}))
+             ) ORDER BY country = 'All', country"
+        ),
+    );
+    assert_eq!(got.len(), want.len(), "{got:?}\n{want:?}");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g[0], w[0]);
+        assert!(close(&g[1], &w[1]) && close(&g[2], &w[2]), "{g:?} vs {w:?}");
+        assert_eq!(g[3], w[3]);
+    }
+    let all = sql(wh, "SELECT CAST(sum(clv) AS DOUBLE) FROM customer_value");
+    assert!(close(&got.last().unwrap()[1], &all[0][0]), "{got:?}");
+    // A pivot: one column per decile; a country's deciles add up to its clv.
+    let pivot = cube(&[
+        "--rows",
+        "country",
+        "--cols",
+        "value_decile",
+        "--pivot",
+        "--measures",
+        "clv",
+    ]);
+    for (p, w) in pivot.iter().zip(&want) {
+        let values: Vec<f64> = p[1..].iter().filter_map(|v| v.parse().ok()).collect();
+        let sum = match values.is_empty() {
+            true => String::new(),
+            false => values.iter().sum::<f64>().to_string(),
+        };
+        assert!(close(&sum, &w[1]), "{p:?} vs {w:?}");
+    }
+    // Top 3 countries by clv, which is not among the asked measures.
+    let top = cube(&[
+        "--rows",
+        "country",
+        "--measures",
+        "revenue",
+        "--top",
+        "3",
+        "--by",
+        "clv",
+    ]);
+    let mut by_clv = want[..want.len() - 1].to_vec();
+    by_clv.sort_by(|a, b| {
+        // NULL (a country without scored customers) ranks last.
+        let value = |r: &Vec<String>| r[1].parse::<f64>().unwrap_or(f64::NEG_INFINITY);
+        value(b).total_cmp(&value(a))
+    });
+    let names: Vec<&str> = top.iter().map(|r| r[0].as_str()).collect();
+    let expected: Vec<&str> = by_clv[..3].iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(names, expected);
 }
 
 #[test]

@@ -7,12 +7,21 @@
 //!  fact ──┬── customer (dim_customer)      levels: country › region › city, age_band, …
 //!         ├── product  (dim_product)       levels: category › subcategory › product
 //!         ├── calendar (dim_date)          levels: year › quarter › month › day (time = true)
-//!         └── segment  (segments, optional: exists once `ecrm segment` ran)
+//!         ├── segment  (segments, optional: exists once `ecrm segment` ran)
+//!         └── value    (customer_value, optional: exists once `ecrm clv score` ran)
 //! ```
 //!
 //! - Expressions are DataFusion SQL over `alias.column`, where the alias is `fact` or a join
 //!   name. A measure is an aggregate (`sum`, `count`, `count_distinct`, `min`, `max`, `avg`) of
 //!   an expression, optionally under a `filter`, or a `formula` over other measures.
+//! - A measure with `per = "KEY"` aggregates once per distinct key in each cell rather than
+//!   once per fact row: the customer value's `clv` is a customer's, so a cell's `clv` sums it
+//!   over the cell's distinct customers, however many order lines each has there. Its SQL
+//!   takes the expression's value per (cell, key) first (the expression must be the same on
+//!   every row of one key, as a customer attribute is) and aggregates those, in a second
+//!   grouped query joined to the cells on their members (`IS NOT DISTINCT FROM`, and on the
+//!   subtotal flags), so subtotals, pivots and top-N hold; formulas and period comparisons
+//!   do not take such measures.
 //! - [`Cube::load`] checks the model without touching data: unknown keys, an unknown alias, a
 //!   level name used twice, a level in two hierarchies, a measure with no aggregate, a formula
 //!   naming an unknown measure or looping. [`Cube::check_columns`] then checks every
@@ -77,6 +86,9 @@ pub enum MeasureDef {
         aggregate: Aggregate,
         expr: Option<String>,
         filter: Option<String>,
+        /// Aggregate once per distinct value of this expression in a cell (see the module
+        /// doc), rather than once per fact row.
+        per: Option<String>,
     },
     /// SQL over other measures' names.
     Formula(String),
@@ -450,6 +462,20 @@ periods_per_year = 12
                 edited("[joins.calendar]", "[joins.calendar]\nfrom = \"nowhere\""),
                 "joins.calendar.from: no join named \"nowhere\"",
             ),
+            (
+                edited(
+                    "expr = \"fact.invoice_no\"",
+                    "expr = \"fact.invoice_no\"\nper = \"fact.customer_id\"",
+                ),
+                "measures.aov.formula: orders aggregates per key",
+            ),
+            (
+                edited(
+                    "formula = \"revenue / orders\"",
+                    "formula = \"revenue / orders\"\nper = \"fact.customer_id\"",
+                ),
+                "a formula measure has no expr, filter or per",
+            ),
         ] {
             let e = error(&text);
             assert!(e.contains(expected), "{e}");
@@ -494,6 +520,17 @@ periods_per_year = 12
                 .to_string()
                 .contains("mom compares months")
         );
+        // A measure aggregated per key has no period comparison.
+        let per_key = parse(&edited(
+            "[measures.aov]\nformula = \"revenue / orders\"",
+            "[measures.buyers]\naggregate = \"count\"\nper = \"fact.customer_id\"",
+        ))
+        .unwrap();
+        let mut yoy = q(&["month"]);
+        yoy.measures = vec!["buyers".into()];
+        yoy.compare = Some(Compare::Yoy);
+        let e = per_key.check_query(&yoy, &none).unwrap_err().to_string();
+        assert!(e.contains("measure buyers aggregates once per key"), "{e}");
         let mut pivot = q(&["year"]);
         pivot.pivot = true;
         assert_eq!(key(c.check_query(&pivot, &none).unwrap_err()), "pivot");

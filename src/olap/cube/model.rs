@@ -53,6 +53,10 @@ struct MeasureParams {
     filter: Option<String>,
     #[serde(default)]
     formula: Option<String>,
+    /// Aggregate once per distinct value of this expression in a cell (e.g. a customer's
+    /// value: once per customer, not once per order line).
+    #[serde(default)]
+    per: Option<String>,
     #[serde(default)]
     description: Option<String>,
 }
@@ -135,13 +139,16 @@ impl Cube {
     fn expressions(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for m in self.measures.values() {
-            if let MeasureDef::Aggregate { expr, filter, .. } = &m.def {
+            if let MeasureDef::Aggregate {
+                expr, filter, per, ..
+            } = &m.def
+            {
                 let key = format!("measures.{}", m.name);
-                if let Some(e) = expr {
-                    out.push((format!("{key}.expr"), e.clone()));
-                }
-                if let Some(f) = filter {
-                    out.push((format!("{key}.filter"), f.clone()));
+                let named = [("expr", expr), ("filter", filter), ("per", per)];
+                for (what, e) in named {
+                    if let Some(e) = e {
+                        out.push((format!("{key}.{what}"), e.clone()));
+                    }
                 }
             }
         }
@@ -355,21 +362,22 @@ fn parse_measures(
                         format!("aggregate {aggregate:?} needs an expr to aggregate"),
                     ));
                 }
-                for e in m.expr.iter().chain(m.filter.iter()) {
+                for e in m.expr.iter().chain(m.filter.iter()).chain(m.per.iter()) {
                     aliases.check(&key, e)?;
                 }
                 MeasureDef::Aggregate {
                     aggregate,
                     expr: m.expr.clone(),
                     filter: m.filter.clone(),
+                    per: m.per.clone(),
                 }
             }
             (None, Some(f)) => {
-                if m.expr.is_some() || m.filter.is_some() {
+                if m.expr.is_some() || m.filter.is_some() || m.per.is_some() {
                     return Err(Error::config(
                         file,
                         key,
-                        "a formula measure has no expr or filter: they belong to the measures it uses",
+                        "a formula measure has no expr, filter or per: they belong to the measures it uses",
                     ));
                 }
                 MeasureDef::Formula(f.clone())
@@ -404,6 +412,15 @@ fn check_formulas(file: &Path, measures: &BTreeMap<String, Measure>) -> Result<(
                 ));
             }
             for u in used {
+                if let MeasureDef::Aggregate { per: Some(_), .. } = measures[&u].def {
+                    return Err(Error::config(
+                        file,
+                        format!("measures.{name}.formula"),
+                        format!(
+                            "{u} aggregates per key (per = ...), and a formula cannot use such a measure; ask for {u} beside it instead"
+                        ),
+                    ));
+                }
                 if path.contains(&u) {
                     return Err(Error::config(
                         file,

@@ -64,6 +64,14 @@ impl Cube {
         self.check_options(q)?;
         if let Some(c) = q.compare {
             self.check_compare(c, &rows)?;
+            if let Some(m) = q.measures.iter().find(|m| self.is_per_key(m)) {
+                return Err(Error::param(
+                    "compare",
+                    format!(
+                        "measure {m} aggregates once per key (per = ...), which a period comparison does not take; ask for it without --compare"
+                    ),
+                ));
+            }
         }
         Ok(rows)
     }

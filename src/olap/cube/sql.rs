@@ -1,6 +1,7 @@
 //! The SQL of a cube question: the FROM with only the joins it needs, measures (a formula
 //! expands into its measures' SQL), WHERE for slices and dices, and the grouped, top-N,
-//! period-comparison and pivot shapes.
+//! period-comparison and pivot shapes. Measures aggregated per key (`per`) come from a
+//! second grouped query per key, joined to the cells on their members.
 
 use std::collections::BTreeSet;
 
@@ -10,15 +11,48 @@ use super::{
 use crate::error::{Error, Result};
 use crate::olap::sqltext::{ident, literal, replace_words};
 
+/// An asked measure's SQL.
+#[derive(Debug, Clone)]
+enum Cell {
+    /// An aggregate over the fact rows.
+    Rows(String),
+    /// `aggregate` over each key's value in the cell; `value` is row-level SQL, NULL on
+    /// the rows the measure's filter (or a pivot member's condition) leaves out.
+    PerKey {
+        key: String,
+        value: String,
+        aggregate: Aggregate,
+    },
+}
+
+/// `AGGREGATE(arg)` in SQL.
+fn aggregate_call(aggregate: Aggregate, arg: &str) -> String {
+    match aggregate {
+        Aggregate::Sum => format!("SUM({arg})"),
+        Aggregate::Count => format!("COUNT({arg})"),
+        Aggregate::CountDistinct => format!("COUNT(DISTINCT {arg})"),
+        Aggregate::Min => format!("MIN({arg})"),
+        Aggregate::Max => format!("MAX({arg})"),
+        Aggregate::Avg => format!("AVG({arg})"),
+    }
+}
+
+/// `value`, or `CASE WHEN (c1) AND (c2) … THEN value END` under conditions.
+fn when(conds: &[&str], value: String) -> String {
+    if conds.is_empty() {
+        return value;
+    }
+    let c: Vec<String> = conds.iter().map(|c| format!("({c})")).collect();
+    format!("CASE WHEN {} THEN {value} END", c.join(" AND "))
+}
+
 /// What every grouped shape is made of.
 struct Parts<'a> {
     /// The row levels, then the `--cols` level.
     levels: Vec<String>,
     exprs: Vec<&'a str>,
-    /// (measure SQL, measure name) per asked measure.
-    cells: Vec<(String, String)>,
-    /// `SQL AS "name"` per measure.
-    measures: Vec<String>,
+    /// (cell, measure name) per asked measure.
+    cells: Vec<(Cell, String)>,
     /// `EXPR AS "level"` per level.
     select: Vec<String>,
     /// The levels' quoted output names.
@@ -73,33 +107,53 @@ impl Cube {
         sql
     }
 
-    /// The SQL of measure `name`, aggregating only rows where `cond` holds (when given).
+    /// Whether measure `name` aggregates per key.
+    pub(super) fn is_per_key(&self, name: &str) -> bool {
+        matches!(
+            self.measures[name].def,
+            MeasureDef::Aggregate { per: Some(_), .. }
+        )
+    }
+
+    /// Measure `name`'s cell, over the rows where `cond` holds (when given).
+    fn cell(&self, name: &str, cond: Option<&str>) -> Cell {
+        match &self.measures[name].def {
+            MeasureDef::Aggregate {
+                aggregate,
+                expr,
+                filter,
+                per: Some(key),
+            } => {
+                let conds: Vec<&str> = cond.into_iter().chain(filter.as_deref()).collect();
+                let value = expr.clone().unwrap_or_else(|| "1".into());
+                Cell::PerKey {
+                    key: key.clone(),
+                    value: when(&conds, value),
+                    aggregate: *aggregate,
+                }
+            }
+            _ => Cell::Rows(self.measure_sql(name, cond)),
+        }
+    }
+
+    /// The SQL of measure `name` aggregated over the fact rows where `cond` holds (when
+    /// given). A measure aggregated per key has no such SQL ([`Cube::cell`] writes it);
+    /// the model keeps it out of formulas.
     pub fn measure_sql(&self, name: &str, cond: Option<&str>) -> String {
         match &self.measures[name].def {
             MeasureDef::Aggregate {
                 aggregate,
                 expr,
                 filter,
+                ..
             } => {
                 let conds: Vec<&str> = cond.into_iter().chain(filter.as_deref()).collect();
                 let value = expr.clone().unwrap_or_else(|| "1".into());
-                let arg = if conds.is_empty() {
-                    match (aggregate, expr) {
-                        (Aggregate::Count, None) => "*".to_string(),
-                        _ => value,
-                    }
-                } else {
-                    let c: Vec<String> = conds.iter().map(|c| format!("({c})")).collect();
-                    format!("CASE WHEN {} THEN {value} END", c.join(" AND "))
+                let arg = match (aggregate, expr, conds.is_empty()) {
+                    (Aggregate::Count, None, true) => "*".to_string(),
+                    _ => when(&conds, value),
                 };
-                match aggregate {
-                    Aggregate::Sum => format!("SUM({arg})"),
-                    Aggregate::Count => format!("COUNT({arg})"),
-                    Aggregate::CountDistinct => format!("COUNT(DISTINCT {arg})"),
-                    Aggregate::Min => format!("MIN({arg})"),
-                    Aggregate::Max => format!("MAX({arg})"),
-                    Aggregate::Avg => format!("AVG({arg})"),
-                }
+                aggregate_call(*aggregate, &arg)
             }
             MeasureDef::Formula(f) => replace_words(f, |w| {
                 self.measures
@@ -112,9 +166,9 @@ impl Cube {
     /// Every expression a measure's SQL contains (for the joins it needs).
     pub(super) fn measure_exprs(&self, name: &str) -> Vec<String> {
         match &self.measures[name].def {
-            MeasureDef::Aggregate { expr, filter, .. } => {
-                expr.iter().chain(filter.iter()).cloned().collect()
-            }
+            MeasureDef::Aggregate {
+                expr, filter, per, ..
+            } => expr.iter().chain(filter).chain(per).cloned().collect(),
             MeasureDef::Formula(f) => measures_in(f, &self.measures)
                 .iter()
                 .flat_map(|u| self.measure_exprs(u))
@@ -200,14 +254,10 @@ impl Cube {
             .iter()
             .map(|l| self.levels[l].expr.as_str())
             .collect();
-        let cells: Vec<(String, String)> = q
+        let cells = q
             .measures
             .iter()
-            .map(|m| (self.measure_sql(m, None), m.clone()))
-            .collect();
-        let measures = cells
-            .iter()
-            .map(|(sql, name)| format!("{sql} AS {}", ident(name)))
+            .map(|m| (self.cell(m, None), m.clone()))
             .collect();
         let select = levels
             .iter()
@@ -219,7 +269,6 @@ impl Cube {
             levels,
             exprs,
             cells,
-            measures,
             select,
             names,
             from,
@@ -227,19 +276,26 @@ impl Cube {
         }
     }
 
-    /// Top N: ranks the last row level's members by `by` within the row levels before it.
+    /// Top N: ranks the last row level's members by `by` within the row levels before it,
+    /// over the grouped cells (so a measure aggregated per key ranks like any other).
     fn top_sql(&self, q: &CubeQuery, rows: usize, n: usize, by: &str, p: &Parts<'_>) -> String {
         let last = rows - 1;
-        let partition: Vec<&str> = p.exprs[..last].to_vec();
+        let mut cells = p.cells.clone();
+        let by_column = if q.measures.iter().any(|m| m == by) {
+            ident(by)
+        } else {
+            cells.push((self.cell(by, None), "__by".into()));
+            "\"__by\"".into()
+        };
+        let base = self.grouped(&p.levels, &cells, &p.from, &p.filter, None);
         let over = format!(
-            "{}ORDER BY {} DESC NULLS LAST, {}",
-            if partition.is_empty() {
+            "{}ORDER BY {by_column} DESC NULLS LAST, {}",
+            if last == 0 {
                 String::new()
             } else {
-                format!("PARTITION BY {} ", partition.join(", "))
+                format!("PARTITION BY {} ", p.names[..last].join(", "))
             },
-            self.measure_sql(by, None),
-            p.exprs[last]
+            p.names[last]
         );
         let outer: Vec<String> = p
             .names
@@ -252,13 +308,9 @@ impl Cube {
         order.push("\"rank\"".into());
         order.extend(p.names[rows..].iter().cloned());
         format!(
-            "SELECT {}\nFROM (\n  SELECT {},\n    {},\n    ROW_NUMBER() OVER ({over}) AS \"rank\"\n  {}{}\n  GROUP BY {}\n) AS ranked\nWHERE \"rank\" <= {n}\nORDER BY {}",
+            "SELECT {}\nFROM (\n  SELECT *, ROW_NUMBER() OVER ({over}) AS \"rank\"\n  FROM (\n    {}\n  ) AS grouped\n) AS ranked\nWHERE \"rank\" <= {n}\nORDER BY {}",
             outer.join(", "),
-            p.select.join(",\n    "),
-            p.measures.join(",\n    "),
-            p.from.replace('\n', "\n  "),
-            p.filter.replace('\n', "\n  "),
-            p.exprs.join(", "),
+            base.replace('\n', "\n    "),
             order.join(", ")
         )
     }
@@ -287,6 +339,12 @@ impl Cube {
                 format!("PARTITION BY {} ", others.join(", "))
             }
         );
+        // check_query refuses measures aggregated per key here, so every cell is rows'.
+        let measures: Vec<String> = q
+            .measures
+            .iter()
+            .map(|m| format!("{} AS {}", self.measure_sql(m, None), ident(m)))
+            .collect();
         let mut outer: Vec<String> = p.names.clone();
         for name in &q.measures {
             let m = ident(name);
@@ -303,7 +361,7 @@ impl Cube {
             "SELECT {}\nFROM (\n  SELECT {},\n    {period} AS \"__period\",\n    {}\n  {}{}\n  GROUP BY {}, {period}\n) AS base\nORDER BY {}",
             outer.join(",\n  "),
             p.select.join(",\n    "),
-            p.measures.join(",\n    "),
+            measures.join(",\n    "),
             p.from.replace('\n', "\n  "),
             p.filter.replace('\n', "\n  "),
             p.exprs.join(", "),
@@ -313,11 +371,12 @@ impl Cube {
 
     /// A grouped question: the levels (under internal names inside, so an output name never
     /// clashes with a column of the same name) and the cells, ordered by the levels' values;
-    /// with subtotals, subtotal members read `All` and sort after their members.
+    /// with subtotals, subtotal members read `All` and sort after their members. Cells
+    /// aggregated per key come from [`Cube::per_key_join`]s.
     fn grouped(
         &self,
         levels: &[String],
-        cells: &[(String, String)],
+        cells: &[(Cell, String)],
         from: &str,
         filter: &str,
         subtotals: Option<Subtotals>,
@@ -335,38 +394,116 @@ impl Cube {
             let sort = match &self.levels[l].sort {
                 Some(key) => {
                     inner.push(format!("MIN({key}) AS __s{i}"));
-                    format!("__s{i}, __l{i}")
+                    format!("cells.__s{i}, cells.__l{i}")
                 }
-                None => format!("__l{i}"),
+                None => format!("cells.__l{i}"),
             };
             if subtotals.is_some() {
                 inner.push(format!("GROUPING({e}) AS __g{i}"));
                 outer.push(format!(
-                    "CASE WHEN __g{i} = 1 THEN 'All' ELSE CAST(__l{i} AS VARCHAR) END AS {}",
+                    "CASE WHEN cells.__g{i} = 1 THEN 'All' ELSE CAST(cells.__l{i} AS VARCHAR) END AS {}",
                     ident(l)
                 ));
-                order.push(format!("__g{i}, {sort}"));
+                order.push(format!("cells.__g{i}, {sort}"));
             } else {
-                outer.push(format!("__l{i} AS {}", ident(l)));
+                outer.push(format!("cells.__l{i} AS {}", ident(l)));
                 order.push(sort);
             }
         }
-        for (sql, name) in cells {
-            inner.push(format!("{sql} AS {}", ident(name)));
-            outer.push(ident(name));
+        let mut keys: Vec<&str> = Vec::new();
+        for (cell, name) in cells {
+            match cell {
+                Cell::Rows(sql) => {
+                    inner.push(format!("{sql} AS {}", ident(name)));
+                    outer.push(format!("cells.{}", ident(name)));
+                }
+                Cell::PerKey { key, .. } => {
+                    let k = keys.iter().position(|k| k == key).unwrap_or_else(|| {
+                        keys.push(key);
+                        keys.len() - 1
+                    });
+                    outer.push(format!("per{k}.{}", ident(name)));
+                }
+            }
         }
-        let group = match subtotals {
-            None => exprs.join(", "),
-            Some(Subtotals::Rollup) => format!("ROLLUP({})", exprs.join(", ")),
-            Some(Subtotals::Cube) => format!("CUBE({})", exprs.join(", ")),
-        };
+        let joins: String = keys
+            .iter()
+            .enumerate()
+            .map(|(k, key)| self.per_key_join(k, key, &exprs, cells, from, filter, subtotals))
+            .collect();
         format!(
-            "SELECT {}\nFROM (\n  SELECT {}\n  {}{}\n  GROUP BY {group}\n) AS cells\nORDER BY {}",
+            "SELECT {}\nFROM (\n  SELECT {}\n  {}{}\n  GROUP BY {}\n) AS cells{joins}\nORDER BY {}",
             outer.join(",\n  "),
             inner.join(",\n    "),
             from.replace('\n', "\n  "),
             filter.replace('\n', "\n  "),
+            group_by(&exprs, subtotals),
             order.join(", ")
+        )
+    }
+
+    /// `LEFT JOIN (…) AS per{k} ON …`: the cells aggregated per `key`. Each key's value is
+    /// taken once per cell (MAX over its rows: the value is the same on all of them, and
+    /// MAX skips the NULLs of rows a filter left out), then aggregated per cell, with the
+    /// same subtotals as the cells it joins.
+    #[allow(clippy::too_many_arguments)]
+    fn per_key_join(
+        &self,
+        k: usize,
+        key: &str,
+        exprs: &[&str],
+        cells: &[(Cell, String)],
+        from: &str,
+        filter: &str,
+        subtotals: Option<Subtotals>,
+    ) -> String {
+        let levels: Vec<String> = (0..exprs.len()).map(|i| format!("__l{i}")).collect();
+        let mut keyed: Vec<String> = exprs
+            .iter()
+            .zip(&levels)
+            .map(|(e, l)| format!("{e} AS {l}"))
+            .collect();
+        let mut per: Vec<String> = levels.clone();
+        let mut on: Vec<String> = levels
+            .iter()
+            .map(|l| format!("(cells.{l} IS NOT DISTINCT FROM per{k}.{l})"))
+            .collect();
+        if subtotals.is_some() {
+            for (i, l) in levels.iter().enumerate() {
+                per.push(format!("GROUPING({l}) AS __g{i}"));
+                on.push(format!("(cells.__g{i} = per{k}.__g{i})"));
+            }
+        }
+        let mine = cells.iter().filter_map(|(c, name)| match c {
+            Cell::PerKey {
+                key: ck,
+                value,
+                aggregate,
+            } if ck == key => Some((value, aggregate, name)),
+            _ => None,
+        });
+        for (j, (value, aggregate, name)) in mine.enumerate() {
+            keyed.push(format!("MAX({value}) AS __v{j}"));
+            per.push(format!(
+                "{} AS {}",
+                aggregate_call(*aggregate, &format!("__v{j}")),
+                ident(name)
+            ));
+        }
+        let mut keyed_group: Vec<&str> = exprs.to_vec();
+        keyed_group.push(key);
+        format!(
+            "\nLEFT JOIN (\n  SELECT {}\n  FROM (\n    SELECT {}\n    {}{}\n    GROUP BY {}\n  ) AS keyed\n  GROUP BY {}\n) AS per{k} ON {}",
+            per.join(",\n    "),
+            keyed.join(",\n      "),
+            from.replace('\n', "\n    "),
+            filter.replace('\n', "\n    "),
+            keyed_group.join(", "),
+            group_by(
+                &levels.iter().map(String::as_str).collect::<Vec<_>>(),
+                subtotals
+            ),
+            on.join(" AND ")
         )
     }
 
@@ -405,9 +542,18 @@ impl Cube {
                         format!("two pivot columns would be named {name:?}"),
                     ));
                 }
-                cells.push((self.measure_sql(m, Some(&cond)), name));
+                cells.push((self.cell(m, Some(&cond)), name));
             }
         }
         Ok(self.grouped(rows, &cells, &from, &filter, q.subtotals))
+    }
+}
+
+/// `GROUP BY`'s list: the expressions, under ROLLUP or CUBE with subtotals.
+fn group_by(exprs: &[&str], subtotals: Option<Subtotals>) -> String {
+    match subtotals {
+        None => exprs.join(", "),
+        Some(Subtotals::Rollup) => format!("ROLLUP({})", exprs.join(", ")),
+        Some(Subtotals::Cube) => format!("CUBE({})", exprs.join(", ")),
     }
 }
