@@ -110,6 +110,14 @@ pub struct DataArgs {
     /// Summary: the mean spend per repeat purchase. Default: monetary_value if present.
     #[arg(long, value_name = "COL", requires = "summary")]
     pub monetary: Option<String>,
+    /// Summary: each customer's purchases in the hold-out after calibration, for `clv
+    /// evaluate`. Default: frequency_holdout if present.
+    #[arg(long, value_name = "COL", requires = "summary")]
+    pub holdout_frequency: Option<String>,
+    /// Summary: the hold-out's length in --time-unit, the same on every row. Default:
+    /// duration_holdout if present.
+    #[arg(long, value_name = "COL", requires = "summary")]
+    pub holdout_length: Option<String>,
     /// Log: the purchase date column (a date, a timestamp or text).
     #[arg(long, value_name = "COL", requires = "input")]
     pub date: Option<String>,
@@ -169,6 +177,8 @@ impl DataArgs {
                     recency: pick(&self.recency, "recency").unwrap_or("recency"),
                     age: pick(&self.age, "age").unwrap_or("T"),
                     monetary: pick(&self.monetary, "monetary"),
+                    holdout_frequency: pick(&self.holdout_frequency, "holdout_frequency"),
+                    holdout_length: pick(&self.holdout_length, "holdout_length"),
                 },
             });
         }
@@ -423,7 +433,7 @@ fn print_evaluation(out: &mut impl Write, model: &ModelFile, e: &Evaluation) -> 
         }
         None => writeln!(
             out,
-            "no hold-out: train with --calibration-end before --as-of to measure forecasts"
+            "no hold-out: train with --calibration-end before --as-of (a summary table: with hold-out columns) to measure forecasts"
         )
         .map_err(io)?,
     }

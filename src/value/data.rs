@@ -7,7 +7,9 @@
 //!   timestamp column, ISO text, or text in `--date-format`) and optionally an amount column,
 //!   summed per customer and day the same way.
 //! - Summary table ([`read_summary`]): one row per customer with x, t_x, T and optionally the
-//!   mean spend, in the file's own time unit.
+//!   mean spend, in the file's own time unit; with a hold-out, each customer's repeat
+//!   purchases in it and its length (lifetimes' `calibration_and_holdout_data` columns
+//!   `frequency_holdout` and `duration_holdout` by default), the same for every customer.
 //!
 //! From customer-days ([`summarize`]): a purchase day is a day with at least one purchase
 //! line; x = purchase days up to the calibration end − 1; t_x = last − first purchase day;
@@ -284,6 +286,10 @@ pub struct SummaryColumns<'a> {
     pub age: &'a str,
     /// Mean spend per repeat purchase. Default: `monetary_value` when the table has it.
     pub monetary: Option<&'a str>,
+    /// Purchases in the hold-out. Default: `frequency_holdout` when the table has it.
+    pub holdout_frequency: Option<&'a str>,
+    /// The hold-out's length. Default: `duration_holdout` when the table has it.
+    pub holdout_length: Option<&'a str>,
 }
 
 /// Reads a summary table, one customer per row in input order, checking each value: x a
@@ -305,7 +311,27 @@ pub async fn read_summary(
     let r = index("recency", cols.recency)?;
     let t = index("age", cols.age)?;
     let m = named("monetary", cols.monetary, "monetary_value")?;
-    let id_name = id.map_or(String::new(), |i| schema.field(i).name().clone());
+    let hf = named(
+        "holdout_frequency",
+        cols.holdout_frequency,
+        "frequency_holdout",
+    )?;
+    let hl = named("holdout_length", cols.holdout_length, "duration_holdout")?;
+    let holdout = match (hf, hl) {
+        (Some(f), Some(l)) => Some((f, l)),
+        (None, None) => None,
+        (Some(i), None) | (None, Some(i)) => {
+            return Err(Error::input(
+                path,
+                format!(
+                    "column {:?} gives half a hold-out: give both the hold-out's purchases (--holdout-frequency, default frequency_holdout) and its length (--holdout-length, default duration_holdout), or neither",
+                    schema.field(i).name()
+                ),
+            ));
+        }
+    };
+    let name = |i: usize| schema.field(i).name().clone();
+    let id_name = id.map_or(String::new(), name);
     let mut out = Customers::default();
     let mut row = 0usize;
     for b in &batches {
@@ -316,6 +342,9 @@ pub async fn read_summary(
         };
         let (fs, rs, ts) = (number(f)?, number(r)?, number(t)?);
         let ms = m.map(number).transpose()?;
+        let hs = holdout
+            .map(|(f, l)| Ok::<_, Error>((number(f)?, number(l)?)))
+            .transpose()?;
         for i in 0..b.num_rows() {
             row += 1;
             let bad = |col: &str, what: String| {
@@ -357,6 +386,29 @@ pub async fn read_summary(
             });
             out.monetary
                 .push(ms.as_ref().and_then(|ms| ms[i]).filter(|_| x > 0.0));
+            if let (Some((f, l)), Some((fs, ls))) = (holdout, &hs) {
+                let (held, length) = (value(fs[i], &name(f))?, value(ls[i], &name(l))?);
+                if held < 0.0 || held.fract() != 0.0 {
+                    return Err(bad(
+                        &name(f),
+                        format!("{held} is not a whole number of purchases ≥ 0"),
+                    ));
+                }
+                if length <= 0.0 {
+                    return Err(bad(&name(l), format!("{length} is not a positive length")));
+                }
+                if row > 1 && length != out.holdout_length {
+                    return Err(bad(
+                        &name(l),
+                        format!(
+                            "{length} differs from row 1's {}: the hold-out has one length for every customer",
+                            out.holdout_length
+                        ),
+                    ));
+                }
+                out.holdout.push(held as u64);
+                out.holdout_length = length;
+            }
         }
     }
     if out.ids.is_empty() {

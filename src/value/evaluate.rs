@@ -57,7 +57,7 @@ pub struct Evaluation {
     pub customers: u64,
     pub calibration_repeat_purchases: u64,
     pub histogram: Vec<Bin>,
-    /// NULL for a summary table or a model trained without a hold-out.
+    /// NULL for a model trained without a hold-out (a summary table: without hold-out columns).
     pub holdout: Option<Holdout>,
     /// Empty for a summary table.
     pub tracking: Vec<Week>,

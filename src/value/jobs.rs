@@ -73,6 +73,8 @@ pub async fn load(data: &Data<'_>, unit: TimeUnit, engine: &EngineOptions) -> Re
                 ("recency", Some(columns.recency)),
                 ("age", Some(columns.age)),
                 ("monetary", columns.monetary),
+                ("holdout_frequency", columns.holdout_frequency),
+                ("holdout_length", columns.holdout_length),
             ]);
             return Ok(Loaded {
                 customers,
@@ -185,6 +187,8 @@ pub fn training_data<'a>(model: &'a ModelFile, root: &'a Path) -> Data<'a> {
                 recency: col("recency").unwrap_or("recency"),
                 age: col("age").unwrap_or("T"),
                 monetary: col("monetary"),
+                holdout_frequency: col("holdout_frequency"),
+                holdout_length: col("holdout_length"),
             },
         },
         "transactions" => Data::Log {

@@ -146,6 +146,28 @@ fn cdnow_days(file: &Path) -> BTreeMap<String, BTreeSet<String>> {
     days
 }
 
+/// lifetimes' `calibration_and_holdout_data` layout of `days` in weeks, calibration through
+/// `end` (YYYYMMDD) and a 39-week hold-out.
+fn cdnow_holdout_summary(days: &BTreeMap<String, BTreeSet<String>>, end: &str) -> String {
+    let date = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y%m%d").unwrap();
+    let weeks = |a: &str, b: &str| (date(b) - date(a)).num_days() as f64 / 7.0;
+    let mut text = String::from(
+        "customer_id,frequency_cal,recency_cal,T_cal,frequency_holdout,duration_holdout\n",
+    );
+    for (id, d) in days {
+        let first = d.first().unwrap();
+        let calibration: Vec<&String> = d.iter().filter(|d| d.as_str() <= end).collect();
+        let held = d.len() - calibration.len();
+        text.push_str(&format!(
+            "{id},{},{},{},{held},39\n",
+            calibration.len() - 1,
+            weeks(first, calibration.last().unwrap()),
+            weeks(first, end)
+        ));
+    }
+    text
+}
+
 #[test]
 #[cfg_attr(
     not(ecrm_datasets),
@@ -286,6 +308,50 @@ fn cdnow_sample_holdout_matches_the_published_counts() {
     assert_eq!(l["source"]["repeat_purchases"], 2_457);
     // The same summaries fold into the same weighted rows: the same fit, to the last digit.
     assert_eq!(l["params"], fitted["params"]);
+
+    // The same customers as lifetimes' calibration/hold-out summary (written here from the
+    // raw text) give the same hold-out figures.
+    let summary = dir.path().join("calibration_holdout.csv");
+    std::fs::write(&summary, cdnow_holdout_summary(&days, end)).unwrap();
+    let from_summary = dir.path().join("summary.json");
+    let s = from_summary.to_str().unwrap();
+    ecrm_ok(
+        &wh,
+        &[
+            "clv",
+            "train",
+            "--summary",
+            summary.to_str().unwrap(),
+            "--frequency",
+            "frequency_cal",
+            "--recency",
+            "recency_cal",
+            "--age",
+            "T_cal",
+            "--spend",
+            "none",
+            "--model",
+            s,
+        ],
+    );
+    close("r", &json(&from_summary)["params"]["r"], 0.2426, 4);
+    let out = dir.path().join("summary-eval.json");
+    ecrm_ok(
+        &wh,
+        &[
+            "clv",
+            "evaluate",
+            "--model",
+            s,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let h = &json(&out)["evaluation"]["holdout"];
+    assert_eq!(h["actual"], holdout);
+    assert_eq!(h["length"], 39.0);
+    close("correlation", &h["correlation"], 0.626, 3);
+    assert_eq!(h["of_them_buying_in_holdout"], zero_back);
 
     // CDNOW has no costs: every customer's cost of goods and profit is unknown, never 0.
     ecrm_ok(&wh, &["profit"]);
@@ -657,6 +723,24 @@ fn bad_summaries_and_models_are_refused_by_name() {
     std::fs::write(&file, "customer_id,frequency,recency,T\na,1,2,5\nb,0,0,5\n").unwrap();
     let e = run(&["clv", "train", "--summary", f, "--model", m]);
     assert!(e.contains("--spend: gamma-gamma needs amounts"), "{e}");
+    // A hold-out needs both its columns, and one length.
+    let header = "customer_id,frequency,recency,T,frequency_holdout";
+    std::fs::write(&file, format!("{header}\na,1,2,5,0\n")).unwrap();
+    let e = run(&no_spend);
+    assert!(
+        e.contains("column \"frequency_holdout\" gives half a hold-out"),
+        "{e}"
+    );
+    std::fs::write(
+        &file,
+        format!("{header},duration_holdout\na,1,2,5,0,10\nb,1,2,5,3,12\n"),
+    )
+    .unwrap();
+    let e = run(&no_spend);
+    assert!(
+        e.contains("row 2, column \"duration_holdout\": 12 differs from row 1's 10"),
+        "{e}"
+    );
     // Nobody buys again after the first week: no model describes that; say so.
     let rows: String = (0..50)
         .map(|i| format!("c{i},{},{},60\n", i % 2, if i % 2 == 1 { 1 } else { 0 }))
