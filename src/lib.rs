@@ -81,6 +81,7 @@
 //! - [`synth`]: the sample-data generator (`plan`: the world; `write`: its files).
 
 pub mod basket;
+pub mod campaign;
 pub mod churn;
 pub mod cli;
 pub mod cohorts;

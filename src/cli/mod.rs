@@ -14,6 +14,7 @@
 //! `async` and run in the one runtime `main` makes.
 
 mod basket;
+mod campaign;
 mod churn;
 #[cfg(feature = "distributed")]
 mod cluster;
@@ -192,6 +193,11 @@ pub enum Command {
     /// services and contact costs per customer into table customer_profit; prints the whale
     /// curve by profit decile.
     Profit(value::ProfitArgs),
+    /// Campaign evaluation against a control arm.
+    Campaign {
+        #[command(subcommand)]
+        action: campaign::CampaignAction,
+    },
     /// Cohort retention: customers by the period of their first purchase and what each
     /// cohort did in each period since (table cohort_retention; periods not yet over are
     /// NULL); `cohorts sbg` fits and projects a survivor curve.
@@ -330,6 +336,7 @@ pub fn run(cli: Cli, rt: &Runtime) -> Result<()> {
         Command::Clv { action } => value::run(action, &cx),
         Command::Cohorts(a) => value::cohorts(a, &cx),
         Command::Profit(a) => value::profit(a, &cx),
+        Command::Campaign { action } => campaign::run(action, &cx),
         Command::Check { file } => pipeline::check(&file),
         Command::Run(a) => pipeline::run(a, &cx),
         Command::Runs { last, format } => pipeline::runs(last, &format, &cx),

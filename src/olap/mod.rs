@@ -298,6 +298,26 @@ pub fn text_column(
         .ok_or_else(|| Error::Internal("a cast to Utf8 gave another type".into()))
 }
 
+/// The index of column `c` of the file `path` (given under option `key`), or an error naming
+/// the option and listing the file's columns.
+pub fn column_index(
+    path: &Path,
+    schema: &datafusion::arrow::datatypes::Schema,
+    key: &str,
+    c: &str,
+) -> Result<usize> {
+    schema.index_of(c).map_err(|_| {
+        Error::param(
+            key,
+            format!(
+                "{} has no column {c:?}; its columns are: {}",
+                path.display(),
+                column_list(schema)
+            ),
+        )
+    })
+}
+
 /// A schema's column names, comma-separated, for messages that say what a table has.
 pub fn column_list(schema: &datafusion::arrow::datatypes::Schema) -> String {
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();

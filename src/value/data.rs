@@ -25,7 +25,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 use datafusion::prelude::SessionContext;
 use sha2::{Digest, Sha256};
 
@@ -182,21 +182,6 @@ pub async fn warehouse_days(ctx: &SessionContext, as_of: NaiveDate) -> Result<Ve
     .await
 }
 
-/// The index of column `c` of `path`, given under parameter `key`; the error lists the
-/// columns there are.
-fn column(path: &Path, schema: &Schema, key: &str, c: &str) -> Result<usize> {
-    schema.index_of(c).map_err(|_| {
-        Error::param(
-            key,
-            format!(
-                "{} has no column {c:?}; its columns are: {}",
-                path.display(),
-                olap::column_list(schema)
-            ),
-        )
-    })
-}
-
 /// A transaction log's columns.
 #[derive(Debug, Clone)]
 pub struct LogColumns<'a> {
@@ -218,7 +203,7 @@ pub async fn file_days(
     olap::register_path(&ctx, "input", path).await?;
     let schema = ctx.table("input").await?.schema().as_arrow().clone();
     let quoted = |key: &str, c: &str| {
-        column(path, &schema, key, c)?;
+        olap::column_index(path, &schema, key, c)?;
         Ok::<_, Error>(olap::sqltext::ident(c))
     };
     let id = quoted("id", cols.id)?;
@@ -300,7 +285,7 @@ pub async fn read_summary(
     engine: &EngineOptions,
 ) -> Result<Customers> {
     let (schema, batches) = olap::read_in_order(path, None, engine).await?;
-    let index = |key: &str, c: &str| column(path, &schema, key, c);
+    let index = |key: &str, c: &str| olap::column_index(path, &schema, key, c);
     // Without a name, lifetimes' columns when the table has them.
     let named = |key: &str, given: Option<&str>, usual: &str| match given {
         Some(c) => index(key, c).map(Some),

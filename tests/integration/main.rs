@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod basket;
+mod campaign;
 mod churn;
 #[cfg(feature = "distributed")]
 mod cluster;
