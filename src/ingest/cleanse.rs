@@ -4,8 +4,10 @@
 //! Input: a chunk from [`super::scan`] (raw text per mapped canonical column, plus `__record`,
 //! `__line`, `__start`, `__end`). Output: the same rows with typed columns under the canonical
 //! names, and the rejected rows with `__reason` / `__detail` ([`Cleansed`]):
-//! - every value is trimmed; null tokens become null; ids are case-normalised and `17850.0`
-//!   becomes `17850` when the contract says so;
+//! - every value is trimmed; null tokens become null; a column's `map` replaces values; ids
+//!   are case-normalised and `17850.0` becomes `17850` when the contract says so; columns
+//!   with a canonical vocabulary (a contact's arm, a consent event's channel and status) are
+//!   lower-cased and checked against it;
 //! - integers and money parse non-strictly, dates and timestamps try each format in order; a
 //!   value that was present but did not parse is a reject, never a silent null;
 //! - money is checked to have at most 3 fraction digits before it is cast to decimal(18,3), so
@@ -37,6 +39,8 @@ pub struct KnownIds {
     pub products: Option<Series>,
     /// Customer ids; `None` when no customer source exists.
     pub customers: Option<Series>,
+    /// Campaign ids; `None` when no campaign source exists (contacts then name any).
+    pub campaigns: Option<Series>,
 }
 
 /// Boolean spellings when a contract gives none (compared case-insensitively).
@@ -137,6 +141,14 @@ fn normalised(source: &Source) -> Vec<Expr> {
         let mut v = when(any_of(&trimmed, &source.null_tokens))
             .then(lit(NULL).cast(DataType::String))
             .otherwise(trimmed);
+        for (from, to) in &spec.map {
+            v = when(v.clone().eq(lit(from.as_str())))
+                .then(lit(to.as_str()))
+                .otherwise(v);
+        }
+        if source.entity.vocabulary(name).is_some() {
+            v = v.str().to_lowercase();
+        }
         if *ty == ColumnType::Id {
             if spec.strip_zero_fraction {
                 v = v.str().replace(lit(r"\.0+$"), lit(""), false);
@@ -293,6 +305,22 @@ fn rules(source: &Source, mut parse_failures: Vec<Check>) -> Vec<Check> {
             detail: detail(name, v, format!("is not one of {}", values.join(", "))),
         });
     }
+    for c in &source.columns {
+        let Some(words) = source.entity.vocabulary(&c.name) else {
+            continue;
+        };
+        let v = col(c.name.as_str());
+        let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        checks.push(Check {
+            reason: Reason::NotAccepted,
+            broken: v.clone().is_not_null().and(any_of(&v, &words).not()),
+            detail: detail(
+                &c.name,
+                col(raw(&c.name).as_str()),
+                format!("is not one of {}", words.join(", ")),
+            ),
+        });
+    }
     for (name, pat) in &source.rules.pattern {
         let v = col(name.as_str());
         checks.push(Check {
@@ -369,7 +397,8 @@ fn service_by_code(source: &Source) -> Expr {
     }
 }
 
-/// Step 4: product and customer ids must be known (from their source or the warehouse).
+/// Step 4: product, customer and campaign ids must be known (from their source or the
+/// warehouse).
 fn relationships(source: &Source, known: &KnownIds) -> Vec<Check> {
     let has = |c: &str| source.has(c);
     let mut checks = Vec::new();
@@ -387,6 +416,13 @@ fn relationships(source: &Source, known: &KnownIds) -> Vec<Check> {
             Entity::Customer,
             Reason::UnknownCustomer,
             "customer",
+        ),
+        (
+            "campaign_id",
+            &known.campaigns,
+            Entity::Campaign,
+            Reason::UnknownCampaign,
+            "campaign",
         ),
     ] {
         let Some(ids) = ids else { continue };

@@ -340,6 +340,7 @@ pub fn ingest(root: &Path, contract: &Contract, opts: &IngestOptions) -> Result<
         previous_loads: previous_loads.as_ref(),
         customer_source: sources.customers,
         product_source: sources.products,
+        campaign_source: sources.campaigns,
     };
     build::build(&mut tx, base, &input)?;
     let refresh = if opts.full_refresh {
@@ -542,11 +543,11 @@ fn check_replace(source: &Source, path: &Path, prev: i64, replace: bool) -> Resu
             ),
         ));
     }
-    if matches!(source.entity, Entity::Customer | Entity::Product) {
+    if source.entity.is_dimension() {
         return Err(Error::input(
             path,
             format!(
-                "--replace applies to order-line and campaign-contact files; {} rows are \
+                "--replace applies to fact files (order lines, contacts, consent events); {} rows are \
                  dimension history: load the corrected file under a new name and its values \
                  update the dimension",
                 source.entity.name()
@@ -562,6 +563,7 @@ fn check_replace(source: &Source, path: &Path, prev: i64, replace: bool) -> Resu
 struct Sources {
     customers: bool,
     products: bool,
+    campaigns: bool,
 }
 
 impl Sources {
@@ -569,6 +571,7 @@ impl Sources {
         Sources {
             customers: plan.iter().any(|(s, _)| s.entity == Entity::Customer),
             products: plan.iter().any(|(s, _)| s.entity == Entity::Product),
+            campaigns: plan.iter().any(|(s, _)| s.entity == Entity::Campaign),
         }
     }
 }
@@ -586,7 +589,7 @@ fn known_ids(base: Option<&Warehouse>, sources: Sources) -> Result<cleanse::Know
         }
         Ok(ids)
     };
-    use tables::{DIM_CUSTOMER, DIM_PRODUCT};
+    use tables::{DIM_CAMPAIGN, DIM_CUSTOMER, DIM_PRODUCT};
     Ok(cleanse::KnownIds {
         customers: sources
             .customers
@@ -595,6 +598,10 @@ fn known_ids(base: Option<&Warehouse>, sources: Sources) -> Result<cleanse::Know
         products: sources
             .products
             .then(|| existing(DIM_PRODUCT, "product_id"))
+            .transpose()?,
+        campaigns: sources
+            .campaigns
+            .then(|| existing(DIM_CAMPAIGN, "campaign_id"))
             .transpose()?,
     })
 }
@@ -635,6 +642,7 @@ fn scan_all(
         match source.entity {
             Entity::Customer => add(&mut known.customers, "customer_id")?,
             Entity::Product => add(&mut known.products, "product_id")?,
+            Entity::Campaign => add(&mut known.campaigns, "campaign_id")?,
             _ => {}
         }
         tracing::info!(

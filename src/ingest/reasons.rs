@@ -20,6 +20,7 @@
 //! | `stock_adjustment` | a negative quantity outside a cancellation invoice (contract: `negative_quantity = "reject"`) |
 //! | `unknown_product` | an order line's product is in no product source nor in dim_product |
 //! | `unknown_customer` | a customer id that is in no customer source nor in dim_customer |
+//! | `unknown_campaign` | a contact's campaign is in no campaign source nor in dim_campaign (checked when the contract has a campaign source) |
 //! | `duplicate_key` | a later row with the same `dedupe_key` as an earlier row of the load |
 
 /// A reject reason code.
@@ -39,12 +40,13 @@ pub enum Reason {
     StockAdjustment,
     UnknownProduct,
     UnknownCustomer,
+    UnknownCampaign,
     DuplicateKey,
 }
 
 impl Reason {
     /// Every code, in checking order.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::RaggedLine,
         Reason::BadEncoding,
         Reason::MalformedRecord,
@@ -59,6 +61,7 @@ impl Reason {
         Reason::StockAdjustment,
         Reason::UnknownProduct,
         Reason::UnknownCustomer,
+        Reason::UnknownCampaign,
         Reason::DuplicateKey,
     ];
 
@@ -79,6 +82,7 @@ impl Reason {
             Reason::StockAdjustment => "stock_adjustment",
             Reason::UnknownProduct => "unknown_product",
             Reason::UnknownCustomer => "unknown_customer",
+            Reason::UnknownCampaign => "unknown_campaign",
             Reason::DuplicateKey => "duplicate_key",
         }
     }

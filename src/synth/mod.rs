@@ -2,10 +2,12 @@
 //!
 //! - Input: [`SynthParams`] (seed 42, 2,000 customers, 50,000 order lines by default).
 //! - Output, in `--out-dir`: `customers.csv` (Latin-1, `;`-separated), `products.csv`,
-//!   `transactions.csv` (order lines), `campaign_contacts.csv`, and `synth.json`, which records
-//!   what was planted: each customer's group, lapse dates, co-purchase groups, follow-up
-//!   sequences, and the exact count of every defect per file, so tests can check that ingest
-//!   and mining recover it.
+//!   `transactions.csv` (order lines), `campaigns.csv`, `campaign_contacts.csv` (with each
+//!   contact's arm: a random control arm is held out), `consent_events.csv`, and
+//!   `synth.json`, which records what was planted: each customer's group, lapse dates,
+//!   co-purchase groups, follow-up sequences, how each group answers campaigns (uplift),
+//!   the consent changes, and the exact count of every defect per file, so tests can check
+//!   that ingest and mining recover it.
 //! - `--layout flat` writes the same order lines as one flat extract instead, `flat.csv`
 //!   (quoted fields after a byte-order mark, CRLF, `m/d/yyyy` days, no invoice, line totals
 //!   and line costs, a sub-category code, each customer's age group on the day and area on
@@ -19,8 +21,11 @@
 //! buyers (who may come back at any time, rarely: most never do within the data), loyal
 //! repeaters, big-basket wholesale buyers, and customers who lapse part-way through the period;
 //! co-purchase groups (bundles bought together) and follow-ups (A now, B on the next visit);
-//! guest checkouts; returns as `C`-prefixed cancellation invoices; campaign responses that
-//! depend on the group.
+//! guest checkouts; returns as `C`-prefixed cancellation invoices; monthly campaigns whose
+//! effect depends on the group: loyal customers are persuadable (a treatment contact may
+//! bring an extra purchase within 14 days), one-time and wholesale buyers indifferent, and
+//! customers on their way out sleeping dogs (a treatment contact makes them drop purchases
+//! in those 14 days); the control arm's customers are left as they would have been.
 //!
 //! Messiness, each defect planted on otherwise clean rows, one defect per row, and counted:
 //! exact duplicate rows, trailing spaces, lower-case product codes, two date formats, blank
@@ -231,6 +236,18 @@ struct Customer {
     country: usize,
 }
 
+/// One planned campaign contact: the campaign (a month, 0 = January 2023), the customer
+/// (an index), the day, whether the customer is in the treatment arm (the control arm is
+/// held out: recorded, never sent), and whether it went by phone (else e-mail).
+#[derive(Clone, Copy)]
+struct Contact {
+    campaign: i64,
+    customer: u32,
+    day: i64,
+    treated: bool,
+    phone: bool,
+}
+
 /// One planned invoice: when, who (None = guest), how many lines.
 #[derive(Clone, Copy)]
 struct Invoice {
@@ -314,16 +331,24 @@ pub fn generate(params: &ValidSynthParams, out_dir: &Path) -> Result<SynthReport
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     let layout = write::Layout::Normal;
     let transactions = write::transactions(&mut rng, &world, p, start, (&mut w, &tx_path), layout)?;
-    let (customers, prospects) = write::customers(&mut rng, &world, p, start, out_dir)?;
+    let (customers, prospects, opt_in) = write::customers(&mut rng, &world, p, start, out_dir)?;
     let products = write::products(&mut rng, &world, out_dir)?;
+    let campaigns = write::campaigns(start, out_dir)?;
     let contacts = write::contacts(&mut rng, &world, start, out_dir)?;
+    let (consent, events) = write::consent_events(&mut rng, &world, &opt_in, start, out_dir)?;
     let files = serde_json::json!({
         "transactions.csv": transactions.defects,
         "customers.csv": customers,
         "products.csv": products,
+        "campaigns.csv": campaigns,
         "campaign_contacts.csv": contacts,
+        "consent_events.csv": consent,
     });
-    write::manifest(&world, p, start, &transactions, files, out_dir)?;
+    let planted = serde_json::json!({
+        "campaigns": plan::planted_campaigns(),
+        "consent_events": events,
+    });
+    write::manifest(&world, p, start, &transactions, files, planted, out_dir)?;
     Ok(SynthReport {
         customers: world.customers.len() as u64 + prospects,
         products: world.products.len() as u64 + 5,
@@ -356,7 +381,8 @@ fn generate_flat(
     let layout = write::Layout::Flat(&people);
     let flat = write::transactions(&mut rng, world, p, start, (&mut w, &path), layout)?;
     let files = serde_json::json!({ "flat.csv": flat.defects });
-    write::manifest(world, p, start, &flat, files, out_dir)?;
+    let planted = serde_json::json!({});
+    write::manifest(world, p, start, &flat, files, planted, out_dir)?;
     Ok(SynthReport {
         customers: 0,
         products: 0,

@@ -7,8 +7,8 @@ use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::{
-    ADJECTIVES, CATEGORIES, COUNTRIES, Calendar, Customer, DAYS, Group, Invoice, LAPSE_QUIET,
-    OCCASIONAL_GAP, Product, SynthParams, pick, poisson,
+    ADJECTIVES, CATEGORIES, COUNTRIES, Calendar, Contact, Customer, DAYS, Group, Invoice,
+    LAPSE_QUIET, OCCASIONAL_GAP, Product, SynthParams, pick, poisson,
 };
 
 /// The share of invoices that are guest checkouts (no customer).
@@ -23,6 +23,8 @@ pub(super) struct World {
     /// (A, B): a customer who buys A tends to buy B on the next visit.
     pub follow_ups: Vec<(usize, usize)>,
     pub customers: Vec<Customer>,
+    /// Campaign contacts, by campaign, then customer.
+    pub contacts: Vec<Contact>,
     /// In time order.
     pub invoices: Vec<Invoice>,
 }
@@ -33,13 +35,15 @@ impl World {
         let popularity = Popularity::new(products.len());
         let (bundles, follow_ups) = groups(rng, products.len());
         let customers = customers(rng, cal, p.customers);
-        let invoices = invoices(rng, cal, &customers, p.order_lines);
+        let contacts = contacts(rng, &customers);
+        let invoices = invoices(rng, cal, &customers, &contacts, p.order_lines);
         World {
             products,
             popularity,
             bundles,
             follow_ups,
             customers,
+            contacts,
             invoices,
         }
     }
@@ -185,6 +189,118 @@ fn customers(rng: &mut Xoshiro256PlusPlus, cal: &Calendar, n: u64) -> Vec<Custom
     customers
 }
 
+/// Campaigns: one a month, 24 in all, sent on the campaign's day to about 12 % of the
+/// customers signed up by then; a random 20 % of them are the control arm (held out), except
+/// in the June campaigns, which have none.
+pub(super) const CAMPAIGNS: i64 = 24;
+pub(super) const CONTACT_SHARE: f64 = 0.12;
+pub(super) const CONTROL_SHARE: f64 = 0.2;
+/// Days after a contact in which the campaign's effect is planted (and measured).
+pub(super) const RESPONSE_WINDOW_DAYS: i64 = 14;
+/// A persuadable customer's chance of an extra purchase in the window after a treatment
+/// contact.
+pub(super) const PERSUADE: f64 = 0.3;
+/// A sleeping dog's chance of dropping each purchase in the window after a treatment contact.
+pub(super) const SLEEPING_DOG_SKIP: f64 = 0.7;
+
+/// How a group answers a campaign (planted; `synth.json` records it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Uplift {
+    /// Buys more when contacted: loyal customers, who answer an offer with an extra order.
+    Persuadable,
+    /// Buys as much either way: one-time buyers and wholesale customers.
+    Indifferent,
+    /// Buys less when contacted: customers on their way out, reminded to leave.
+    SleepingDog,
+}
+
+pub(super) fn uplift_of(g: Group) -> Uplift {
+    match g {
+        Group::Loyal => Uplift::Persuadable,
+        Group::OneTime | Group::Wholesale => Uplift::Indifferent,
+        Group::Lapsing => Uplift::SleepingDog,
+    }
+}
+
+/// What `synth.json` records of the campaigns: the uplift planted per group and its sizes.
+pub(super) fn planted_campaigns() -> serde_json::Value {
+    let groups = [
+        ("one_time", Group::OneTime),
+        ("loyal", Group::Loyal),
+        ("wholesale", Group::Wholesale),
+        ("lapsing", Group::Lapsing),
+    ];
+    let by_group: std::collections::BTreeMap<&str, Uplift> = groups
+        .iter()
+        .map(|(name, g)| (*name, uplift_of(*g)))
+        .collect();
+    serde_json::json!({
+        "uplift_by_group": by_group,
+        "response_window_days": RESPONSE_WINDOW_DAYS,
+        "control_share": CONTROL_SHARE,
+        "persuadable_extra_purchase_probability": PERSUADE,
+        "sleeping_dog_skip_probability": SLEEPING_DOG_SKIP,
+        "without_control": (0..CAMPAIGNS).filter(|m| !has_control(*m)).map(super::write::campaign_id).collect::<Vec<_>>(),
+    })
+}
+
+/// The day of campaign `m` (day numbers from the start).
+pub(super) fn campaign_day(m: i64) -> i64 {
+    (m * 30 + 3).min(DAYS - 20)
+}
+
+/// Whether campaign `m` has a control arm (the June campaigns have none).
+pub(super) fn has_control(m: i64) -> bool {
+    m % 12 != 5
+}
+
+/// The campaign contacts, by campaign, then customer.
+fn contacts(rng: &mut Xoshiro256PlusPlus, customers: &[Customer]) -> Vec<Contact> {
+    let mut out = Vec::new();
+    for m in 0..CAMPAIGNS {
+        let day = campaign_day(m);
+        for (i, c) in customers.iter().enumerate() {
+            if c.signup > day || !rng.gen_bool(CONTACT_SHARE) {
+                continue;
+            }
+            out.push(Contact {
+                campaign: m,
+                customer: i as u32,
+                day,
+                treated: !has_control(m) || !rng.gen_bool(CONTROL_SHARE),
+                phone: rng.gen_bool(0.2),
+            });
+        }
+    }
+    out
+}
+
+/// The planted campaign effect on one customer's purchase days: after each treatment
+/// contact, a persuadable customer may buy once more within the window; a sleeping dog
+/// drops purchases in it. Control contacts change nothing.
+fn apply_uplift(rng: &mut Xoshiro256PlusPlus, g: Group, days: &mut Vec<i64>, treated: &[i64]) {
+    match uplift_of(g) {
+        Uplift::Indifferent => {}
+        Uplift::Persuadable => {
+            for &d in treated {
+                if rng.gen_bool(PERSUADE) {
+                    let day = d + rng.gen_range(1..=RESPONSE_WINDOW_DAYS);
+                    if day < DAYS {
+                        days.push(day);
+                    }
+                }
+            }
+        }
+        Uplift::SleepingDog => days.retain(|&x| {
+            let in_window = treated
+                .iter()
+                .any(|&d| x > d && x <= d + RESPONSE_WINDOW_DAYS);
+            !(in_window && rng.gen_bool(SLEEPING_DOG_SKIP))
+        }),
+    }
+}
+
 /// Mean order lines per invoice of a group.
 pub(super) fn lines_per(g: Group) -> f64 {
     match g {
@@ -213,8 +329,13 @@ fn invoices(
     rng: &mut Xoshiro256PlusPlus,
     cal: &Calendar,
     customers: &[Customer],
+    contacts: &[Contact],
     order_lines: u64,
 ) -> Vec<Invoice> {
+    let mut treated: Vec<Vec<i64>> = vec![Vec::new(); customers.len()];
+    for c in contacts.iter().filter(|c| c.treated) {
+        treated[c.customer as usize].push(c.day);
+    }
     let expected: f64 = customers
         .iter()
         .map(|c| lines_per(c.group) * base_invoices(c.group))
@@ -223,7 +344,9 @@ fn invoices(
     let scale = (order_lines as f64 * 1.15 / expected).max(0.05);
     let mut invoices: Vec<Invoice> = Vec::new();
     for (ci, c) in customers.iter().enumerate() {
-        for day in purchase_days(rng, cal, c, scale) {
+        let mut days = purchase_days(rng, cal, c, scale);
+        apply_uplift(rng, c.group, &mut days, &treated[ci]);
+        for day in days {
             let minute = day * 1440 + rng.gen_range(8 * 60..20 * 60);
             invoices.push(Invoice {
                 minute,

@@ -9,7 +9,7 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
 use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::plan::{World, lines_per};
+use super::plan::{CAMPAIGNS, RESPONSE_WINDOW_DAYS, World, campaign_day, lines_per};
 use super::{
     ACQUISITION, CATEGORIES, CHANNELS, COUNTRIES, DAYS, FIRST_NAMES, FileDefects, Group, Invoice,
     LAST_NAMES, PlannedReturn, Product, SynthParams, ascii_fold, cents, pick,
@@ -528,7 +528,7 @@ pub(super) fn customers(
     p: &SynthParams,
     start: NaiveDate,
     out_dir: &Path,
-) -> Result<(FileDefects, u64)> {
+) -> Result<(FileDefects, u64, OptIns)> {
     let cu_path = out_dir.join("customers.csv");
     let rows = customer_rows(rng, world, p, start);
     let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&rows.text);
@@ -538,7 +538,7 @@ pub(super) fn customers(
         ));
     }
     std::fs::write(&cu_path, &bytes).map_err(|e| Error::io(&cu_path, e))?;
-    Ok((rows.defects, rows.prospects))
+    Ok((rows.defects, rows.prospects, rows.opt_in))
 }
 
 /// The customer file's text, its defects, the number of prospects, and each customer's
@@ -548,7 +548,11 @@ pub(super) struct CustomerRows {
     defects: FileDefects,
     prospects: u64,
     pub people: People,
+    pub opt_in: OptIns,
 }
+
+/// Each customer's (email, phone) opt-in as the customer file gives it, by customer index.
+pub(super) type OptIns = Vec<(bool, bool)>;
 
 /// Draws the customer file's rows (see [`customers`]).
 pub(super) fn customer_rows(
@@ -566,6 +570,7 @@ pub(super) fn customer_rows(
         "customer_id;email;name;gender;birth_date;country;region;city;signup_date;acquisition_channel;email_opt_in;phone_opt_in\n",
     );
     let n_prospects = (p.customers / 50).max(2);
+    let mut opt_in = Vec::with_capacity(world.customers.len());
     for (i, c) in world
         .customers
         .iter()
@@ -592,8 +597,12 @@ pub(super) fn customer_rows(
             people.birth.push(birth);
             people.area.push(area_code(city));
         }
-        let email_in = if rng.gen_bool(0.6) { "Y" } else { "N" };
-        let phone_in = if rng.gen_bool(0.3) { "Y" } else { "N" };
+        let (email_yes, phone_yes) = (rng.gen_bool(0.6), rng.gen_bool(0.3));
+        if c.is_some() {
+            opt_in.push((email_yes, phone_yes));
+        }
+        let email_in = if email_yes { "Y" } else { "N" };
+        let phone_in = if phone_yes { "Y" } else { "N" };
         let gender = *pick(rng, &["F", "M", "X", ""]);
         let mut email = format!(
             "{}.{}{}@example.com",
@@ -630,6 +639,7 @@ pub(super) fn customer_rows(
         defects: cu,
         prospects: n_prospects,
         people,
+        opt_in,
     }
 }
 
@@ -675,8 +685,38 @@ pub(super) fn products(
     Ok(pr)
 }
 
-/// `campaign_contacts.csv`: a monthly campaign to some customers, responses by group, and
-/// each month a contact for an id that is no customer.
+/// Campaign `m`'s id: `CMP-YYYY-MM`.
+pub(super) fn campaign_id(m: i64) -> String {
+    format!("CMP-{:04}-{:02}", 2023 + m / 12, m % 12 + 1)
+}
+
+/// `campaigns.csv`: one row per monthly campaign: e-mail, 5 cents a contact and a fixed
+/// cost, its offer, and the response window the uplift is planted in.
+pub(super) fn campaigns(start: NaiveDate, out_dir: &Path) -> Result<FileDefects> {
+    let path = out_dir.join("campaigns.csv");
+    let mut cp = FileDefects::default();
+    let mut text = String::from(
+        "campaign_id,name,channel,start_date,end_date,cost_per_contact,fixed_cost,offer,response_window_days\n",
+    );
+    for m in 0..CAMPAIGNS {
+        let day = start + Duration::days(campaign_day(m));
+        let offer = ["10% off", "free delivery", "gift with order"][m as usize % 3];
+        text.push_str(&format!(
+            "{},{} newsletter,email,{},{},0.05,250.00,{offer},{RESPONSE_WINDOW_DAYS}\n",
+            campaign_id(m),
+            day.format("%B %Y"),
+            day,
+            day + Duration::days(RESPONSE_WINDOW_DAYS),
+        ));
+        cp.rows_written += 1;
+    }
+    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    Ok(cp)
+}
+
+/// `campaign_contacts.csv`: the planned contacts with their arm (the control arm's rows
+/// record who was held out); phone contacts carry their own cost; responses (treatment
+/// only) by group; and each month a contact for an id that is no customer.
 pub(super) fn contacts(
     rng: &mut Xoshiro256PlusPlus,
     world: &World,
@@ -685,29 +725,26 @@ pub(super) fn contacts(
 ) -> Result<FileDefects> {
     let cc_path = out_dir.join("campaign_contacts.csv");
     let mut cc = FileDefects::default();
-    let mut text =
-        String::from("campaign_id,customer_id,contacted_at,channel,responded,responded_at\n");
-    for m in 0..24i64 {
-        let campaign = format!("CMP-{:04}-{:02}", 2023 + m / 12, m % 12 + 1);
-        let day = (m * 30 + 3).min(DAYS - 20);
-        for c in world.customers.iter() {
-            if c.signup > day || !rng.gen_bool(0.12) {
-                continue;
-            }
+    let mut text = String::from(
+        "campaign_id,customer_id,contacted_at,channel,responded,responded_at,arm,cost\n",
+    );
+    for (m, planned) in world
+        .contacts
+        .chunk_by(|a, b| a.campaign == b.campaign)
+        .enumerate()
+    {
+        let campaign = campaign_id(m as i64);
+        for k in planned {
+            let c = &world.customers[k.customer as usize];
             let rate = match c.group {
                 Group::Loyal => 0.25,
                 Group::Wholesale => 0.12,
-                Group::Lapsing => {
-                    if c.lapse.is_some_and(|l| l < day) {
-                        0.01
-                    } else {
-                        0.08
-                    }
-                }
+                Group::Lapsing if c.lapse.is_some_and(|l| l < k.day) => 0.01,
+                Group::Lapsing => 0.08,
                 Group::OneTime => 0.03,
             };
-            let when = start.and_hms_opt(9, 0, 0).expect("valid time") + Duration::days(day);
-            let responded = rng.gen_bool(rate);
+            let when = start.and_hms_opt(9, 0, 0).expect("valid time") + Duration::days(k.day);
+            let responded = k.treated && rng.gen_bool(rate);
             let resp = if responded {
                 (when + Duration::hours(rng.gen_range(1..24 * 14)))
                     .format("%Y-%m-%d %H:%M:%S")
@@ -716,11 +753,13 @@ pub(super) fn contacts(
                 String::new()
             };
             let row = format!(
-                "{campaign},{},{},{},{},{resp}\n",
+                "{campaign},{},{},{},{},{resp},{},{}\n",
                 c.id,
                 when.format("%Y-%m-%d %H:%M:%S"),
-                if rng.gen_bool(0.8) { "email" } else { "phone" },
-                if responded { "yes" } else { "no" }
+                if k.phone { "phone" } else { "email" },
+                if responded { "yes" } else { "no" },
+                if k.treated { "treatment" } else { "control" },
+                if k.phone && k.treated { "1.20" } else { "" },
             );
             text.push_str(&row);
             cc.rows_written += 1;
@@ -732,13 +771,72 @@ pub(super) fn contacts(
         }
         // A contact for an id that is no customer.
         text.push_str(&format!(
-            "{campaign},P{m:05},2023-06-01 09:00:00,email,no,\n"
+            "{campaign},P{m:05},2023-06-01 09:00:00,email,no,,treatment,\n"
         ));
         cc.rows_written += 1;
         cc.reject("unknown_customer");
     }
     std::fs::write(&cc_path, text).map_err(|e| Error::io(&cc_path, e))?;
     Ok(cc)
+}
+
+/// A planted consent event (recorded in synth.json).
+#[derive(Debug, Clone, serde::Serialize)]
+pub(super) struct ConsentEvent {
+    pub customer_id: String,
+    pub channel: &'static str,
+    pub status: &'static str,
+    pub at: String,
+}
+
+/// `consent_events.csv`: consent changes over the period, consistent with the customer
+/// file's flags (its state at the end): some customers whose file says N withdrew during
+/// the period (they had consented before), some whose file says Y granted it (they had
+/// not); plus a row with an unknown status and one for an id that is no customer.
+pub(super) fn consent_events(
+    rng: &mut Xoshiro256PlusPlus,
+    world: &World,
+    opt_in: &[(bool, bool)],
+    start: NaiveDate,
+    out_dir: &Path,
+) -> Result<(FileDefects, Vec<ConsentEvent>)> {
+    let path = out_dir.join("consent_events.csv");
+    let mut ce = FileDefects::default();
+    let mut events = Vec::new();
+    let mut text = String::from("customer_id,channel,status,event_ts,source\n");
+    for (c, &(email, phone)) in world.customers.iter().zip(opt_in) {
+        for (channel, flag, change) in [("email", email, 0.12), ("phone", phone, 0.05)] {
+            if !rng.gen_bool(if flag { change / 2.0 } else { change }) {
+                continue;
+            }
+            let day = rng.gen_range(c.signup + 1..DAYS);
+            let at = start.and_hms_opt(0, 0, 0).expect("valid time")
+                + Duration::days(day)
+                + Duration::minutes(rng.gen_range(7 * 60..22 * 60));
+            let (status, source) = if flag {
+                ("granted", "preference_centre")
+            } else {
+                ("withdrawn", "unsubscribe_link")
+            };
+            let at = at.format("%Y-%m-%d %H:%M:%S").to_string();
+            text.push_str(&format!("{},{channel},{status},{at},{source}\n", c.id));
+            ce.rows_written += 1;
+            events.push(ConsentEvent {
+                customer_id: c.id.clone(),
+                channel,
+                status,
+                at,
+            });
+        }
+    }
+    text.push_str("100001,email,maybe,2024-03-01 10:00:00,call_centre\n");
+    ce.rows_written += 1;
+    ce.reject("not_accepted");
+    text.push_str("P00001,email,withdrawn,2024-03-01 10:00:00,call_centre\n");
+    ce.rows_written += 1;
+    ce.reject("unknown_customer");
+    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    Ok((ce, events))
 }
 
 /// `synth.json`: the parameters, the period, each file's defects (`files`), and what was
@@ -749,6 +847,7 @@ pub(super) fn manifest(
     start: NaiveDate,
     t: &Transactions,
     files: serde_json::Value,
+    planted: serde_json::Value,
     out_dir: &Path,
 ) -> Result<()> {
     let code = |i: &usize| world.products[*i].code.clone();
@@ -765,6 +864,9 @@ pub(super) fn manifest(
         "co_purchase_groups": world.bundles.iter().map(|g| g.iter().map(code).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "follow_ups": world.follow_ups.iter().map(|(a, b)| [code(a), code(b)]).collect::<Vec<_>>(),
     });
+    if let (Some(m), serde_json::Value::Object(more)) = (manifest.as_object_mut(), planted) {
+        m.extend(more);
+    }
     if p.layout != super::SynthLayout::Normal {
         manifest["layout"] = p.layout.name().into();
         manifest["left_out"] = serde_json::json!(t.left_out);

@@ -11,20 +11,26 @@ pub const DIM_PRODUCT: &str = "dim_product";
 pub const DIM_DATE: &str = "dim_date";
 /// Order lines, partitioned by month (ingest).
 pub const FACT_SALES: &str = "fact_sales";
-/// Campaign contacts (ingest).
+/// Campaigns: channel, dates, costs, offer, response window (ingest).
+pub const DIM_CAMPAIGN: &str = "dim_campaign";
+/// Campaign contacts, with their arm (treatment or control) and cost (ingest).
 pub const FACT_CAMPAIGN_CONTACT: &str = "fact_campaign_contact";
+/// Consent events: a customer granting or withdrawing consent on a channel (ingest).
+pub const FACT_CONSENT: &str = "fact_consent";
 /// Rows a rule rejected, with their raw text and reason code (ingest).
 pub const REJECTS: &str = "rejects";
 /// One row per source file per load (ingest).
 pub const LOADS: &str = "loads";
 
 /// Everything an ingest writes.
-pub const INGEST: [&str; 7] = [
+pub const INGEST: [&str; 9] = [
     DIM_CUSTOMER,
     DIM_PRODUCT,
+    DIM_CAMPAIGN,
     DIM_DATE,
     FACT_SALES,
     FACT_CAMPAIGN_CONTACT,
+    FACT_CONSENT,
     REJECTS,
     LOADS,
 ];

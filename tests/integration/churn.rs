@@ -375,7 +375,7 @@ fn a_warehouse_model_trains_on_a_stratified_sample_and_is_measured_on_everyone()
     let (w, s) = (model_json(&whole), model_json(&sampled));
 
     // The population: the labelled mart at the training cutoff, read here independently.
-    let (_, labels) = labelled(&wh, "2024-05-29");
+    let (_, labels) = labelled(&wh, "2024-06-02");
     let population = labels.len() as f64;
     let churners = labels.iter().filter(|l| *l == "true").count() as f64;
     assert_eq!(w["source"]["rows"], labels.len());
@@ -519,9 +519,9 @@ fn warehouse_model_trains_at_one_cutoff_measures_at_the_next_and_scores() {
     );
     assert!(printed.contains("held out"), "{printed}");
     let m = model_json(&model);
-    // The sample data ends on 2024-11-24: the test cutoff is 90 days before the day after,
+    // The sample data ends on 2024-11-28: the test cutoff is 90 days before the day after,
     // and training happens one horizon earlier still.
-    assert_eq!(m["source"]["cutoff"], "2024-05-29");
+    assert_eq!(m["source"]["cutoff"], "2024-06-02");
     assert_eq!(m["source"]["horizon_days"], 90);
     let auc = m["metrics"]["roc_auc"].as_f64().unwrap();
     assert!(auc > 0.7, "held-out ROC AUC {auc}");
@@ -559,11 +559,11 @@ fn warehouse_model_trains_at_one_cutoff_measures_at_the_next_and_scores() {
         ],
     );
     assert!(
-        printed.contains("customers active at 2024-08-27"),
+        printed.contains("customers active at 2024-08-31"),
         "{printed}"
     );
     let e = model_json(&eval);
-    assert_eq!(e["evaluation"]["cutoff"], "2024-08-27");
+    assert_eq!(e["evaluation"]["cutoff"], "2024-08-31");
     assert_eq!(
         e["evaluation"]["metrics"]["roc_auc"],
         m["metrics"]["roc_auc"]
@@ -604,7 +604,7 @@ fn warehouse_model_trains_at_one_cutoff_measures_at_the_next_and_scores() {
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("--cutoff: 2024-10-01 is too late: its 90-day horizon runs to 2024-12-29, but the order lines end on 2024-11-24; the latest cutoff with complete labels is 2024-08-27"),
+            err.contains("--cutoff: 2024-10-01 is too late: its 90-day horizon runs to 2024-12-29, but the order lines end on 2024-11-28; the latest cutoff with complete labels is 2024-08-31"),
             "{err}"
         );
     }

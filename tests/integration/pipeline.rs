@@ -101,16 +101,16 @@ fn the_nightly_pipeline_runs_twice_with_identical_outputs() {
     assert_eq!(m1.ecrm_version, env!("CARGO_PKG_VERSION"));
     let (sha, _) = ecrm::ingest::sha256_file(&file).unwrap();
     assert_eq!(m1.pipeline_sha256, sha);
-    // The sample's last order line is on 2024-11-24.
-    assert_eq!(m1.as_of.as_deref(), Some("2024-11-25"));
+    // The sample's last order line is on 2024-11-28.
+    assert_eq!(m1.as_of.as_deref(), Some("2024-11-29"));
     let load = stage(&m1, "load");
-    assert_eq!(load.metrics["new_files"], 4);
+    assert_eq!(load.metrics["new_files"], 6);
     let fact = load
         .outputs
         .iter()
         .find(|o| o.name == "fact_sales")
         .unwrap();
-    assert_eq!(fact.rows, Some(49_906));
+    assert_eq!(fact.rows, Some(49_888));
     // What a stage read is what the stage before it wrote.
     let read = stage(&m1, "features")
         .inputs
@@ -137,7 +137,7 @@ fn the_nightly_pipeline_runs_twice_with_identical_outputs() {
             .unwrap()
             > 0.7
     );
-    let export = ws.path("exports/2024-11-25/at-risk.csv");
+    let export = ws.path("exports/2024-11-29/at-risk.csv");
     let exported = std::fs::read_to_string(&export).unwrap();
     assert_eq!(
         exported.lines().count() as u64 - 1,
@@ -240,7 +240,7 @@ fn a_failed_stage_keeps_earlier_outputs_and_resume_finishes_the_run() {
     assert_eq!(s["export_cross_sell"], "succeeded");
     // The report shows the failure rather than being skipped.
     assert_eq!(s["report"], "succeeded");
-    let page = ws.path("notebooks-out/nightly/2024-11-25/index.html");
+    let page = ws.path("notebooks-out/nightly/2024-11-29/index.html");
     assert!(
         std::fs::read_to_string(&page)
             .unwrap()
@@ -256,7 +256,7 @@ fn a_failed_stage_keeps_earlier_outputs_and_resume_finishes_the_run() {
     assert_eq!(&now, features);
     assert_eq!(
         scalar(&wh, "SELECT count(*) FROM customer_features"),
-        "1700"
+        "1699"
     );
 
     std::fs::remove_dir_all(wh.join("models/churn.json")).unwrap();
@@ -280,7 +280,7 @@ fn a_failed_stage_keeps_earlier_outputs_and_resume_finishes_the_run() {
     for ran in ["churn_model", "churn_scores", "export_at_risk", "report"] {
         assert_eq!(s[ran], "succeeded", "{ran}");
     }
-    assert!(ws.path("exports/2024-11-25/at-risk.csv").is_file());
+    assert!(ws.path("exports/2024-11-29/at-risk.csv").is_file());
     // A run that succeeded has nothing to resume.
     let (code, _, err) = ws.run(&file, &["--resume", &id2]);
     assert_eq!(code, 2);
@@ -348,7 +348,7 @@ accepted_values = {{ rfm_segment = [\"Champions\", \"Loyal\"] }}
     assert_eq!(by_name("rows").status, "fail");
     assert_eq!(
         by_name("rows").message,
-        "customer_features has 1700 rows, outside ..=10"
+        "customer_features has 1699 rows, outside ..=10"
     );
     assert_eq!(by_name("not_null").status, "pass");
     let accepted = by_name("accepted_values");
@@ -389,7 +389,7 @@ fn freshness_gates_fail_the_run_with_exit_1_and_a_clear_message() {
     assert_eq!(t.test, "freshness(new_file)");
     assert!(
         t.message
-            .starts_with("no new file arrived since the last load: all 4 input files"),
+            .starts_with("no new file arrived since the last load: all 6 input files"),
         "{}",
         t.message
     );

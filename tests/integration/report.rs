@@ -18,7 +18,7 @@ fn nightly_report() -> (Workspace, PathBuf) {
     let ws = Workspace::new();
     let (code, _, err) = ws.run(&ws.path("pipelines/nightly.toml"), &[]);
     assert_eq!(code, 0, "{err}");
-    let page = ws.path("notebooks-out/nightly/2024-11-25/index.html");
+    let page = ws.path("notebooks-out/nightly/2024-11-29/index.html");
     assert!(page.is_file(), "the report stage wrote {}", page.display());
     (ws, page)
 }
@@ -103,7 +103,7 @@ fn the_report_holds_every_chart_and_fetches_nothing() {
     // `ecrm report` writes the same sections for the latest run, into --out-dir.
     let out = ws.path("elsewhere");
     let printed = ecrm_ok(&wh, &["report", "--out-dir", out.to_str().unwrap()]);
-    let path = out.join("nightly/2024-11-25/index.html");
+    let path = out.join("nightly/2024-11-29/index.html");
     assert_eq!(printed.trim(), path.display().to_string());
     let again = std::fs::read_to_string(&path).unwrap();
     for chart in ecrm::report::CHARTS {

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 
 use crate::support::{ecrm, ecrm_ok, repo, scalar, sql};
 
-const SOURCES: [(&str, &str); 4] = [
+const SOURCES: [(&str, &str); 6] = [
     ("customers", "customers.csv"),
     ("products", "products.csv"),
     ("transactions", "transactions.csv"),
+    ("campaigns", "campaigns.csv"),
     ("campaign_contacts", "campaign_contacts.csv"),
+    ("consent_events", "consent_events.csv"),
 ];
 
 fn synth(dir: &Path, seed: u64, customers: u64, lines: u64) -> PathBuf {
@@ -66,7 +68,9 @@ fn synth_is_deterministic() {
         "customers.csv",
         "products.csv",
         "transactions.csv",
+        "campaigns.csv",
         "campaign_contacts.csv",
+        "consent_events.csv",
         "synth.json",
     ] {
         assert_eq!(
@@ -406,7 +410,9 @@ fn committed_sample_data_is_what_synth_makes() {
         "customers.csv",
         "products.csv",
         "transactions.csv",
+        "campaigns.csv",
         "campaign_contacts.csv",
+        "consent_events.csv",
         "synth.json",
     ] {
         assert!(

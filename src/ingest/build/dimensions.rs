@@ -1,5 +1,5 @@
 //! The dimensions: `dim_customer` (SCD type 2 on the history attributes), `dim_product`
-//! (type 1), `dim_date`, and the aggregates a load keeps to derive customers and products
+//! and `dim_campaign` (type 1), `dim_date`, and the aggregates a load keeps to derive customers and products
 //! from order lines when the contract has no source for them.
 
 use std::collections::BTreeSet;
@@ -41,6 +41,18 @@ const PRODUCT_COLUMNS: [(&str, DataType); 6] = [
     ("subcategory", DataType::String),
     ("unit_cost", MONEY),
     ("is_service", DataType::Boolean),
+];
+
+const CAMPAIGN_COLUMNS: [(&str, DataType); 9] = [
+    ("campaign_id", DataType::String),
+    ("name", DataType::String),
+    ("channel", DataType::String),
+    ("start_date", DataType::Date),
+    ("end_date", DataType::Date),
+    ("cost_per_contact", MONEY),
+    ("fixed_cost", MONEY),
+    ("offer", DataType::String),
+    ("response_window_days", DataType::Int64),
 ];
 
 /// Which dimensions a load derives from order lines.
@@ -554,10 +566,24 @@ fn merge_products(
     old: Option<DataFrame>,
     incoming: Option<(DataFrame, bool)>,
 ) -> Result<DataFrame> {
+    merge_type1(old, incoming, "product_key", &PRODUCT_COLUMNS)
+}
+
+/// A type-1 dimension (`columns[0]` is the id): old members keep their keys and take the
+/// incoming attributes (all of them when `authoritative`, a dimension source's rows; only
+/// where they had none otherwise, members derived from facts); new members get the next
+/// keys in id order.
+fn merge_type1(
+    old: Option<DataFrame>,
+    incoming: Option<(DataFrame, bool)>,
+    key: &str,
+    columns: &[(&str, DataType)],
+) -> Result<DataFrame> {
+    let id = columns[0].0;
     let empty = || -> Result<DataFrame> {
-        let mut exprs = vec![lit(NULL).cast(DataType::Int64).alias("product_key")];
+        let mut exprs = vec![lit(NULL).cast(DataType::Int64).alias(key)];
         exprs.extend(
-            PRODUCT_COLUMNS
+            columns
                 .iter()
                 .map(|(n, dt)| lit(NULL).cast(dt.clone()).alias(*n)),
         );
@@ -575,23 +601,23 @@ fn merge_products(
         return Ok(old);
     };
     let present = names(&incoming);
-    let incoming = conform(incoming.lazy(), &present, &PRODUCT_COLUMNS)
-        .unique_stable_generic(Some(vec![col("product_id")]), UniqueKeepStrategy::Last)
+    let incoming = conform(incoming.lazy(), &present, columns)
+        .unique_stable_generic(Some(vec![col(id)]), UniqueKeepStrategy::Last)
         .collect()?;
-    let max_key: i64 = old.column("product_key")?.i64()?.max().unwrap_or(0);
+    let max_key: i64 = old.column(key)?.i64()?.max().unwrap_or(0);
 
-    let renamed: Vec<Expr> = PRODUCT_COLUMNS
+    let renamed: Vec<Expr> = columns
         .iter()
         .map(|(n, _)| {
-            if *n == "product_id" {
+            if *n == id {
                 col(*n)
             } else {
                 col(*n).alias(format!("__new_{n}"))
             }
         })
         .collect();
-    let mut updated_cols = vec![col("product_key"), col("product_id")];
-    for (n, _) in PRODUCT_COLUMNS.iter().skip(1) {
+    let mut updated_cols = vec![col(key), col(id)];
+    for (n, _) in columns.iter().skip(1) {
         let new = col(format!("__new_{n}").as_str());
         let e = if authoritative {
             when(col("__matched")).then(new).otherwise(col(*n))
@@ -609,27 +635,47 @@ fn merge_products(
                 .lazy()
                 .select(renamed)
                 .with_column(lit(true).alias("__matched")),
-            [col("product_id")],
-            [col("product_id")],
+            [col(id)],
+            [col(id)],
             JoinArgs::new(JoinType::Left),
         )
         .with_column(col("__matched").fill_null(lit(false)))
         .select(updated_cols);
-    let old_ids = old.column("product_id")?.as_materialized_series().clone();
-    let mut new_cols =
-        vec![(lit(max_key + 1) + col("__idx").cast(DataType::Int64)).alias("product_key")];
-    new_cols.extend(PRODUCT_COLUMNS.iter().map(|(n, _)| col(*n)));
+    let old_ids = old.column(id)?.as_materialized_series().clone();
+    let mut new_cols = vec![(lit(max_key + 1) + col("__idx").cast(DataType::Int64)).alias(key)];
+    new_cols.extend(columns.iter().map(|(n, _)| col(*n)));
     let fresh = incoming
         .lazy()
-        .filter(
-            col("product_id")
-                .is_in(lit(old_ids).implode(false), false)
-                .not(),
-        )
-        .sort(["product_id"], SortMultipleOptions::default())
+        .filter(col(id).is_in(lit(old_ids).implode(false), false).not())
+        .sort([id], SortMultipleOptions::default())
         .with_row_index("__idx", None)
         .select(new_cols);
     Ok(concat([updated, fresh], UnionArgs::default())?
-        .sort(["product_key"], SortMultipleOptions::default())
+        .sort([key], SortMultipleOptions::default())
         .collect()?)
+}
+
+/// Merges this load's campaigns into `dim_campaign` and writes it: from the campaign
+/// source when the contract has one, else the campaigns the contacts name (id only).
+pub(super) fn write_campaigns(
+    tx: &mut Transaction<'_>,
+    input: &BuildInput<'_>,
+    read: &dyn Fn(&str) -> Result<Option<DataFrame>>,
+) -> Result<()> {
+    let incoming = match good_of(input.loads, Entity::Campaign)? {
+        Some(df) => Some((df, true)),
+        None if input.campaign_source => None,
+        None => good_of(input.loads, Entity::CampaignContact)?
+            .map(|c| c.select(["campaign_id"]))
+            .transpose()?
+            .map(|ids| (ids, false)),
+    };
+    let old = read(tables::DIM_CAMPAIGN)?;
+    if old.is_none() && incoming.is_none() {
+        return Ok(());
+    }
+    let mut dim = merge_type1(old, incoming, "campaign_key", &CAMPAIGN_COLUMNS)?;
+    let f = tx.write_polars(tables::DIM_CAMPAIGN, None, &mut dim, &Owner::default())?;
+    tx.replace(tables::DIM_CAMPAIGN, vec![f]);
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! The facts: `fact_sales` (one file per month per order-line file; `unit_cost` and `cost`
 //! (the line's) are NULL where the extract gives no cost on the line) and
-//! `fact_campaign_contact` (one file per contact file), streamed from the staged chunks with
+//! `fact_campaign_contact` (one file per contact file) and `fact_consent` (one file per
+//! consent file), streamed from the staged chunks with
 //! the current dimension keys joined in; unknown customers get key 0.
 
 use std::collections::BTreeSet;
@@ -111,6 +112,60 @@ pub(super) fn write_contacts(
         tx.append(tables::FACT_CAMPAIGN_CONTACT, files);
     }
     Ok(())
+}
+
+/// Writes `fact_consent` for every consent-event file of the load, adding its days.
+pub(super) fn write_consent(
+    tx: &mut Transaction<'_>,
+    input: &BuildInput<'_>,
+    keys: &Keys,
+    days: &mut BTreeSet<NaiveDate>,
+) -> Result<()> {
+    let load_id = input.load_id;
+    for fl in input
+        .loads
+        .iter()
+        .filter(|l| l.source.entity == Entity::ConsentEvent)
+    {
+        let mut writer = tx.partitioned_writer(tables::FACT_CONSENT, fl.owner(load_id));
+        for chunk in chunks_of(fl)? {
+            let fact = consent_fact(chunk?, &keys.customers, load_id)?;
+            collect_days(&fact, "event_ts", days)?;
+            if fact.height() > 0
+                || (fl.staged.is_empty() && !tx.next().tables.contains_key(tables::FACT_CONSENT))
+            {
+                writer.write(tx, None, &fact)?;
+            }
+        }
+        let files = writer.finish()?;
+        tx.append(tables::FACT_CONSENT, files);
+    }
+    Ok(())
+}
+
+/// One chunk of consent events as fact_consent rows.
+fn consent_fact(events: DataFrame, customers: &LazyFrame, load_id: i64) -> Result<DataFrame> {
+    let present = names(&events);
+    Ok(events
+        .lazy()
+        .join(
+            customers.clone(),
+            [col("customer_id")],
+            [col("customer_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select([
+            col("customer_key").fill_null(lit(0i64)),
+            col("customer_id"),
+            col("channel"),
+            col("status"),
+            col("event_ts"),
+            date_key("event_ts"),
+            column_or_null(&present, "source", DataType::String),
+            col("__record").alias("record"),
+            lit(load_id).cast(DataType::Int64).alias("load_id"),
+        ])
+        .collect()?)
 }
 
 /// A file's staged chunks, read one at a time; a file without good rows yields one empty
@@ -225,6 +280,8 @@ fn contact_fact(contacts: DataFrame, customers: &LazyFrame, load_id: i64) -> Res
             column_or_null(&present, "channel", DataType::String),
             column_or_null(&present, "responded", DataType::Boolean),
             column_or_null(&present, "response_ts", ts_type()),
+            column_or_null(&present, "arm", DataType::String).fill_null(lit("treatment")),
+            column_or_null(&present, "cost", MONEY),
             col("__record").alias("record"),
             lit(load_id).cast(DataType::Int64).alias("load_id"),
         ])

@@ -14,8 +14,11 @@
 //! - `dim_date` (rebuilt): every day from the first to the last sale or contact.
 //! - `fact_sales` (appended, one file per month per input file under `month=YYYY-MM/`): the
 //!   order line grain; `revenue = quantity × unit_price` in decimal(18,3), exact.
-//! - `fact_campaign_contact`, `rejects` (appended, one file per input file), `loads` (rebuilt;
-//!   one row per file). Appended files remember their load and input file, for `--replace`
+//! - `dim_campaign` (rebuilt, type 1): `campaign_key`, `campaign_id` and the campaign's
+//!   attributes; without a campaign source, the campaigns contacts name (id only).
+//! - `fact_campaign_contact` (`arm` is `treatment` where the extract gives none; `cost`, the
+//!   contact's own, NULL where it has none), `fact_consent` (one row per consent event),
+//!   `rejects` (appended, one file per input file), `loads` (rebuilt; one row per file). Appended files remember their load and input file, for `--replace`
 //!   and rollback.
 //!
 //! Rooms: `dimensions` (customers, products, dates, and what a load derives from order
@@ -55,6 +58,8 @@ pub struct BuildInput<'a> {
     pub customer_source: bool,
     /// The contract has a product source: products are never derived from order lines.
     pub product_source: bool,
+    /// The contract has a campaign source: campaigns are never derived from contacts.
+    pub campaign_source: bool,
 }
 
 /// Builds and writes every table for one load.
@@ -80,6 +85,9 @@ pub fn build(
     lap("fact_sales");
     facts::write_contacts(tx, input, &keys, &mut days)?;
     lap("fact_campaign_contact");
+    dimensions::write_campaigns(tx, input, &read)?;
+    facts::write_consent(tx, input, &keys, &mut days)?;
+    lap("dim_campaign, fact_consent");
     loads::write_rejects(tx, input)?;
     dimensions::write_dim_date(tx, read(tables::DIM_DATE)?, days)?;
     loads::write_loads(tx, input)?;

@@ -34,8 +34,7 @@ impl ContractParams {
         let mut seen = BTreeMap::new();
         for s in &sources {
             if let Some(other) = seen.insert(s.entity, s.name.clone())
-                && s.entity != Entity::OrderLine
-                && s.entity != Entity::CampaignContact
+                && s.entity.is_dimension()
             {
                 return Err(Error::config(
                     file,
@@ -480,6 +479,12 @@ fn check_type_options(
                 "case and strip_zero_fraction apply to id columns; {col} is {}",
                 ty.name()
             ),
+        ));
+    }
+    if !matches!(ty, ColumnType::Text | ColumnType::Id) && !spec.map.is_empty() {
+        return Err(at.err(
+            &format!("{k}.map"),
+            format!("map applies to text and id columns; {col} is {}", ty.name()),
         ));
     }
     if ty != ColumnType::Bool && (spec.true_values.is_some() || spec.false_values.is_some()) {

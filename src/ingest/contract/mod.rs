@@ -6,7 +6,8 @@
 //!
 //! ```toml
 //! [sources.transactions]
-//! entity = "order_line"          # customer | product | order_line | campaign_contact
+//! entity = "order_line"          # customer | product | campaign | order_line |
+//!                                # campaign_contact | consent_event
 //! path = "../sample-data/transactions.csv"   # file, folder or glob, relative to this file;
 //!                                # ${VAR} is replaced by an environment variable
 //! format = "csv"                 # csv | fixed (fixed-width columns) | ndjson (one JSON
@@ -111,14 +112,17 @@ impl ColumnType {
     }
 }
 
-/// The canonical entities a source can feed.
+/// The canonical entities a source can feed, in processing order: dimensions before the
+/// facts that refer to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Entity {
     Customer,
     Product,
+    Campaign,
     OrderLine,
     CampaignContact,
+    ConsentEvent,
 }
 
 /// A canonical column: name, type, required in every contract of its entity.
@@ -170,6 +174,17 @@ impl Entity {
                 ("category", Text, false),
                 ("subcategory", Text, false),
             ],
+            Entity::Campaign => &[
+                ("campaign_id", Id, true),
+                ("name", Text, false),
+                ("channel", Text, false),
+                ("start_date", Date, false),
+                ("end_date", Date, false),
+                ("cost_per_contact", Money, false),
+                ("fixed_cost", Money, false),
+                ("offer", Text, false),
+                ("response_window_days", Int, false),
+            ],
             Entity::CampaignContact => &[
                 ("campaign_id", Id, true),
                 ("customer_id", Id, true),
@@ -177,8 +192,35 @@ impl Entity {
                 ("channel", Text, false),
                 ("responded", Bool, false),
                 ("response_ts", Timestamp, false),
+                ("arm", Text, false),
+                ("cost", Money, false),
+            ],
+            Entity::ConsentEvent => &[
+                ("customer_id", Id, true),
+                ("channel", Text, true),
+                ("status", Text, true),
+                ("event_ts", Timestamp, true),
+                ("source", Text, false),
             ],
         }
+    }
+
+    /// The values a canonical text column may take (compared after trimming and the
+    /// column's `map`; lower case), or None for free text. A row with another value is
+    /// rejected as `not_accepted`.
+    pub fn vocabulary(self, column: &str) -> Option<&'static [&'static str]> {
+        match (self, column) {
+            (Entity::CampaignContact, "arm") => Some(&["treatment", "control"]),
+            (Entity::ConsentEvent, "channel") => Some(&["email", "phone", "sms", "post"]),
+            (Entity::ConsentEvent, "status") => Some(&["granted", "withdrawn"]),
+            _ => None,
+        }
+    }
+
+    /// Whether the entity is a dimension (one source feeds it; its rows are history that
+    /// `--replace` never rewrites).
+    pub fn is_dimension(self) -> bool {
+        matches!(self, Entity::Customer | Entity::Product | Entity::Campaign)
     }
 
     /// The entity's canonical columns, in canonical order: its own, then for order lines the
@@ -204,8 +246,10 @@ impl Entity {
         match self {
             Entity::Customer => "customer",
             Entity::Product => "product",
+            Entity::Campaign => "campaign",
             Entity::OrderLine => "order_line",
             Entity::CampaignContact => "campaign_contact",
+            Entity::ConsentEvent => "consent_event",
         }
     }
 
@@ -331,6 +375,11 @@ pub struct ColumnSpec {
     /// Write `17850.0` as `17850` (ids exported through a float column).
     #[serde(default)]
     pub strip_zero_fraction: bool,
+    /// Text and id columns: raw values (after trimming) replaced by others before any rule,
+    /// e.g. `map = { "No E-Mail" = "control", "Mens E-Mail" = "treatment" }`; values not in
+    /// the map are kept.
+    #[serde(default)]
+    pub map: BTreeMap<String, String>,
     /// Raw values meaning true (compared case-insensitively); default true, yes, y, 1.
     pub true_values: Option<Vec<String>>,
     /// Raw values meaning false; default false, no, n, 0.
