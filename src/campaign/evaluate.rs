@@ -11,7 +11,8 @@
 //!   the delta method. Welch's interval of the difference is given for rates too (a rate is a
 //!   mean of 0/1), as scipy and most A/B tools report it. `incremental` is the difference ×
 //!   the treated arm's size: the extra responders, or the extra revenue, the arm caused.
-//! - Parameters ([`EvaluateParams`]): the confidence level (default 0.95).
+//! - Parameters: the confidence level ([`super::results::CampaignReportParams`]'s, default
+//!   0.95) and the split column (its `by`).
 //! - Refused, with the column and the count: rows without an arm or without an outcome (a
 //!   test's rows are all accounted for, never dropped), a control value that no row has, and
 //!   a table with no other arm.
@@ -25,39 +26,10 @@ use std::path::Path;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 
+use super::results::CampaignReportParams;
 use super::stats::{self, Interval, Moments};
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions, sqltext::ident};
-
-/// The evaluation's options (`ecrm campaign report`).
-#[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EvaluateParams {
-    /// Confidence level of every interval (two-sided).
-    #[arg(long, default_value_t = 0.95)]
-    pub confidence: f64,
-}
-
-impl Default for EvaluateParams {
-    fn default() -> Self {
-        Self { confidence: 0.95 }
-    }
-}
-
-impl EvaluateParams {
-    pub fn check(&self) -> Result<()> {
-        if !(self.confidence > 0.5 && self.confidence < 1.0) {
-            return Err(Error::param(
-                "confidence",
-                format!(
-                    "{} is not a level between 0.5 and 1 (e.g. 0.95)",
-                    self.confidence
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Which columns of the table are what.
 #[derive(Debug, Clone)]
@@ -113,7 +85,7 @@ type Groups = BTreeMap<(Option<String>, String), Vec<Moments>>;
 pub async fn evaluate_file(
     path: &Path,
     cols: &TestColumns<'_>,
-    params: &EvaluateParams,
+    params: &CampaignReportParams,
     engine: &EngineOptions,
 ) -> Result<Vec<Comparison>> {
     params.check()?;
@@ -278,7 +250,7 @@ fn join(arms: &std::collections::BTreeSet<&str>) -> String {
 }
 
 /// One arm against the control on one outcome.
-fn comparison(
+pub(super) fn comparison(
     member: Option<String>,
     arm: &str,
     outcome: &str,

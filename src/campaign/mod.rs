@@ -1,7 +1,10 @@
 //! Campaigns: what a campaign caused, measured against its control arm.
 //!
-//! Rooms: `stats` (intervals and tests from each arm's moments), `test` (a randomised test's
-//! arms and outcomes, from any table, reduced in SQL and compared arm by arm with the control).
+//! Rooms: `stats` (intervals and tests from each arm's moments), `evaluate` (a randomised
+//! test's arms and outcomes, from any table, reduced in SQL and compared arm by arm with the
+//! control), `results` (the warehouse's campaigns: outcomes attributed from the order lines
+//! in each contact's window, costs, ROI, and the effect against the control arm).
 
 pub mod evaluate;
+pub mod results;
 pub mod stats;

@@ -56,6 +56,8 @@ pub const CUSTOMER_PROFIT: &str = "customer_profit";
 /// Customers by first purchase period and what each cohort did in each period since
 /// (`ecrm cohorts`).
 pub const COHORT_RETENTION: &str = "cohort_retention";
+/// What each campaign caused against its control arm (`ecrm campaign report`).
+pub const CAMPAIGN_RESULTS: &str = "campaign_results";
 /// Frequent sequential patterns (a pipeline's `sequence` stage).
 pub const SEQUENCE_PATTERNS: &str = "sequence_patterns";
 
