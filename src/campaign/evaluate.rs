@@ -18,7 +18,9 @@
 //!   a table with no other arm.
 //!
 //! The table is reduced in SQL to each (member, arm)'s count, sum and sum of squares per
-//! outcome, so a test of millions of rows costs one aggregation.
+//! outcome, so a test of millions of rows costs one aggregation; the sums are taken as
+//! decimals with 6 fraction digits (amounts are rounded to a millionth), so they are exact
+//! and the same on every run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -114,11 +116,16 @@ pub async fn evaluate_file(
                 format!("outcome column {o:?} is {t}, not a number or a boolean"),
             ));
         }
-        let y = format!("CAST({} AS DOUBLE)", ident(o));
+        // Summed as decimals (6 fraction digits): exact, and the same however the file is
+        // split over threads, which a sum of doubles is not.
+        let y = match t {
+            DataType::Boolean => format!("CAST(CAST({} AS INT) AS DECIMAL(38, 6))", ident(o)),
+            _ => format!("CAST({} AS DECIMAL(38, 6))", ident(o)),
+        };
         select.extend([
             format!("COUNT({y})"),
-            format!("SUM({y})"),
-            format!("SUM({y} * {y})"),
+            format!("CAST(SUM({y}) AS DOUBLE)"),
+            format!("CAST(SUM({y} * {y}) AS DOUBLE)"),
             format!("COUNT(*) FILTER (WHERE {y} NOT IN (0, 1))"),
         ]);
     }

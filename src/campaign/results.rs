@@ -197,7 +197,9 @@ fn member_sql(ctx: &SessionContext, by: Option<ReportBy>) -> Result<(String, Str
     })
 }
 
-/// The SQL reducing contacts to (campaign, member, arm) moments as of `as_of`.
+/// The SQL reducing contacts to (campaign, member, arm) moments as of `as_of`. Money stays
+/// decimal until the sums are taken, so they are exact and the same however the query is
+/// partitioned (a sum of doubles is not: its last bits depend on the order).
 fn contacts_sql(
     params: &CampaignReportParams,
     member: &str,
@@ -233,8 +235,8 @@ fn contacts_sql(
         "WITH c AS (
   SELECT c.campaign_id, {name} AS name, {fixed} AS fixed_cost, {member} AS member, c.arm,
     c.customer_id, c.contact_ts, COALESCE(c.responded, false) AS responded,
-    CASE WHEN c.arm = 'control' THEN 0.0
-         ELSE CAST(COALESCE(c.cost, {per_contact}, 0) AS DOUBLE) END AS cost,
+    CASE WHEN c.arm = 'control' THEN CAST(0 AS DECIMAL(18, 3))
+         ELSE CAST(COALESCE(c.cost, {per_contact}, 0) AS DECIMAL(18, 3)) END AS cost,
     c.contact_ts + arrow_cast(CAST({window} AS BIGINT) * 86400000000, 'Duration(Microsecond)') AS window_end
   FROM fact_campaign_contact c
   {campaign_join}
@@ -244,7 +246,7 @@ fn contacts_sql(
 o AS (
   SELECT c.campaign_id, c.name, c.fixed_cost, c.member, c.arm, c.customer_id, c.contact_ts,
     c.responded, c.cost, c.window_end,
-    CAST(COALESCE(SUM(s.revenue), 0) AS DOUBLE) AS revenue,
+    COALESCE(SUM(s.revenue), CAST(0 AS DECIMAL(18, 3))) AS revenue,
     COUNT(CASE WHEN NOT s.is_return THEN 1 END) > 0 AS bought
   FROM c
   LEFT JOIN fact_sales s ON s.customer_id = c.customer_id
@@ -256,7 +258,8 @@ o AS (
 SELECT campaign_id, max(name), max(fixed_cost), member, arm, CAST(count(*) AS BIGINT),
   CAST(count(CASE WHEN responded THEN 1 END) AS BIGINT),
   CAST(count(CASE WHEN bought THEN 1 END) AS BIGINT),
-  sum(revenue), sum(revenue * revenue), sum(cost), CAST(0 AS BIGINT)
+  CAST(sum(revenue) AS DOUBLE), CAST(sum(revenue * revenue) AS DOUBLE),
+  CAST(sum(cost) AS DOUBLE), CAST(0 AS BIGINT)
 FROM o GROUP BY campaign_id, member, arm
 UNION ALL
 SELECT campaign_id, max(name), max(fixed_cost), member, arm, CAST(0 AS BIGINT), CAST(0 AS BIGINT),

@@ -37,6 +37,7 @@
 //! | `clv-score` | model `model`, order lines | `customer_value` | `model`, [`ClvScoreParams`](crate::value::score::ClvScoreParams) |
 //! | `profit` | order lines, products, contacts | `customer_profit` | [`ProfitParams`](crate::value::profit::ProfitParams) |
 //! | `cohorts` | order lines, customers, products | `cohort_retention` | [`CohortParams`](crate::cohorts::triangle::CohortParams) |
+//! | `campaign-report` | contacts, campaigns, order lines | `campaign_results` | [`CampaignReportParams`](crate::campaign::results::CampaignReportParams) (`by`: a level) |
 //! | `basket` | order lines | `basket_rules`, `recommendations` | [`RecommendParams`](crate::basket::recommend::RecommendParams) |
 //! | `sequence` | order lines | `sequence_patterns` | [`SequenceParams`](crate::sequence::SequenceParams) |
 //! | `export` | the table of `what` | the file `out` (`{as_of}` is replaced) | `what` (segment, churn, recommendations), the selection's keys and [`Destination`](crate::export::Destination) |
@@ -62,6 +63,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::basket::recommend::ValidRecommendParams;
+use crate::campaign::results::CampaignReportParams;
 use crate::churn::ValidChurnTrainParams;
 use crate::cohorts::triangle::CohortParams;
 use crate::error::{Error, Result};
@@ -87,6 +89,7 @@ crate::choices! {
         ClvScore = "clv-score",
         Profit = "profit",
         Cohorts = "cohorts",
+        CampaignReport = "campaign-report",
         Basket = "basket",
         Sequence = "sequence",
         Export = "export",
@@ -163,6 +166,7 @@ pub enum Action {
     },
     Profit(ProfitParams),
     Cohorts(CohortParams),
+    CampaignReport(CampaignReportParams),
     Basket(ValidRecommendParams),
     Sequence(ValidSequenceParams),
     /// The target may hold `{as_of}`.

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use super::datatest::{self, DataTest};
 use super::{Action, Freshness, Kind, Pipeline, Stage};
 use crate::basket::recommend::RecommendParams;
+use crate::campaign::results::CampaignReportParams;
 use crate::churn::ChurnTrainParams;
 use crate::cohorts::triangle::CohortParams;
 use crate::error::{Error, Result};
@@ -325,6 +326,7 @@ fn stage(at: &At<'_>, mut table: toml::Table) -> Result<(Stage, Vec<String>)> {
         Kind::ClvScore => clv_score_stage(&mut keys)?,
         Kind::Profit => profit_stage(&mut keys)?,
         Kind::Cohorts => cohorts_stage(&mut keys)?,
+        Kind::CampaignReport => campaign_report_stage(&mut keys)?,
         Kind::Basket => basket_stage(&mut keys)?,
         Kind::Sequence => sequence_stage(&mut keys)?,
         Kind::Export => export_stage(&mut keys)?,
@@ -543,6 +545,32 @@ fn clv_score_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
         Action::ClvScore { model, params },
         inputs,
         strs(&[tables::CUSTOMER_VALUE]),
+    ))
+}
+
+/// A campaign-report stage: [`CampaignReportParams`], `by` a level; what `by` needs beside
+/// the contacts (segments, the mart, customer value) is read too.
+fn campaign_report_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
+    let params: CampaignReportParams = keys.part()?;
+    params.check().map_err(|e| keys.at.rekey(e))?;
+    let by = params.level().map_err(|e| keys.at.rekey(e))?;
+    let mut inputs = vec![
+        tables::FACT_CAMPAIGN_CONTACT,
+        tables::DIM_CAMPAIGN,
+        tables::FACT_SALES,
+        tables::DIM_CUSTOMER,
+    ];
+    use crate::campaign::results::ReportBy;
+    match by {
+        Some(ReportBy::Segment) => inputs.push(tables::SEGMENTS),
+        Some(ReportBy::RfmSegment) => inputs.push(tables::CUSTOMER_FEATURES),
+        Some(ReportBy::ValueDecile) => inputs.push(tables::CUSTOMER_VALUE),
+        _ => {}
+    }
+    Ok((
+        Action::CampaignReport(params),
+        strs(&inputs),
+        strs(&[tables::CAMPAIGN_RESULTS]),
     ))
 }
 

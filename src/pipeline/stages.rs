@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::{Action, Freshness, Stage};
 use crate::basket::recommend::ValidRecommendParams;
+use crate::campaign::results::CampaignReportParams;
 use crate::churn::ValidChurnTrainParams;
 use crate::cohorts::triangle::CohortParams;
 use crate::error::{Error, Result};
@@ -135,6 +136,7 @@ impl StageContext<'_> {
             Action::ClvTrain { model, params } => self.clv_train(model, params).await,
             Action::ClvScore { model, params } => self.clv_score(model, params).await,
             Action::Profit(params) => self.profit(params).await,
+            Action::CampaignReport(params) => self.campaign_report(params).await,
             Action::Cohorts(params) => self.cohorts(params).await,
             Action::Basket(params) => self.basket(params).await,
             Action::Sequence(params) => self.sequence(&stage.name, params).await,
@@ -355,6 +357,24 @@ impl StageContext<'_> {
                 "uncosted_contacts": s.uncosted_contacts,
                 "whale_curve_peak_share": s.peak_share,
                 "whale_curve_peak_at": s.peak_at,
+            }),
+            None,
+        ))
+    }
+
+    /// A campaign-report stage: `campaign_results`.
+    async fn campaign_report(&self, params: &CampaignReportParams) -> Result<Done> {
+        let (batch, as_of) =
+            crate::campaign::results::build(self.root, params, self.as_of, self.engine).await?;
+        let measurable = batch
+            .column_by_name("measurable")
+            .map(|c| datafusion::arrow::array::AsArray::as_boolean(c).true_count())
+            .unwrap_or_default();
+        Ok((
+            json!({
+                "as_of": as_of.to_string(),
+                "rows": batch.num_rows(),
+                "measurable": measurable,
             }),
             None,
         ))

@@ -143,6 +143,66 @@ pub fn hbars(
     Ok(svg)
 }
 
+/// Estimates with their intervals, one row per label (a forest plot): a dot at the estimate,
+/// a line from low to high, and a grey line at 0; rows whose interval excludes 0 in red when
+/// below it. `rows` are (label, estimate, low, high).
+pub fn intervals(rows: &[(String, f64, f64, f64)], x_desc: &str, width: u32) -> Result<String> {
+    let mut svg = String::new();
+    let n = rows.len().max(1) as u32;
+    let height = 60 + 24 * n;
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let lo = rows.iter().map(|r| r.2).fold(0.0f64, f64::min);
+        let hi = rows.iter().map(|r| r.3).fold(0.0f64, f64::max);
+        let pad = ((hi - lo) * 0.05).max(1e-6);
+        let longest = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(4) as u32;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size((longest * 7 + 12).min(width / 2))
+            // n − 1 as the last value: a segmented range has one segment per value.
+            .build_cartesian_2d(lo - pad..hi + pad, (0u32..n - 1).into_segmented())
+            .map_err(draw_err)?;
+        let fmt = |v: &SegmentValue<u32>| match v {
+            SegmentValue::CenterOf(i) if *i < n => rows
+                .get((n - 1 - i) as usize)
+                .map(|r| r.0.clone())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(rows.len())
+            .y_label_formatter(&fmt)
+            .x_desc(x_desc)
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(draw_err)?;
+        let zero = [(0.0, SegmentValue::Exact(0)), (0.0, SegmentValue::Exact(n))];
+        chart
+            .draw_series(std::iter::once(PathElement::new(zero, GREY)))
+            .map_err(draw_err)?;
+        for (k, (_, estimate, low, high)) in rows.iter().enumerate() {
+            let row = SegmentValue::CenterOf(n - 1 - k as u32);
+            let color = if *high < 0.0 { RED } else { BLUE };
+            chart
+                .draw_series([
+                    PathElement::new(
+                        vec![(*low, row.clone()), (*high, row.clone())],
+                        color.stroke_width(2),
+                    )
+                    .into_dyn(),
+                    Circle::new((*estimate, row), 4, color.filled()).into_dyn(),
+                ])
+                .map_err(draw_err)?;
+        }
+        root.present().map_err(draw_err)?;
+    }
+    Ok(svg)
+}
+
 /// Lines on the unit square (ROC curves, cumulative gains): `series` in blue, and a grey
 /// dashed diagonal for the random model.
 pub fn unit_lines(

@@ -7,8 +7,9 @@
 //!   source, rejects by reason); segment sizes and profiles; the RFM heat map (recency score ×
 //!   frequency score); the churn model's ROC curve and cumulative gains on its held-out
 //!   customers; customer value by decile, the value model's weekly tracking, the whale curve
-//!   of profit and the cohort retention heat map (`value`); the top rules by lift; the run's
-//!   stage timings and failed tests. A section
+//!   of profit and the cohort retention heat map (`value`); each campaign's effect against
+//!   its control arm (`campaign`); the top rules by lift; the run's stage timings and failed
+//!   tests. A section
 //!   whose table does not exist says which stage builds it instead of failing the report.
 //!
 //! Why one file with inline SVG and no script: it is mailed, archived and opened offline; a
@@ -16,6 +17,7 @@
 //! page might still try, so "no network" holds by construction (and a test checks it in a
 //! real browser).
 
+mod campaign;
 pub mod charts;
 mod value;
 
@@ -35,7 +37,7 @@ use crate::warehouse::{Warehouse, tables};
 
 /// The charts a full report holds, by their `data-chart` names (the browser test looks for
 /// each).
-pub const CHARTS: [&str; 11] = [
+pub const CHARTS: [&str; 12] = [
     "revenue-by-month",
     "rejects-by-reason",
     "segment-sizes",
@@ -46,6 +48,7 @@ pub const CHARTS: [&str; 11] = [
     "value-tracking",
     "whale-curve",
     "cohort-heat-map",
+    "campaign-effects",
     "stage-timings",
 ];
 
@@ -114,6 +117,7 @@ pub async fn write(p: &ReportParams<'_>) -> Result<Report> {
         .await?;
     page.whale(&ctx, has(tables::CUSTOMER_PROFIT)).await?;
     page.cohorts(&ctx, has(tables::COHORT_RETENTION)).await?;
+    page.campaigns(&ctx, has(tables::CAMPAIGN_RESULTS)).await?;
     page.rules(&ctx, has(tables::BASKET_RULES)).await?;
     page.timings(p.run)?;
     let pipeline = p

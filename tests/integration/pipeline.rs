@@ -563,7 +563,7 @@ fn the_good_pipeline_is_accepted_and_the_cli_prints_its_plan() {
         ],
     );
     assert!(
-        out.contains("pipeline \"nightly\" is valid: 16 stages"),
+        out.contains("pipeline \"nightly\" is valid: 17 stages"),
         "{out}"
     );
     assert!(!dir.path().join("wh").exists());
@@ -604,6 +604,14 @@ fn pipeline_mistakes_are_named() {
         (
             "bad_contact_cost",
             format!("{GOOD}[stages.profit]\nkind = \"profit\"\ncontact_cost = [\"email\"]\n"),
+        ),
+        (
+            "bad_campaign_level",
+            format!("{GOOD}[stages.campaigns]\nkind = \"campaign-report\"\nby = \"colour\"\n"),
+        ),
+        (
+            "bad_campaign_window",
+            format!("{GOOD}[stages.campaigns]\nkind = \"campaign-report\"\nwindow_days = 0\n"),
         ),
         (
             "bad_cohort_period",

@@ -1,0 +1,108 @@
+//! The report's campaign section (`campaign_results`): each campaign's effect on the buyer
+//! rate against its control arm with Newcombe's interval (a forest plot), and a table with
+//! the rates, incremental revenue and ROI; campaigns without a control arm are listed with
+//! no effect. "Absent" with the stage that builds it when the table is missing.
+
+use datafusion::prelude::SessionContext;
+
+use super::{Page, charts, money, num, percent, query, table};
+use crate::error::Result;
+use crate::warehouse::tables;
+
+impl Page {
+    /// What each campaign caused against its control arm.
+    pub(super) async fn campaigns(&mut self, ctx: &SessionContext, present: bool) -> Result<()> {
+        let title = "Campaigns: what they caused";
+        let t = tables::CAMPAIGN_RESULTS;
+        if !present {
+            self.absent(
+                "campaigns",
+                title,
+                &format!("no {t}: run a campaign-report stage"),
+            );
+            return Ok(());
+        }
+        // The split's column, when the stage had one, sits between the id and the name:
+        // the section shows campaigns whole, so a split table is summarised by campaign.
+        let rows = query(
+            ctx,
+            &format!(
+                "SELECT campaign_id, sum(contacted), sum(held_out), avg(buyer_rate),
+                   avg(control_buyer_rate), min(buyer_rate_difference),
+                   min(buyer_rate_difference_low), min(buyer_rate_difference_high),
+                   sum(incremental_revenue), sum(cost), bool_and(measurable), min(note),
+                   count(*)
+                 FROM {t} GROUP BY campaign_id ORDER BY campaign_id"
+            ),
+        )
+        .await?;
+        let whole = rows.iter().all(|r| r[12] == "1");
+        let effects: Vec<(String, f64, f64, f64)> = rows
+            .iter()
+            .filter(|r| whole && r[10] == "true" && !r[5].is_empty())
+            .map(|r| (r[0].clone(), num(&r[5]), num(&r[6]), num(&r[7])))
+            .collect();
+        let mut body = String::new();
+        if !effects.is_empty() {
+            let svg = charts::intervals(&effects, "buyer rate, treatment − control", 720)?;
+            body.push_str(&self.figure(
+                "campaign-effects",
+                "Each campaign's effect on the share of contacted customers who bought in the \
+                 response window: treatment minus the held-out control arm, with Newcombe's 95 % \
+                 interval. An interval across 0 is no evidence of an effect; red: the campaign \
+                 lowered buying.",
+                svg,
+            ));
+        }
+        // NULL reads as empty: no control arm, no effect.
+        let pct = |v: &str| {
+            if v.is_empty() {
+                "—".to_string()
+            } else {
+                percent(v)
+            }
+        };
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let effect = if r[5].is_empty() {
+                    "—".to_string()
+                } else {
+                    format!("{} [{}, {}]", pct(&r[5]), pct(&r[6]), pct(&r[7]))
+                };
+                vec![
+                    r[0].clone(),
+                    r[1].clone(),
+                    r[2].clone(),
+                    pct(&r[3]),
+                    pct(&r[4]),
+                    effect,
+                    if r[8].is_empty() {
+                        "—".into()
+                    } else {
+                        money(&r[8])
+                    },
+                    money(&r[9]),
+                    r[11].clone(),
+                ]
+            })
+            .collect();
+        body.push_str(&table(
+            &[
+                "campaign",
+                "contacted",
+                "held out",
+                "buyer rate",
+                "control",
+                "effect [95 %]",
+                "incremental revenue",
+                "cost",
+                "note",
+            ],
+            &cells,
+            None,
+        ));
+        self.section("campaigns", title, body);
+        Ok(())
+    }
+}
