@@ -6,5 +6,6 @@
 //! in each contact's window, costs, ROI, and the effect against the control arm).
 
 pub mod evaluate;
+pub mod qini;
 pub mod results;
 pub mod stats;
