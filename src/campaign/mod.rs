@@ -9,3 +9,5 @@ pub mod evaluate;
 pub mod qini;
 pub mod results;
 pub mod stats;
+pub mod uplift;
+pub mod uplift_data;

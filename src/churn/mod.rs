@@ -353,7 +353,12 @@ impl ModelFile {
 }
 
 /// Reads a label column: Yes/No, true/false, 1/0 (any case, trimmed).
-fn labels(batches: &[RecordBatch], idx: usize, name: &str, source: &str) -> Result<Vec<bool>> {
+pub(crate) fn labels(
+    batches: &[RecordBatch],
+    idx: usize,
+    name: &str,
+    source: &str,
+) -> Result<Vec<bool>> {
     let mut out = Vec::new();
     for b in batches {
         let t = olap::text_column(b.column(idx))?;
@@ -412,7 +417,7 @@ fn select_rows(x: &Array2<f64>, rows: &[usize]) -> Array2<f64> {
     x.select(Axis(0), rows)
 }
 
-fn fit_tree(params: &ValidTreeParams, x: Array2<f64>, y: &[bool]) -> Result<FittedTree> {
+pub(crate) fn fit_tree(params: &ValidTreeParams, x: Array2<f64>, y: &[bool]) -> Result<FittedTree> {
     let targets = Array1::from(y.iter().map(|&b| usize::from(b)).collect::<Vec<_>>());
     params.fit(&DatasetBase::new(x, targets))
 }

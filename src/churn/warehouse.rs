@@ -45,7 +45,7 @@ use crate::olap::{self, EngineOptions};
 use crate::warehouse::{Warehouse, tables};
 
 /// Mart columns that are not features.
-const NOT_FEATURES: [&str; 7] = [
+pub(crate) const NOT_FEATURES: [&str; 7] = [
     "customer_id",
     "as_of",
     "r_score",

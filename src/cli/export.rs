@@ -1,4 +1,4 @@
-//! `ecrm export segment|churn|recommendations`: a selection and a destination, checked
+//! `ecrm export segment|churn|recommendations|value|uplift`: a selection and a destination, checked
 //! together ([`ExportParams::check`]), then the file and a summary on stderr.
 
 use clap::{Args, Subcommand};
@@ -7,7 +7,7 @@ use super::Context;
 use crate::error::Result;
 use crate::export::{
     self, ChurnSelection, Destination, ExportParams, RecommendationSelection, SegmentSelection,
-    Selection, ValueSelection,
+    Selection, UpliftSelection, ValueSelection,
 };
 
 #[derive(Debug, Subcommand)]
@@ -24,6 +24,10 @@ pub enum ExportWhat {
     /// Export table customer_value (from `ecrm clv score`), most valuable first, filtered by
     /// value decile, P(alive), consent and a suppression list; a summary goes to stderr.
     Value(ExportArgs<ValueSelection>),
+    /// Export the persuadable customers of table uplift_scores (from `ecrm campaign uplift
+    /// score`), most persuadable first, filtered by minimum uplift, consent and a
+    /// suppression list; never a sleeping dog. A summary goes to stderr.
+    Uplift(ExportArgs<UpliftSelection>),
 }
 
 /// What to select, and where it goes.
@@ -54,6 +58,10 @@ pub fn run(what: ExportWhat, cx: &Context<'_>) -> Result<()> {
             selection: Selection::Value(a.selection),
             to: a.to,
         },
+        ExportWhat::Uplift(a) => ExportParams {
+            selection: Selection::Uplift(a.selection),
+            to: a.to,
+        },
     }
     .check()?;
     let s = cx.block(export::export(&cx.wh_root, &params, &cx.engine))?;
@@ -69,7 +77,7 @@ pub fn run(what: ExportWhat, cx: &Context<'_>) -> Result<()> {
             format!(", {} beyond --top", s.beyond_top),
         ),
         Selection::Recommendations(_) => ("rows selected", String::new()),
-        Selection::Value(_) => (
+        Selection::Value(_) | Selection::Uplift(_) => (
             "customers selected",
             format!(", {} beyond --top", s.beyond_top),
         ),

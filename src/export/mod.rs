@@ -111,6 +111,18 @@ pub const VALUE_COLUMNS: [&str; 8] = [
     "value_decile",
 ];
 
+/// Columns of an uplift export when none are named.
+pub const UPLIFT_COLUMNS: [&str; 8] = [
+    "customer_id",
+    "email",
+    "name",
+    "country",
+    "uplift",
+    "p_treated",
+    "p_control",
+    "group",
+];
+
 /// Which customers to export.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Selection {
@@ -122,6 +134,8 @@ pub enum Selection {
     Recommendations(RecommendationSelection),
     /// Customers of table `customer_value`, most valuable first.
     Value(ValueSelection),
+    /// Persuadable customers of table `uplift_scores`, most persuadable first.
+    Uplift(UpliftSelection),
 }
 
 impl Selection {
@@ -132,6 +146,7 @@ impl Selection {
             Selection::Churn(_) => "churn",
             Selection::Recommendations(_) => "recommendations",
             Selection::Value(_) => "value",
+            Selection::Uplift(_) => "uplift",
         }
     }
 
@@ -142,6 +157,7 @@ impl Selection {
             Selection::Churn(_) => (tables::CHURN_SCORES, "ecrm churn score"),
             Selection::Recommendations(_) => (tables::RECOMMENDATIONS, "ecrm basket recommend"),
             Selection::Value(_) => (tables::CUSTOMER_VALUE, "ecrm clv score"),
+            Selection::Uplift(_) => (tables::UPLIFT_SCORES, "ecrm campaign uplift score"),
         }
     }
 }
@@ -193,6 +209,20 @@ pub struct ValueSelection {
     #[arg(long, value_name = "P")]
     pub min_p_alive: Option<f64>,
     /// At most this many customers: the most valuable who pass consent and suppression.
+    #[arg(long, value_name = "N")]
+    pub top: Option<u64>,
+}
+
+/// An uplift export's selection: the customers of `uplift_scores` a campaign is predicted to
+/// persuade (group persuadable, uplift at least `min_uplift`), most persuadable first, at most
+/// `top`. A sleeping dog (contact makes them buy less) is never written, whatever the options.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpliftSelection {
+    /// Only customers with at least this predicted uplift (a difference of probabilities).
+    #[arg(long, value_name = "U")]
+    pub min_uplift: Option<f64>,
+    /// At most this many customers: the most persuadable who pass consent and suppression.
     #[arg(long, value_name = "N")]
     pub top: Option<u64>,
 }
@@ -540,6 +570,25 @@ async fn choose(ctx: &SessionContext, selection: &Selection) -> Result<Chosen> {
                     ("customer_id", false),
                 ],
                 defaults: VALUE_COLUMNS.to_vec(),
+                top: *top,
+            }
+        }
+        Selection::Uplift(UpliftSelection { min_uplift, top }) => {
+            let mut what = vec!["persuadable customers".to_string()];
+            // Persuadables only: a sleeping dog, sure thing or lost cause is never sent.
+            let mut filter = vec!["s.\"group\" = 'persuadable'".to_string()];
+            if let Some(min) = min_uplift {
+                what.push(format!("uplift ≥ {min}"));
+                filter.push(format!("s.uplift >= {min:?}"));
+            }
+            if let Some(n) = top {
+                what.push(format!("top {n}"));
+            }
+            Chosen {
+                selection: what.join(", "),
+                filter: filter.join(" AND "),
+                order: &[("uplift", true), ("customer_id", false)],
+                defaults: UPLIFT_COLUMNS.to_vec(),
                 top: *top,
             }
         }

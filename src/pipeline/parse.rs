@@ -21,7 +21,7 @@ use crate::cohorts::triangle::CohortParams;
 use crate::error::{Error, Result};
 use crate::export::{
     ChurnSelection, Destination, ExportParams, RecommendationSelection, SegmentSelection,
-    Selection, ValueSelection,
+    Selection, UpliftSelection, ValueSelection,
 };
 use crate::ingest::IngestParams;
 use crate::ingest::contract::Contract;
@@ -624,7 +624,7 @@ fn sequence_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
 /// An export stage: `what`, that selection's keys, and the [`Destination`].
 fn export_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
     let at = keys.at;
-    let what: String = keys.required("what", "segment, churn, recommendations or value")?;
+    let what: String = keys.required("what", "segment, churn, recommendations, value or uplift")?;
     // Keys of the other selections do not apply to this one (unless it has them too, as
     // churn and value both have `top`).
     let selections = [
@@ -635,6 +635,7 @@ fn export_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
             crate::param::fields::<RecommendationSelection>(),
         ),
         ("value", crate::param::fields::<ValueSelection>()),
+        ("uplift", crate::param::fields::<UpliftSelection>()),
     ];
     let own: &[&str] = selections
         .iter()
@@ -665,11 +666,12 @@ fn export_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
         "churn" => Selection::Churn(keys.part::<ChurnSelection>()?),
         "recommendations" => Selection::Recommendations(keys.part::<RecommendationSelection>()?),
         "value" => Selection::Value(keys.part::<ValueSelection>()?),
+        "uplift" => Selection::Uplift(keys.part::<UpliftSelection>()?),
         other => {
             return Err(at.err(
                 "what",
                 format!(
-                    "{other:?} is not exportable; one of: segment, churn, recommendations, value"
+                    "{other:?} is not exportable; one of: segment, churn, recommendations, value, uplift"
                 ),
             ));
         }

@@ -58,6 +58,9 @@ pub const CUSTOMER_PROFIT: &str = "customer_profit";
 pub const COHORT_RETENTION: &str = "cohort_retention";
 /// What each campaign caused against its control arm (`ecrm campaign report`).
 pub const CAMPAIGN_RESULTS: &str = "campaign_results";
+/// Predicted uplift, p_treated, p_control and group per customer (`ecrm campaign uplift
+/// score`).
+pub const UPLIFT_SCORES: &str = "uplift_scores";
 /// Frequent sequential patterns (a pipeline's `sequence` stage).
 pub const SEQUENCE_PATTERNS: &str = "sequence_patterns";
 
