@@ -37,10 +37,12 @@
 //! | `clv-score` | model `model`, order lines | `customer_value` | `model`, [`ClvScoreParams`](crate::value::score::ClvScoreParams) |
 //! | `profit` | order lines, products, contacts | `customer_profit` | [`ProfitParams`](crate::value::profit::ProfitParams) |
 //! | `cohorts` | order lines, customers, products | `cohort_retention` | [`CohortParams`](crate::cohorts::triangle::CohortParams) |
+//! | `uplift-train` | contacts, campaigns, order lines | model `model` | `model`, `campaign` (ids; default every campaign with a control arm), `window_days`, [`UpliftTrainParams`](crate::campaign::uplift::UpliftTrainParams) |
+//! | `uplift-score` | model `model`, order lines | `uplift_scores` | `model` |
 //! | `campaign-report` | contacts, campaigns, order lines | `campaign_results` | [`CampaignReportParams`](crate::campaign::results::CampaignReportParams) (`by`: a level) |
 //! | `basket` | order lines | `basket_rules`, `recommendations` | [`RecommendParams`](crate::basket::recommend::RecommendParams) |
 //! | `sequence` | order lines | `sequence_patterns` | [`SequenceParams`](crate::sequence::SequenceParams) |
-//! | `export` | the table of `what` | the file `out` (`{as_of}` is replaced) | `what` (segment, churn, recommendations), the selection's keys and [`Destination`](crate::export::Destination) |
+//! | `export` | the table of `what` | the file `out` (`{as_of}` is replaced) | `what` (segment, churn, recommendations, value, uplift), the selection's keys and [`Destination`](crate::export::Destination) |
 //! | `report` | whatever the stages before built | `out_dir/<pipeline>/<as-of>/index.html` | `out_dir`; runs after every other stage, also when some failed |
 //!
 //! The side that reads the file is `parse`, the dependency graph `plan`, the run
@@ -64,6 +66,7 @@ use serde::Deserialize;
 
 use crate::basket::recommend::ValidRecommendParams;
 use crate::campaign::results::CampaignReportParams;
+use crate::campaign::uplift::UpliftTrainParams;
 use crate::churn::ValidChurnTrainParams;
 use crate::cohorts::triangle::CohortParams;
 use crate::error::{Error, Result};
@@ -90,6 +93,8 @@ crate::choices! {
         Profit = "profit",
         Cohorts = "cohorts",
         CampaignReport = "campaign-report",
+        UpliftTrain = "uplift-train",
+        UpliftScore = "uplift-score",
         Basket = "basket",
         Sequence = "sequence",
         Export = "export",
@@ -167,6 +172,15 @@ pub enum Action {
     Profit(ProfitParams),
     Cohorts(CohortParams),
     CampaignReport(CampaignReportParams),
+    UpliftTrain {
+        model: String,
+        campaigns: Vec<String>,
+        window_days: Option<u32>,
+        params: UpliftTrainParams,
+    },
+    UpliftScore {
+        model: String,
+    },
     Basket(ValidRecommendParams),
     Sequence(ValidSequenceParams),
     /// The target may hold `{as_of}`.

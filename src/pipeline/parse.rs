@@ -16,6 +16,7 @@ use super::datatest::{self, DataTest};
 use super::{Action, Freshness, Kind, Pipeline, Stage};
 use crate::basket::recommend::RecommendParams;
 use crate::campaign::results::CampaignReportParams;
+use crate::campaign::uplift::UpliftTrainParams;
 use crate::churn::ChurnTrainParams;
 use crate::cohorts::triangle::CohortParams;
 use crate::error::{Error, Result};
@@ -327,6 +328,8 @@ fn stage(at: &At<'_>, mut table: toml::Table) -> Result<(Stage, Vec<String>)> {
         Kind::Profit => profit_stage(&mut keys)?,
         Kind::Cohorts => cohorts_stage(&mut keys)?,
         Kind::CampaignReport => campaign_report_stage(&mut keys)?,
+        Kind::UpliftTrain => uplift_train_stage(&mut keys)?,
+        Kind::UpliftScore => uplift_score_stage(&mut keys)?,
         Kind::Basket => basket_stage(&mut keys)?,
         Kind::Sequence => sequence_stage(&mut keys)?,
         Kind::Export => export_stage(&mut keys)?,
@@ -545,6 +548,49 @@ fn clv_score_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
         Action::ClvScore { model, params },
         inputs,
         strs(&[tables::CUSTOMER_VALUE]),
+    ))
+}
+
+/// An uplift-train stage: the model's name, the campaigns, the window and
+/// [`UpliftTrainParams`].
+fn uplift_train_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
+    let at = keys.at;
+    let model: String = keys.required("model", "the model's name")?;
+    check_name(at.file, &format!("stages.{}.model", at.stage), &model)?;
+    let campaigns: Vec<String> = keys.own("campaign")?.unwrap_or_default();
+    let window_days: Option<u32> = keys.own("window_days")?;
+    if window_days == Some(0) {
+        return Err(at.err("window_days", "a window of 0 days holds nothing"));
+    }
+    let params: UpliftTrainParams = keys.part()?;
+    params.check().map_err(|e| at.rekey(e))?;
+    Ok((
+        Action::UpliftTrain {
+            model: model.clone(),
+            campaigns,
+            window_days,
+            params,
+        },
+        strs(&[
+            tables::FACT_CAMPAIGN_CONTACT,
+            tables::DIM_CAMPAIGN,
+            tables::FACT_SALES,
+        ]),
+        vec![format!("model:{model}")],
+    ))
+}
+
+/// An uplift-score stage: the model to score the mart's customers with.
+fn uplift_score_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
+    let at = keys.at;
+    let model: String = keys.required("model", "the name of the model to score with")?;
+    check_name(at.file, &format!("stages.{}.model", at.stage), &model)?;
+    Ok((
+        Action::UpliftScore {
+            model: model.clone(),
+        },
+        vec![format!("model:{model}"), tables::FACT_SALES.to_string()],
+        strs(&[tables::UPLIFT_SCORES]),
     ))
 }
 

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::{Action, Freshness, Stage};
 use crate::basket::recommend::ValidRecommendParams;
 use crate::campaign::results::CampaignReportParams;
+use crate::campaign::uplift::UpliftTrainParams;
 use crate::churn::ValidChurnTrainParams;
 use crate::cohorts::triangle::CohortParams;
 use crate::error::{Error, Result};
@@ -137,6 +138,16 @@ impl StageContext<'_> {
             Action::ClvScore { model, params } => self.clv_score(model, params).await,
             Action::Profit(params) => self.profit(params).await,
             Action::CampaignReport(params) => self.campaign_report(params).await,
+            Action::UpliftTrain {
+                model,
+                campaigns,
+                window_days,
+                params,
+            } => {
+                self.uplift_train(model, campaigns, *window_days, params)
+                    .await
+            }
+            Action::UpliftScore { model } => self.uplift_score(model).await,
             Action::Cohorts(params) => self.cohorts(params).await,
             Action::Basket(params) => self.basket(params).await,
             Action::Sequence(params) => self.sequence(&stage.name, params).await,
@@ -375,6 +386,77 @@ impl StageContext<'_> {
                 "as_of": as_of.to_string(),
                 "rows": batch.num_rows(),
                 "measurable": measurable,
+            }),
+            None,
+        ))
+    }
+
+    /// An uplift-train stage: the model file `<warehouse>/models/MODEL.json`, from the
+    /// campaigns' contacts whose window ended before the run's as-of date.
+    async fn uplift_train(
+        &self,
+        model: &str,
+        campaigns: &[String],
+        window_days: Option<u32>,
+        params: &UpliftTrainParams,
+    ) -> Result<Done> {
+        let t = crate::campaign::uplift_data::TrainCampaigns {
+            campaigns,
+            window_days,
+            as_of: self.as_of,
+        };
+        let (file, notes) =
+            crate::campaign::uplift_data::train_campaigns(self.root, &t, params, self.engine)
+                .await?;
+        for n in &notes {
+            n.log(Some(model));
+        }
+        let path = crate::warehouse::model_path(self.root, model);
+        files::write_json(&path, &file)?;
+        let m = &file.metrics;
+        Ok((
+            json!({
+                "model_file": path.display().to_string(),
+                "method": file.method.name(),
+                "rows": file.source.rows,
+                "treated": file.source.treated,
+                "test_rows": m.test_rows,
+                "qini_auc": m.qini_auc,
+                "uplift_auc": m.uplift_auc,
+            }),
+            None,
+        ))
+    }
+
+    /// An uplift-score stage: `uplift_scores` from the model the run trained.
+    async fn uplift_score(&self, model: &str) -> Result<Done> {
+        let path = crate::warehouse::model_path(self.root, model);
+        let file = crate::campaign::uplift::UpliftModelFile::read(&path)?;
+        let (batch, as_of, notes) = crate::campaign::uplift_data::score_warehouse(
+            self.root,
+            &file,
+            self.as_of,
+            self.engine,
+        )
+        .await?;
+        for n in &notes {
+            n.log(Some(model));
+        }
+        let group = batch
+            .column_by_name("group")
+            .map(|c| olap::text_column(c))
+            .transpose()?;
+        let count = |g: &str| {
+            group
+                .as_ref()
+                .map_or(0, |c| c.iter().filter(|v| *v == Some(g)).count())
+        };
+        Ok((
+            json!({
+                "as_of": as_of.to_string(),
+                "scored": batch.num_rows(),
+                "persuadable": count("persuadable"),
+                "sleeping_dogs": count("sleeping dog"),
             }),
             None,
         ))

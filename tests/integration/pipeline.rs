@@ -563,7 +563,7 @@ fn the_good_pipeline_is_accepted_and_the_cli_prints_its_plan() {
         ],
     );
     assert!(
-        out.contains("pipeline \"nightly\" is valid: 17 stages"),
+        out.contains("pipeline \"nightly\" is valid: 20 stages"),
         "{out}"
     );
     assert!(!dir.path().join("wh").exists());
