@@ -252,11 +252,12 @@ pub fn unit_lines(
     Ok(svg)
 }
 
-/// Two lines over a shared x axis (actual in blue, expected in grey dashes), e.g. cumulative
-/// purchases week by week.
+/// Two lines over a shared x axis (actual in blue, expected in grey dashes, named by
+/// `labels`), e.g. cumulative purchases week by week.
 pub fn two_lines(
     actual: &[(f64, f64)],
     expected: &[(f64, f64)],
+    labels: (&str, &str),
     x_desc: &str,
     y_desc: &str,
 ) -> Result<String> {
@@ -297,7 +298,7 @@ pub fn two_lines(
                 GREY.stroke_width(2),
             ))
             .map_err(draw_err)?
-            .label("expected")
+            .label(labels.1)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], GREY.stroke_width(2)));
         chart
             .draw_series(LineSeries::new(
@@ -305,7 +306,7 @@ pub fn two_lines(
                 BLUE.stroke_width(2),
             ))
             .map_err(draw_err)?
-            .label("actual")
+            .label(labels.0)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.stroke_width(2)));
         draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(draw_err)?;

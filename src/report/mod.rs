@@ -37,7 +37,7 @@ use crate::warehouse::{Warehouse, tables};
 
 /// The charts a full report holds, by their `data-chart` names (the browser test looks for
 /// each).
-pub const CHARTS: [&str; 12] = [
+pub const CHARTS: [&str; 13] = [
     "revenue-by-month",
     "rejects-by-reason",
     "segment-sizes",
@@ -49,6 +49,7 @@ pub const CHARTS: [&str; 12] = [
     "whale-curve",
     "cohort-heat-map",
     "campaign-effects",
+    "qini-curve",
     "stage-timings",
 ];
 
@@ -118,6 +119,7 @@ pub async fn write(p: &ReportParams<'_>) -> Result<Report> {
     page.whale(&ctx, has(tables::CUSTOMER_PROFIT)).await?;
     page.cohorts(&ctx, has(tables::COHORT_RETENTION)).await?;
     page.campaigns(&ctx, has(tables::CAMPAIGN_RESULTS)).await?;
+    page.qini(uplift_model(p.warehouse, p.run).as_deref())?;
     page.rules(&ctx, has(tables::BASKET_RULES)).await?;
     page.timings(p.run)?;
     let pipeline = p
@@ -153,14 +155,24 @@ fn default_model(warehouse: &Path, run: Option<&Manifest>) -> Option<PathBuf> {
 /// The value model file: the run's clv-train stage's, else `<warehouse>/models/value.json`
 /// when it exists.
 fn value_model(warehouse: &Path, run: Option<&Manifest>) -> Option<PathBuf> {
+    run_model(warehouse, run, "clv-train", "value")
+}
+
+/// The uplift model the run trained, else `<warehouse>/models/uplift.json` when it exists.
+fn uplift_model(warehouse: &Path, run: Option<&Manifest>) -> Option<PathBuf> {
+    run_model(warehouse, run, "uplift-train", "uplift")
+}
+
+/// The model file a run's stage of `kind` wrote, else the warehouse's model `name`.
+fn run_model(warehouse: &Path, run: Option<&Manifest>, kind: &str, name: &str) -> Option<PathBuf> {
     let from_run = run.and_then(|m| {
         m.stages
             .iter()
-            .filter(|s| s.kind == "clv-train")
+            .filter(|s| s.kind == kind)
             .find_map(|s| s.metrics.get("model_file")?.as_str().map(PathBuf::from))
     });
     from_run
-        .or_else(|| Some(crate::warehouse::model_path(warehouse, "value")))
+        .or_else(|| Some(crate::warehouse::model_path(warehouse, name)))
         .filter(|p| p.is_file())
 }
 

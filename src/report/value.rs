@@ -119,6 +119,7 @@ impl Page {
         let svg = charts::two_lines(
             &actual,
             &expected,
+            ("actual", "expected"),
             "weeks since the first acquisition",
             "cumulative repeat purchases",
         )?;
