@@ -13,8 +13,8 @@
 //!    │           → star-schema build
 //!    ▼
 //! warehouse/  tables/<name>/*.parquet (zstd), published atomically by one pointer file
-//!    │          dim_customer · dim_product · dim_date · fact_sales · fact_campaign_contact
-//!    │          rejects · loads
+//!    │          dim_customer · dim_product · dim_campaign · dim_date · fact_sales
+//!    │          fact_campaign_contact · fact_consent · rejects · loads
 //!    │  olap     DataFusion session with every table registered by name (or a Ballista
 //!    │           cluster); cube models (TOML) → GROUP BY ROLLUP / CUBE, pivots, top-N,
 //!    │           period windows
@@ -31,15 +31,18 @@
 //!    │  value     repeat-purchase summaries → BG/NBD / Pareto/NBD, Gamma-Gamma → customer_value;
 //!    │            costs and contacts → customer_profit
 //!    │  cohorts   first-purchase cohorts → cohort_retention (sBG projections)
+//!    │  campaign  contacts against their control arm → campaign_results (intervals);
+//!    │            uplift trees over contacts and the mart as of each campaign → uplift_scores
 //!    ▼
-//! export segment | churn | recommendations | value   consent and suppression applied
+//! export segment | churn | recommendations | value | uplift   consent and suppression applied
 //! report                                     one self-contained HTML page
 //! ```
 //!
 //! ## Layers, one way down
 //!
 //! ```text
-//! main → cli → pipeline → export, report → segment, churn, basket, sequence, cohorts → value
+//! main → cli → pipeline → export, report → campaign → segment, churn, basket, sequence,
+//!      cohorts → value
 //!      → features → olap → warehouse → param, error   ingest → warehouse   synth (alone)
 //! ```
 //!
@@ -73,6 +76,10 @@
 //!   evaluation (`clv`), customer profitability and the whale curve ([`value::profit`]).
 //! - [`cohorts`]: the cohort retention triangle ([`cohorts::triangle`]); the
 //!   shifted-beta-geometric model of a survivor curve ([`cohorts::sbg`]).
+//! - [`campaign`]: campaign evaluation against control arms (intervals and tests in
+//!   [`campaign::stats`], randomised tests in files in [`campaign::evaluate`], the
+//!   warehouse's campaigns in [`campaign::results`]), uplift models ([`campaign::uplift`],
+//!   their data in [`campaign::uplift_data`], scikit-uplift's metrics in [`campaign::qini`]).
 //! - [`export`]: consent-aware customer exports.
 //! - [`report`]: the HTML report.
 //! - [`pipeline`]: pipeline files (`parse`), the stage graph (`plan`), runs (`run`, one
