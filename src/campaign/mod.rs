@@ -5,6 +5,7 @@
 //! control), `results` (the warehouse's campaigns: outcomes attributed from the order lines
 //! in each contact's window, costs, ROI, and the effect against the control arm).
 
+pub mod consent;
 pub mod evaluate;
 pub mod qini;
 pub mod results;

@@ -118,6 +118,47 @@ pub struct UpliftScoreArgs {
     pub as_of: Option<String>,
 }
 
+/// `ecrm consent`'s options.
+#[derive(Debug, Args)]
+pub struct ConsentArgs {
+    /// Count events before this date (YYYY-MM-DD). Default: the day after the last order
+    /// line.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// `ecrm consent`: consent per channel by month on stdout; the treatment contacts made
+/// without consent at their time on stderr (none, for contacts ecrm exported).
+pub fn consent(a: ConsentArgs, cx: &Context<'_>) -> Result<()> {
+    a.format.check_printable("consent")?;
+    let as_of = date("as_of", a.as_of.as_deref())?;
+    let s = cx.block(async {
+        let wh = crate::warehouse::Warehouse::open(&cx.wh_root)?;
+        let ctx = crate::olap::session(&wh, &cx.engine).await?;
+        let as_of = match as_of {
+            Some(d) => d,
+            None => crate::features::default_as_of(&ctx).await?,
+        };
+        crate::campaign::consent::summary(&ctx, as_of).await
+    })?;
+    let n = s.contacted_without_consent.num_rows();
+    eprintln!("{n} treatment contacts were made without consent on their channel at the time");
+    if n > 0 {
+        let mut err = std::io::stderr().lock();
+        let shown = s.contacted_without_consent.slice(0, n.min(10));
+        crate::cli::output::write_batches(
+            &mut err,
+            crate::cli::output::Format::Csv,
+            &shown.schema(),
+            std::slice::from_ref(&shown),
+            None,
+        )?;
+    }
+    a.format.print(&s.by_month.schema(), &[s.by_month])
+}
+
 /// `ecrm campaign report`'s options.
 #[derive(Debug, Args)]
 pub struct ReportArgs {

@@ -37,10 +37,24 @@ pub struct ExportArgs<S: Args> {
     pub selection: S,
     #[command(flatten)]
     pub to: Destination,
+    /// Consent as of this date (YYYY-MM-DD): events before it count. Default: every event.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
 }
 
 /// Runs one `ecrm export`.
 pub fn run(what: ExportWhat, cx: &Context<'_>) -> Result<()> {
+    let as_of = match &what {
+        ExportWhat::Segment(a) => &a.as_of,
+        ExportWhat::Churn(a) => &a.as_of,
+        ExportWhat::Recommendations(a) => &a.as_of,
+        ExportWhat::Value(a) => &a.as_of,
+        ExportWhat::Uplift(a) => &a.as_of,
+    };
+    let engine = crate::olap::EngineOptions {
+        as_of: super::date("as_of", as_of.as_deref())?.or(cx.engine.as_of),
+        ..cx.engine.clone()
+    };
     let params = match what {
         ExportWhat::Segment(a) => ExportParams {
             selection: Selection::Segment(a.selection),
@@ -64,7 +78,7 @@ pub fn run(what: ExportWhat, cx: &Context<'_>) -> Result<()> {
         },
     }
     .check()?;
-    let s = cx.block(export::export(&cx.wh_root, &params, &cx.engine))?;
+    let s = cx.block(export::export(&cx.wh_root, &params, &engine))?;
     let consent = match params.require_consent() {
         Some(export::Channel::Email) => "no e-mail consent",
         Some(export::Channel::Phone) => "no phone consent",

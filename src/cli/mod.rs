@@ -193,6 +193,9 @@ pub enum Command {
     /// services and contact costs per customer into table customer_profit; prints the whale
     /// curve by profit decile.
     Profit(value::ProfitArgs),
+    /// Consent over time: customers with consent on each channel at each month's end,
+    /// grants and withdrawals; warns of contacts made without consent at their time.
+    Consent(campaign::ConsentArgs),
     /// Campaign evaluation against a control arm.
     Campaign {
         #[command(subcommand)]
@@ -337,6 +340,7 @@ pub fn run(cli: Cli, rt: &Runtime) -> Result<()> {
         Command::Cohorts(a) => value::cohorts(a, &cx),
         Command::Profit(a) => value::profit(a, &cx),
         Command::Campaign { action } => campaign::run(action, &cx),
+        Command::Consent(a) => campaign::consent(a, &cx),
         Command::Check { file } => pipeline::check(&file),
         Command::Run(a) => pipeline::run(a, &cx),
         Command::Runs { last, format } => pipeline::runs(last, &format, &cx),

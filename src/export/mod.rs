@@ -14,8 +14,10 @@
 //!   none), a suppression file (default none).
 //!
 //! Contract:
-//! - With a consent channel, only customers whose opt-in for it is `true` are written; an
-//!   unknown (NULL) opt-in counts as no consent.
+//! - With a consent channel, only customers with consent on it at the export's as-of date
+//!   (a pipeline run's, or `--as-of`; else now) are written: the latest consent event or
+//!   change of the customer file's opt-in before it ([`crate::campaign::consent`]), so a
+//!   withdrawal counts from its timestamp; no event at all counts as no consent.
 //! - Nobody listed in the suppression file is written, whatever their consent: one customer id
 //!   or e-mail per line, no header, blank lines ignored; a line with `@` is an e-mail, compared
 //!   trimmed and case-insensitively with the customer's e-mail; any other line is a customer
@@ -461,7 +463,14 @@ pub async fn export(
             .clone()
             .unwrap_or_else(|| chosen.defaults.iter().map(|c| c.to_string()).collect());
     let sources = column_sources(&wh, &ctx, table).await?;
-    let sql = selection_sql(table, &chosen, &wanted, &sources)?;
+    // Consent as of the run's date (a pipeline's, or `--as-of`), else now: a withdrawal
+    // counts from its timestamp.
+    let at = engine.as_of.map(|d| format!("{d} 00:00:00"));
+    let consent = crate::campaign::consent::consent_sql(
+        ctx.table_exist(tables::FACT_CONSENT)?,
+        at.as_deref(),
+    );
+    let sql = selection_sql(table, &chosen, &wanted, &sources, &consent)?;
     let (schema, batches) = olap::sql(&ctx, &sql).await?;
     let rows = sorted(&concat_batches(&schema, &batches)?, chosen.order)?;
 
@@ -662,6 +671,7 @@ fn selection_sql(
     chosen: &Chosen,
     wanted: &[String],
     sources: &[(&str, Vec<String>)],
+    consent: &str,
 ) -> Result<String> {
     let mut select = Vec::new();
     for c in wanted {
@@ -685,9 +695,12 @@ fn selection_sql(
             " LEFT JOIN (SELECT * FROM dim_customer WHERE is_current AND customer_id IS NOT NULL) c \
              ON c.customer_id = s.customer_id",
         );
+        joins.push_str(&format!(
+            " LEFT JOIN ({consent}) k ON k.customer_id = s.customer_id"
+        ));
         select.push("c.email AS __email".into());
-        select.push("c.email_opt_in AS __email_opt_in".into());
-        select.push("c.phone_opt_in AS __phone_opt_in".into());
+        select.push("k.email AS __email_opt_in".into());
+        select.push("k.phone AS __phone_opt_in".into());
     } else {
         select.push("CAST(NULL AS VARCHAR) AS __email".into());
         select.push("CAST(NULL AS BOOLEAN) AS __email_opt_in".into());

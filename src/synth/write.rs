@@ -789,10 +789,9 @@ pub(super) struct ConsentEvent {
     pub at: String,
 }
 
-/// `consent_events.csv`: consent changes over the period, consistent with the customer
-/// file's flags (its state at the end): some customers whose file says N withdrew during
-/// the period (they had consented before), some whose file says Y granted it (they had
-/// not); plus a row with an unknown status and one for an id that is no customer.
+/// `consent_events.csv`: consent changes over the period after the opt-in the customer file
+/// records (given at sign-up): some customers who opted in withdraw later, some who did not
+/// grant it later; plus a row with an unknown status and one for an id that is no customer.
 pub(super) fn consent_events(
     rng: &mut Xoshiro256PlusPlus,
     world: &World,
@@ -806,7 +805,7 @@ pub(super) fn consent_events(
     let mut text = String::from("customer_id,channel,status,event_ts,source\n");
     for (c, &(email, phone)) in world.customers.iter().zip(opt_in) {
         for (channel, flag, change) in [("email", email, 0.12), ("phone", phone, 0.05)] {
-            if !rng.gen_bool(if flag { change / 2.0 } else { change }) {
+            if !rng.gen_bool(if flag { change } else { change / 2.0 }) {
                 continue;
             }
             let day = rng.gen_range(c.signup + 1..DAYS);
@@ -814,9 +813,9 @@ pub(super) fn consent_events(
                 + Duration::days(day)
                 + Duration::minutes(rng.gen_range(7 * 60..22 * 60));
             let (status, source) = if flag {
-                ("granted", "preference_centre")
-            } else {
                 ("withdrawn", "unsubscribe_link")
+            } else {
+                ("granted", "preference_centre")
             };
             let at = at.format("%Y-%m-%d %H:%M:%S").to_string();
             text.push_str(&format!("{},{channel},{status},{at},{source}\n", c.id));

@@ -370,7 +370,10 @@ fn sample_rules_find_the_planted_bundles_and_recommendations_are_new_products() 
     assert!(rows.iter().all(|r| r["rank"] == "1"));
     let opted: HashSet<String> = sql(
         &wh,
-        "SELECT customer_id FROM dim_customer WHERE is_current AND email_opt_in",
+        &format!(
+            "SELECT customer_id FROM {} k WHERE k.email",
+            crate::support::consent_now()
+        ),
     )
     .into_iter()
     .map(|r| r[0].clone())

@@ -542,7 +542,10 @@ fn the_campaign_uplift_model_finds_the_planted_groups() {
         .collect();
     let opted_in: Vec<String> = sql(
         &wh,
-        "SELECT customer_id FROM dim_customer WHERE is_current AND email_opt_in",
+        &format!(
+            "SELECT customer_id FROM {} k WHERE k.email",
+            crate::support::consent_now()
+        ),
     )
     .into_iter()
     .map(|r| r[0].clone())
@@ -612,4 +615,129 @@ fn bad_uplift_tables_are_refused_by_name() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an ecrm uplift model file"));
+}
+
+/// Consent at a time is the latest event before it, else the customer file's opt-in: the
+/// contacts `ecrm consent` finds without consent are those an oracle over the raw files
+/// finds, and an export as of a day before a customer's withdrawal includes them while one
+/// after it does not.
+#[test]
+fn consent_is_honoured_from_the_moment_of_a_withdrawal() {
+    let data = crate::support::repo().join("sample-data");
+    // The oracle: initial opt-ins from customers.csv (Latin-1, `;`), events from synth.json.
+    let raw = std::fs::read(data.join("customers.csv")).unwrap();
+    let text: String = raw.iter().map(|&b| b as char).collect();
+    let mut initial: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(';').collect();
+        initial.insert((f[0].into(), "email".into()), f[10] == "Y");
+        initial.insert((f[0].into(), "phone".into()), f[11] == "Y");
+    }
+    let synth = sample_synth();
+    let mut events: BTreeMap<(String, String), Vec<(String, bool)>> = BTreeMap::new();
+    for e in synth["consent_events"].as_array().unwrap() {
+        let key = (
+            e["customer_id"].as_str().unwrap().to_string(),
+            e["channel"].as_str().unwrap().to_string(),
+        );
+        events.entry(key).or_default().push((
+            e["at"].as_str().unwrap().to_string(),
+            e["status"] == "granted",
+        ));
+    }
+    let consent_at = |id: &str, channel: &str, at: &str| -> bool {
+        let key = (id.to_string(), channel.to_string());
+        let before = events.get(&key).and_then(|v| {
+            v.iter()
+                .filter(|(t, _)| t.as_str() <= at)
+                .max_by(|a, b| a.0.cmp(&b.0))
+        });
+        match before {
+            Some((_, granted)) => *granted,
+            None => initial.get(&key).copied().unwrap_or(false),
+        }
+    };
+    let contacts = std::fs::read_to_string(data.join("campaign_contacts.csv")).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut without = 0;
+    for line in contacts.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f[1].starts_with('P') || f[6] != "treatment" || !seen.insert(line) {
+            continue;
+        }
+        // Contacts of the last 4 days before the as-of date are not counted by ecrm either.
+        if f[2] >= "2024-11-29" {
+            continue;
+        }
+        without += usize::from(!consent_at(f[1], f[3], f[2]));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    copy_dir(sample_warehouse(), &wh);
+    let out = ecrm(&wh, &["consent", "--format", "csv"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.contains(&format!(
+            "{without} treatment contacts were made without consent"
+        )),
+        "oracle {without}: {err}"
+    );
+    let months = records(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        months
+            .iter()
+            .any(|m| m["channel"] == "email" && num(m, "withdrawals") > 0.0)
+    );
+
+    // A customer who withdrew e-mail consent: in an export the day before, not the day after.
+    let (id, at) = synth["consent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["status"] == "withdrawn"
+                && e["channel"] == "email"
+                && e["at"].as_str().unwrap() < "2024-06"
+        })
+        .map(|e| {
+            (
+                e["customer_id"].as_str().unwrap().to_string(),
+                e["at"].as_str().unwrap()[..10].to_string(),
+            )
+        })
+        .unwrap();
+    ecrm_ok(&wh, &["segment", "--method", "rfm"]);
+    let segment = sql(
+        &wh,
+        &format!("SELECT segment_id FROM segments WHERE customer_id = '{id}'"),
+    );
+    assert_eq!(segment.len(), 1, "{id} has a segment");
+    let day = chrono::NaiveDate::parse_from_str(&at, "%Y-%m-%d").unwrap();
+    let export = |as_of: chrono::NaiveDate| -> bool {
+        let out = dir.path().join(format!("{as_of}.csv"));
+        ecrm_ok(
+            &wh,
+            &[
+                "export",
+                "segment",
+                &segment[0][0],
+                "--require-consent",
+                "email",
+                "--as-of",
+                &as_of.to_string(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with(&format!("{id},")))
+    };
+    assert!(export(day), "{id} consented before withdrawing on {at}");
+    assert!(
+        !export(day + chrono::Duration::days(1)),
+        "{id} withdrew on {at}"
+    );
 }

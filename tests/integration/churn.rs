@@ -638,10 +638,13 @@ fn warehouse_model_trains_at_one_cutoff_measures_at_the_next_and_scores() {
     );
     let expected = crate::support::sql(
         &wh,
-        "SELECT s.customer_id, s.churn_probability FROM churn_scores s
-         JOIN dim_customer c ON c.customer_id = s.customer_id AND c.is_current
-         WHERE s.risk_band IN ('high', 'medium') AND c.email_opt_in
-         ORDER BY s.churn_probability DESC, s.customer_id LIMIT 25",
+        &format!(
+            "SELECT s.customer_id, s.churn_probability FROM churn_scores s
+             JOIN {} k ON k.customer_id = s.customer_id
+             WHERE s.risk_band IN ('high', 'medium') AND k.email
+             ORDER BY s.churn_probability DESC, s.customer_id LIMIT 25",
+            crate::support::consent_now()
+        ),
     );
     assert_eq!(expected.len(), 25);
     let mut rdr = csv::Reader::from_path(&list).unwrap();

@@ -471,9 +471,11 @@ fn exports_never_contain_opted_out_or_suppressed_customers_in_any_format() {
     let members = sql(
         &wh,
         &format!(
-            "SELECT s.customer_id, c.email, c.email_opt_in, c.phone_opt_in FROM segments s \
+            "SELECT s.customer_id, c.email, k.email, k.phone FROM segments s \
              JOIN dim_customer c ON c.customer_id = s.customer_id AND c.is_current \
-             WHERE s.segment_name = '{segment}' ORDER BY s.customer_id"
+             JOIN {} k ON k.customer_id = s.customer_id \
+             WHERE s.segment_name = '{segment}' ORDER BY s.customer_id",
+            crate::support::consent_now()
         ),
     );
     let opted_in: Vec<&Vec<String>> = members.iter().filter(|m| m[2] == "true").collect();

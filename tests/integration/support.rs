@@ -129,3 +129,20 @@ pub fn sample_warehouse() -> &'static Path {
         wh
     })
 }
+
+/// Each current customer's consent now, for a warehouse loaded once: the latest explicit
+/// consent event on a channel, else the customer file's opt-in. A derived table
+/// (customer_id, email, phone) to join in a test's oracle SQL.
+pub fn consent_now() -> &'static str {
+    "(SELECT c.customer_id,
+        COALESCE(le.status = 'granted', c.email_opt_in) AS email,
+        COALESCE(lp.status = 'granted', c.phone_opt_in) AS phone
+      FROM dim_customer c
+      LEFT JOIN (SELECT customer_id, status, ROW_NUMBER() OVER (PARTITION BY customer_id
+                   ORDER BY event_ts DESC) AS r FROM fact_consent WHERE channel = 'email') le
+        ON le.customer_id = c.customer_id AND le.r = 1
+      LEFT JOIN (SELECT customer_id, status, ROW_NUMBER() OVER (PARTITION BY customer_id
+                   ORDER BY event_ts DESC) AS r FROM fact_consent WHERE channel = 'phone') lp
+        ON lp.customer_id = c.customer_id AND lp.r = 1
+      WHERE c.is_current AND c.customer_id IS NOT NULL)"
+}

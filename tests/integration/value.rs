@@ -516,9 +516,12 @@ fn sample_warehouse_fit_converges_and_separates_lapsing_from_loyal() {
     assert_eq!(rows.len(), 25);
     let want = sql(
         &wh,
-        "SELECT v.customer_id FROM customer_value v JOIN dim_customer c
-           ON c.customer_id = v.customer_id AND c.is_current AND c.email_opt_in
-         ORDER BY v.value_decile, v.clv DESC, v.expected_purchases DESC, v.customer_id LIMIT 25",
+        &format!(
+            "SELECT v.customer_id FROM customer_value v JOIN {} k
+               ON k.customer_id = v.customer_id AND k.email
+             ORDER BY v.value_decile, v.clv DESC, v.expected_purchases DESC, v.customer_id LIMIT 25",
+            crate::support::consent_now()
+        ),
     );
     let got: Vec<Vec<String>> = rows.iter().map(|r| vec![r[0].to_string()]).collect();
     assert_eq!(got, want);
