@@ -91,27 +91,13 @@ pub(super) fn write_contacts(
     keys: &Keys,
     days: &mut BTreeSet<NaiveDate>,
 ) -> Result<()> {
-    let load_id = input.load_id;
-    for fl in input
-        .loads
-        .iter()
-        .filter(|l| l.source.entity == Entity::CampaignContact)
-    {
-        let mut writer = tx.partitioned_writer(tables::FACT_CAMPAIGN_CONTACT, fl.owner(load_id));
-        for chunk in chunks_of(fl)? {
-            let fact = contact_fact(chunk?, &keys.customers, load_id)?;
-            collect_days(&fact, "contact_ts", days)?;
-            if fact.height() > 0
-                || (fl.staged.is_empty()
-                    && !tx.next().tables.contains_key(tables::FACT_CAMPAIGN_CONTACT))
-            {
-                writer.write(tx, None, &fact)?;
-            }
-        }
-        let files = writer.finish()?;
-        tx.append(tables::FACT_CAMPAIGN_CONTACT, files);
-    }
-    Ok(())
+    let fact = Unpartitioned {
+        entity: Entity::CampaignContact,
+        table: tables::FACT_CAMPAIGN_CONTACT,
+        time: "contact_ts",
+        rows: contact_fact,
+    };
+    fact.write(tx, input, keys, days)
 }
 
 /// Writes `fact_consent` for every consent-event file of the load, adding its days.
@@ -121,26 +107,50 @@ pub(super) fn write_consent(
     keys: &Keys,
     days: &mut BTreeSet<NaiveDate>,
 ) -> Result<()> {
-    let load_id = input.load_id;
-    for fl in input
-        .loads
-        .iter()
-        .filter(|l| l.source.entity == Entity::ConsentEvent)
-    {
-        let mut writer = tx.partitioned_writer(tables::FACT_CONSENT, fl.owner(load_id));
-        for chunk in chunks_of(fl)? {
-            let fact = consent_fact(chunk?, &keys.customers, load_id)?;
-            collect_days(&fact, "event_ts", days)?;
-            if fact.height() > 0
-                || (fl.staged.is_empty() && !tx.next().tables.contains_key(tables::FACT_CONSENT))
-            {
-                writer.write(tx, None, &fact)?;
+    let fact = Unpartitioned {
+        entity: Entity::ConsentEvent,
+        table: tables::FACT_CONSENT,
+        time: "event_ts",
+        rows: consent_fact,
+    };
+    fact.write(tx, input, keys, days)
+}
+
+/// A fact table written one file per input file of its entity: a chunk's rows from `rows`
+/// (given the current customer keys and the load), its days from column `time`.
+struct Unpartitioned {
+    entity: Entity,
+    table: &'static str,
+    time: &'static str,
+    rows: fn(DataFrame, &LazyFrame, i64) -> Result<DataFrame>,
+}
+
+impl Unpartitioned {
+    fn write(
+        &self,
+        tx: &mut Transaction<'_>,
+        input: &BuildInput<'_>,
+        keys: &Keys,
+        days: &mut BTreeSet<NaiveDate>,
+    ) -> Result<()> {
+        let load_id = input.load_id;
+        for fl in input.loads.iter().filter(|l| l.source.entity == self.entity) {
+            let mut writer = tx.partitioned_writer(self.table, fl.owner(load_id));
+            for chunk in chunks_of(fl)? {
+                let fact = (self.rows)(chunk?, &keys.customers, load_id)?;
+                collect_days(&fact, self.time, days)?;
+                // A first load without rows: an empty file gives the table its schema.
+                if fact.height() > 0
+                    || (fl.staged.is_empty() && !tx.next().tables.contains_key(self.table))
+                {
+                    writer.write(tx, None, &fact)?;
+                }
             }
+            let files = writer.finish()?;
+            tx.append(self.table, files);
         }
-        let files = writer.finish()?;
-        tx.append(tables::FACT_CONSENT, files);
+        Ok(())
     }
-    Ok(())
 }
 
 /// One chunk of consent events as fact_consent rows.
