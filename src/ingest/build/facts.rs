@@ -84,41 +84,25 @@ pub(super) fn write_sales(
     Ok(())
 }
 
-/// Writes `fact_campaign_contact` for every contact file of the load, adding its days.
-pub(super) fn write_contacts(
-    tx: &mut Transaction<'_>,
-    input: &BuildInput<'_>,
-    keys: &Keys,
-    days: &mut BTreeSet<NaiveDate>,
-) -> Result<()> {
-    let fact = Unpartitioned {
-        entity: Entity::CampaignContact,
-        table: tables::FACT_CAMPAIGN_CONTACT,
-        time: "contact_ts",
-        rows: contact_fact,
-    };
-    fact.write(tx, input, keys, days)
-}
+/// `fact_campaign_contact`: one file per contact file of the load.
+pub(super) const CONTACTS: Unpartitioned = Unpartitioned {
+    entity: Entity::CampaignContact,
+    table: tables::FACT_CAMPAIGN_CONTACT,
+    time: "contact_ts",
+    rows: contact_fact,
+};
 
-/// Writes `fact_consent` for every consent-event file of the load, adding its days.
-pub(super) fn write_consent(
-    tx: &mut Transaction<'_>,
-    input: &BuildInput<'_>,
-    keys: &Keys,
-    days: &mut BTreeSet<NaiveDate>,
-) -> Result<()> {
-    let fact = Unpartitioned {
-        entity: Entity::ConsentEvent,
-        table: tables::FACT_CONSENT,
-        time: "event_ts",
-        rows: consent_fact,
-    };
-    fact.write(tx, input, keys, days)
-}
+/// `fact_consent`: one file per consent-event file of the load.
+pub(super) const CONSENT: Unpartitioned = Unpartitioned {
+    entity: Entity::ConsentEvent,
+    table: tables::FACT_CONSENT,
+    time: "event_ts",
+    rows: consent_fact,
+};
 
 /// A fact table written one file per input file of its entity: a chunk's rows from `rows`
 /// (given the current customer keys and the load), its days from column `time`.
-struct Unpartitioned {
+pub(super) struct Unpartitioned {
     entity: Entity,
     table: &'static str,
     time: &'static str,
@@ -126,7 +110,8 @@ struct Unpartitioned {
 }
 
 impl Unpartitioned {
-    fn write(
+    /// Writes the table's rows of every file of the load, adding the days they cover.
+    pub(super) fn write(
         &self,
         tx: &mut Transaction<'_>,
         input: &BuildInput<'_>,
@@ -134,7 +119,11 @@ impl Unpartitioned {
         days: &mut BTreeSet<NaiveDate>,
     ) -> Result<()> {
         let load_id = input.load_id;
-        for fl in input.loads.iter().filter(|l| l.source.entity == self.entity) {
+        for fl in input
+            .loads
+            .iter()
+            .filter(|l| l.source.entity == self.entity)
+        {
             let mut writer = tx.partitioned_writer(self.table, fl.owner(load_id));
             for chunk in chunks_of(fl)? {
                 let fact = (self.rows)(chunk?, &keys.customers, load_id)?;

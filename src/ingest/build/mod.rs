@@ -83,10 +83,10 @@ pub fn build(
     let mut days = BTreeSet::new();
     facts::write_sales(tx, input, &keys, &mut days)?;
     lap("fact_sales");
-    facts::write_contacts(tx, input, &keys, &mut days)?;
+    facts::CONTACTS.write(tx, input, &keys, &mut days)?;
     lap("fact_campaign_contact");
     dimensions::write_campaigns(tx, input, &read)?;
-    facts::write_consent(tx, input, &keys, &mut days)?;
+    facts::CONSENT.write(tx, input, &keys, &mut days)?;
     lap("dim_campaign, fact_consent");
     loads::write_rejects(tx, input)?;
     dimensions::write_dim_date(tx, read(tables::DIM_DATE)?, days)?;
