@@ -81,6 +81,7 @@
 //!   warehouse's campaigns in [`campaign::results`]), uplift models ([`campaign::uplift`],
 //!   their data in [`campaign::uplift_data`], scikit-uplift's metrics in [`campaign::qini`]).
 //! - [`export`]: consent-aware customer exports.
+//! - [`erase`]: the right to be forgotten: customers' personal data out of every table.
 //! - [`report`]: the HTML report.
 //! - [`pipeline`]: pipeline files (`parse`), the stage graph (`plan`), runs (`run`, one
 //!   function per stage kind in `stages`), data tests.
@@ -92,6 +93,7 @@ pub mod campaign;
 pub mod churn;
 pub mod cli;
 pub mod cohorts;
+pub mod erase;
 pub mod error;
 pub mod export;
 pub mod features;

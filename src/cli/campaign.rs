@@ -118,6 +118,37 @@ pub struct UpliftScoreArgs {
     pub as_of: Option<String>,
 }
 
+/// `ecrm erase`'s options.
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    /// A customer id to erase (repeatable).
+    #[arg(long, value_name = "ID", required_unless_present = "file")]
+    pub customer: Vec<String>,
+    /// A file of customer ids to erase, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// `ecrm erase`: the erasure, then what changed on stdout.
+pub fn erase(a: EraseArgs, cx: &Context<'_>) -> Result<()> {
+    let mut ids = a.customer.clone();
+    if let Some(f) = &a.file {
+        ids.extend(crate::erase::read_ids(f)?);
+    }
+    let e = crate::erase::erase(&cx.wh_root, &ids)?;
+    let mut out = std::io::stdout().lock();
+    let per_table: Vec<String> = e.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    say(
+        &mut out,
+        format_args!(
+            "erased {} customers: rows changed {}; {} run manifests scrubbed",
+            e.customers,
+            per_table.join(", "),
+            e.manifests
+        ),
+    )
+}
+
 /// `ecrm consent`'s options.
 #[derive(Debug, Args)]
 pub struct ConsentArgs {

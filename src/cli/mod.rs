@@ -193,6 +193,11 @@ pub enum Command {
     /// services and contact costs per customer into table customer_profit; prints the whale
     /// curve by profit decile.
     Profit(value::ProfitArgs),
+    /// Erase customers' personal data (right to be forgotten) from every table, in one
+    /// commit: their facts move to the unknown member so totals stay, every other row of
+    /// theirs goes, rejected rows' text naming them is blanked, and the state before is
+    /// deleted; table erasure_log records the erasure without ids.
+    Erase(campaign::EraseArgs),
     /// Consent over time: customers with consent on each channel at each month's end,
     /// grants and withdrawals; warns of contacts made without consent at their time.
     Consent(campaign::ConsentArgs),
@@ -341,6 +346,7 @@ pub fn run(cli: Cli, rt: &Runtime) -> Result<()> {
         Command::Profit(a) => value::profit(a, &cx),
         Command::Campaign { action } => campaign::run(action, &cx),
         Command::Consent(a) => campaign::consent(a, &cx),
+        Command::Erase(a) => campaign::erase(a, &cx),
         Command::Check { file } => pipeline::check(&file),
         Command::Run(a) => pipeline::run(a, &cx),
         Command::Runs { last, format } => pipeline::runs(last, &format, &cx),

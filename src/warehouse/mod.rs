@@ -158,6 +158,13 @@ impl Warehouse {
         Ok(wh)
     }
 
+    /// Deletes every data file the current snapshot does not reference, also those of the
+    /// previous state that a normal commit keeps for its readers (an erasure must leave no
+    /// copy of what it removed).
+    pub fn forget_previous(&self) {
+        self.remove_unreferenced(&self.snapshot);
+    }
+
     /// Deletes data files under `tables/` and snapshot files that neither the current nor
     /// `previous` snapshot references. Failures are logged, never fatal: an orphan costs disk,
     /// not correctness.

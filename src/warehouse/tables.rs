@@ -61,6 +61,9 @@ pub const CAMPAIGN_RESULTS: &str = "campaign_results";
 /// Predicted uplift, p_treated, p_control and group per customer (`ecrm campaign uplift
 /// score`).
 pub const UPLIFT_SCORES: &str = "uplift_scores";
+/// One row per erasure: when, how many customers, rows changed per table; no ids (`ecrm
+/// erase`).
+pub const ERASURE_LOG: &str = "erasure_log";
 /// Frequent sequential patterns (a pipeline's `sequence` stage).
 pub const SEQUENCE_PATTERNS: &str = "sequence_patterns";
 

@@ -741,3 +741,112 @@ fn consent_is_honoured_from_the_moment_of_a_withdrawal() {
         "{id} withdrew on {at}"
     );
 }
+
+/// Every cell of every Parquet file under `root` (decoded, as text) and every other file's
+/// text: where `needle` occurs, by file.
+fn files_holding(root: &std::path::Path, needles: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = if path.extension().is_some_and(|e| e == "parquet") {
+                let file = std::fs::File::open(&path).unwrap();
+                let reader =
+                    datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                        .unwrap()
+                        .build()
+                        .unwrap();
+                let mut cells = String::new();
+                for batch in reader {
+                    let batch = batch.unwrap();
+                    for c in batch.columns() {
+                        let s = datafusion::arrow::compute::cast(
+                            c,
+                            &datafusion::arrow::datatypes::DataType::Utf8,
+                        )
+                        .unwrap();
+                        let s = s
+                            .as_any()
+                            .downcast_ref::<datafusion::arrow::array::StringArray>()
+                            .unwrap();
+                        for v in s.iter().flatten() {
+                            cells.push_str(v);
+                            cells.push('\n');
+                        }
+                    }
+                }
+                cells
+            } else {
+                String::from_utf8_lossy(&std::fs::read(&path).unwrap()).to_string()
+            };
+            for n in needles {
+                if text.contains(n.as_str()) {
+                    found.push(format!("{} holds {n:?}", path.display()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// `ecrm erase` leaves no trace of a customer anywhere in the warehouse folder (every column
+/// of every file read, Parquet decoded), while fact totals stay; an unknown id changes
+/// nothing.
+#[test]
+fn erasure_leaves_no_trace_and_keeps_the_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    copy_dir(sample_warehouse(), &wh);
+    ecrm_ok(&wh, &["segment", "--method", "rfm"]);
+    // A customer with order lines, contacts, consent events and a segment.
+    let who = sql(
+        &wh,
+        "SELECT c.customer_id, c.email, c.name FROM dim_customer c
+         WHERE c.is_current AND c.customer_id IN (SELECT customer_id FROM fact_consent)
+           AND c.customer_id IN (SELECT customer_id FROM fact_campaign_contact)
+           AND c.customer_id IN (SELECT customer_id FROM segments)
+         ORDER BY c.customer_id LIMIT 1",
+    );
+    let (id, email, name) = (who[0][0].clone(), who[0][1].clone(), who[0][2].clone());
+    let totals = "SELECT CAST(sum(revenue) AS VARCHAR) AS revenue, count(*) AS lines,
+        (SELECT count(*) FROM fact_campaign_contact) AS contacts FROM fact_sales";
+    let before = sql(&wh, totals);
+    // Synth's names repeat (12 first names × 12 last names), so the name is checked by
+    // count: only this customer's rows of it go.
+    let needles = vec![id.clone(), email.clone()];
+    assert!(
+        !files_holding(&wh, &needles).is_empty(),
+        "the customer is there before"
+    );
+    let named = format!(
+        "SELECT count(*) FROM dim_customer WHERE name = '{}'",
+        name.replace('\'', "''")
+    );
+    let count = |q: &str| sql(&wh, q)[0][0].parse::<u64>().unwrap();
+    let named_before = count(&named);
+    let versions = count(&format!(
+        "SELECT count(*) FROM dim_customer WHERE customer_id = '{id}'"
+    ));
+
+    let out = ecrm(&wh, &["erase", "--customer", "P99999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no customer P99999"));
+
+    let printed = ecrm_ok(&wh, &["erase", "--customer", &id]);
+    assert!(printed.contains("erased 1 customers"), "{printed}");
+    let left = files_holding(&wh, &needles);
+    assert!(left.is_empty(), "{left:#?}");
+    assert_eq!(count(&named), named_before - versions);
+    assert_eq!(sql(&wh, totals), before, "totals stay");
+    let log = sql(&wh, "SELECT customers, tables FROM erasure_log");
+    assert_eq!(log[0][0], "1");
+    assert!(
+        log[0][1].contains("fact_sales=") && log[0][1].contains("dim_customer="),
+        "{log:?}"
+    );
+}
