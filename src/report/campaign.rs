@@ -10,6 +10,64 @@ use crate::error::Result;
 use crate::warehouse::tables;
 
 impl Page {
+    /// Customers with consent on e-mail and phone at each month's end, and the month's grants
+    /// and withdrawals ([`crate::campaign::consent`]).
+    pub(super) async fn consent(
+        &mut self,
+        ctx: &SessionContext,
+        as_of: chrono::NaiveDate,
+        present: bool,
+    ) -> Result<()> {
+        let title = "Consent over time";
+        if !present {
+            self.absent("consent", title, "no dim_customer: load customers first");
+            return Ok(());
+        }
+        let s = crate::campaign::consent::summary(ctx, as_of).await?;
+        let rows = super::rows(std::slice::from_ref(&s.by_month))?;
+        let series = |channel: &str| -> Vec<(f64, f64)> {
+            rows.iter()
+                .filter(|r| r[1] == channel)
+                .enumerate()
+                .map(|(i, r)| (i as f64, num(&r[2])))
+                .collect()
+        };
+        let (email, phone) = (series("email"), series("phone"));
+        let mut body = String::new();
+        if !email.is_empty() {
+            let svg = charts::two_lines(
+                &email,
+                &phone,
+                ("e-mail", "phone"),
+                "months since the first consent event",
+                "customers with consent at month end",
+            )?;
+            body.push_str(&self.figure(
+                "consent-over-time",
+                &format!(
+                    "Customers who may be contacted at each month's end: the latest consent \
+                     event before it (a grant, a withdrawal, or the customer file's opt-in). \
+                     {} treatment contacts were made without consent on their channel at the \
+                     time.",
+                    s.contacted_without_consent.num_rows()
+                ),
+                svg,
+            ));
+        }
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .filter(|r| r[3] != "0" || r[4] != "0")
+            .map(|r| r[..5].to_vec())
+            .collect();
+        body.push_str(&table(
+            &["month", "channel", "with consent", "grants", "withdrawals"],
+            &cells,
+            None,
+        ));
+        self.section("consent", title, body);
+        Ok(())
+    }
+
     /// The uplift model's Qini curve on its held-out rows, against random targeting.
     pub(super) fn qini(&mut self, model: Option<&std::path::Path>) -> Result<()> {
         let title = "Uplift model: whom campaigns persuade";

@@ -8,7 +8,7 @@
 //!   frequency score); the churn model's ROC curve and cumulative gains on its held-out
 //!   customers; customer value by decile, the value model's weekly tracking, the whale curve
 //!   of profit and the cohort retention heat map (`value`); each campaign's effect against
-//!   its control arm (`campaign`); the top rules by lift; the run's stage timings and failed
+//!   its control arm, the uplift model's Qini curve and consent over time (`campaign`); the top rules by lift; the run's stage timings and failed
 //!   tests. A section
 //!   whose table does not exist says which stage builds it instead of failing the report.
 //!
@@ -37,7 +37,7 @@ use crate::warehouse::{Warehouse, tables};
 
 /// The charts a full report holds, by their `data-chart` names (the browser test looks for
 /// each).
-pub const CHARTS: [&str; 13] = [
+pub const CHARTS: [&str; 14] = [
     "revenue-by-month",
     "rejects-by-reason",
     "segment-sizes",
@@ -50,6 +50,7 @@ pub const CHARTS: [&str; 13] = [
     "cohort-heat-map",
     "campaign-effects",
     "qini-curve",
+    "consent-over-time",
     "stage-timings",
 ];
 
@@ -120,6 +121,7 @@ pub async fn write(p: &ReportParams<'_>) -> Result<Report> {
     page.cohorts(&ctx, has(tables::COHORT_RETENTION)).await?;
     page.campaigns(&ctx, has(tables::CAMPAIGN_RESULTS)).await?;
     page.qini(uplift_model(p.warehouse, p.run).as_deref())?;
+    page.consent(&ctx, as_of, has(tables::DIM_CUSTOMER)).await?;
     page.rules(&ctx, has(tables::BASKET_RULES)).await?;
     page.timings(p.run)?;
     let pipeline = p
