@@ -14,7 +14,8 @@
 //! - `ecrm consent` ([`summary`]): per month, the customers with consent on each channel at
 //!   the month's end, grants and withdrawals in the month; and the treatment contacts made
 //!   without consent on their channel at the time (which must be none for contacts ecrm
-//!   exported).
+//!   exported). Callers run it on the local engine: its month series (UNNEST of
+//!   generate_series) is a plan Ballista's executors reject.
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;

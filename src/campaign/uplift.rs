@@ -13,7 +13,8 @@
 //! - Evaluation on held-out rows (`--test FILE`, else a seeded 30 % hold-out stratified by arm
 //!   and outcome): the Qini curve, `qini_auc_score` and `uplift_auc_score` as scikit-uplift
 //!   computes them ([`super::qini`]), and uplift by decile of predicted uplift (treated and
-//!   control rates in each tenth, highest predicted uplift first).
+//!   control rates in each tenth, highest predicted uplift first). The model in the file is
+//!   the one measured: trained on the other rows (on every row with `--test`).
 //! - Output: a versioned JSON model file ([`UpliftModelFile`]) with the encoder, the trees,
 //!   the parameters, the source and the metrics; scores per row: uplift, p_treated,
 //!   p_control and the group: **persuadable** (uplift above the margin), **sleeping dog**
@@ -195,8 +196,9 @@ pub struct Source {
     pub id: Option<String>,
     pub rows: u64,
     pub treated: u64,
-    /// Rows of other treatment arms left out (`--treatment`).
-    pub other_arms: u64,
+    /// Rows left out: another treatment arm's (a file with `--treatment`), or contacts of
+    /// customers with no purchase before their campaign (not in the mart).
+    pub left_out: u64,
     pub test_input: Option<String>,
     /// A campaign's as-of date (its features' point in time).
     pub as_of: Option<String>,

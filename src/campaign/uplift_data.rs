@@ -156,7 +156,7 @@ pub async fn train_file(
         id,
         rows: rows.treated.len() as u64,
         treated: rows.treated.iter().filter(|&&t| t).count() as u64,
-        other_arms,
+        left_out: other_arms,
         test_input: test.map(|t| t.display().to_string()),
         as_of: None,
     };
@@ -374,7 +374,7 @@ pub async fn train_campaigns(
         id: Some("customer_id".into()),
         rows: rows.treated.len() as u64,
         treated: rows.treated.iter().filter(|&&t| t).count() as u64,
-        other_arms: left_out as u64,
+        left_out: left_out as u64,
         test_input: None,
         as_of: Some(as_of.to_string()),
     };

@@ -136,8 +136,18 @@ pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cl
 /// as `17850` when asked); the raw text kept as `__raw_NAME` for details.
 fn normalised(source: &Source) -> Vec<Expr> {
     let mut text = Vec::new();
-    for super::contract::Column { name, ty, spec, .. } in &source.columns {
-        let trimmed = col(name.as_str()).str().strip_chars(lit(NULL));
+    for super::contract::Column {
+        name,
+        ty,
+        spec,
+        origin,
+    } in &source.columns
+    {
+        let raw_text = match origin {
+            super::contract::Origin::Record => col("__record").cast(DataType::String),
+            _ => col(name.as_str()),
+        };
+        let trimmed = raw_text.clone().str().strip_chars(lit(NULL));
         let mut v = when(any_of(&trimmed, &source.null_tokens))
             .then(lit(NULL).cast(DataType::String))
             .otherwise(trimmed);
@@ -159,7 +169,7 @@ fn normalised(source: &Source) -> Vec<Expr> {
                 None => v,
             };
         }
-        text.push(col(name.as_str()).alias(raw(name)));
+        text.push(raw_text.alias(raw(name)));
         text.push(v.alias(name.as_str()));
     }
     text

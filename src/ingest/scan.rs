@@ -152,6 +152,8 @@ impl ChunkBuilder {
         for (c, column) in columns.iter().enumerate() {
             match &column.origin {
                 Origin::Value(v) => self.text[c].push_str(v),
+                // Filled in by cleansing, from `__record`.
+                Origin::Record => {}
                 Origin::Fields { fields, join } => {
                     for (k, f) in fields.iter().enumerate() {
                         let value = match f {
@@ -510,6 +512,11 @@ fn text_picks(
                 picks.push(Pick::Value(v.clone()));
                 continue;
             }
+            // Filled in by cleansing, from `__record`.
+            Origin::Record => {
+                picks.push(Pick::Value(String::new()));
+                continue;
+            }
             Origin::Fields { fields, join } => (fields, join),
         };
         let mut index = Vec::with_capacity(fields.len());
@@ -730,6 +737,7 @@ fn parquet_column(c: &super::contract::Column) -> Expr {
     };
     let e = match &c.origin {
         Origin::Value(v) => lit(v.as_str()),
+        Origin::Record => col("__idx").cast(DataType::String),
         Origin::Fields { fields, .. } if fields.len() == 1 => text(&fields[0]),
         Origin::Fields { fields, join } => concat_str(
             fields

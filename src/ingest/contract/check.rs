@@ -545,7 +545,7 @@ fn origin(
 ) -> Result<Origin> {
     let k = format!("columns.{col}");
     let span = spec.start.is_some() || spec.width.is_some();
-    let given = [spec.from.is_some(), spec.value.is_some(), span];
+    let given = [spec.from.is_some(), spec.value.is_some(), spec.record, span];
     if given.iter().filter(|g| **g).count() != 1 {
         let fixed = if format == Format::Fixed {
             ", or start and width"
@@ -554,7 +554,7 @@ fn origin(
         };
         return Err(at.err(
             &k,
-            format!("give the column's origin once: from (raw column), value (a constant){fixed}"),
+            format!("give the column's origin once: from (raw column), value (a constant), record (the record number){fixed}"),
         ));
     }
     if spec.join.is_some() && !matches!(spec.from, Some(FromSpec::Several(_))) {
@@ -565,6 +565,9 @@ fn origin(
     }
     if let Some(v) = &spec.value {
         return Ok(Origin::Value(v.clone()));
+    }
+    if spec.record {
+        return Ok(Origin::Record);
     }
     if span {
         return fixed_span(at, &k, spec, layout);

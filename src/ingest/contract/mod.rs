@@ -51,6 +51,8 @@
 //!   only way without a header); `from = ["CUSTOMER_ID", "DATE"]` several raw columns, each
 //!   trimmed, joined by `join` (default `"|"`) into one value;
 //! - `value = "CD"` the same value on every row;
+//! - `record = true` the record's number in its file (1, 2, …), for an extract without ids
+//!   (keep `exact_duplicates = "keep"` then: two identical records are two customers);
 //! - fixed-width files: a position in `widths`, or the column's own `start` (1-based byte)
 //!   and `width`.
 //!
@@ -362,6 +364,10 @@ pub struct ColumnSpec {
     pub from: Option<FromSpec>,
     /// A constant instead of a raw column.
     pub value: Option<String>,
+    /// The record's number in its file (1, 2, …) instead of a raw column: an id for extracts
+    /// without one (sources reading the same file get the same numbers).
+    #[serde(default)]
+    pub record: bool,
     /// What joins several raw columns; default `"|"`.
     pub join: Option<String>,
     /// Fixed-width files: the column's first byte (1-based) and its width in bytes.
@@ -473,6 +479,8 @@ pub enum Origin {
     Fields { fields: Vec<Field>, join: String },
     /// The same text on every row.
     Value(String),
+    /// The record's number in its file (1, 2, …): an id for extracts that have none.
+    Record,
 }
 
 /// A mapped canonical column.
@@ -494,6 +502,7 @@ impl Column {
         };
         match &self.origin {
             Origin::Value(v) => format!("value {v:?}"),
+            Origin::Record => "the record number".into(),
             Origin::Fields { fields, .. } if fields.len() == 1 => field(&fields[0]),
             Origin::Fields { fields, .. } => {
                 format!(
