@@ -24,6 +24,7 @@
 //! - Parameters ([`UpliftTrainParams`]): method, max depth (5), min samples per leaf (1),
 //!   seed (42), hold-out share (0.3), margin (0.01).
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use linfa::ParamGuard;
@@ -349,11 +350,18 @@ fn fit(
 ) -> Result<Vec<FittedTree>> {
     match method {
         UpliftMethod::TwoModel => {
-            let (t, c) = (train.arm(true), train.arm(false));
-            Ok(vec![
-                fit_tree(tree, t.x, &t.outcome)?,
-                fit_tree(tree, c.x, &c.outcome)?,
-            ])
+            // The two trees are independent: one per core.
+            let (t, c) = rayon::join(
+                || {
+                    let t = train.arm(true);
+                    fit_tree(tree, t.x, &t.outcome)
+                },
+                || {
+                    let c = train.arm(false);
+                    fit_tree(tree, c.x, &c.outcome)
+                },
+            );
+            Ok(vec![t?, c?])
         }
         UpliftMethod::ClassTransformation => {
             // Equal arms: the larger one subsampled, seeded, to the smaller's size.
@@ -437,12 +445,27 @@ fn thin(c: Curve, keep: usize) -> Curve {
 /// How `trees` of `method` do on `test`.
 fn measure(model: &UpliftModelFile, test: &TestRows) -> Metrics {
     let uplift: Vec<f64> = model.predict(&test.x).iter().map(|p| p.uplift).collect();
+    let (y, t) = (&test.outcome, &test.treated);
+    let ((qini_auc, uplift_auc), (deciles, qini_curve)) = rayon::join(
+        || {
+            rayon::join(
+                || qini::qini_auc_score(y, &uplift, t),
+                || qini::uplift_auc_score(y, &uplift, t),
+            )
+        },
+        || {
+            rayon::join(
+                || deciles(test, &uplift),
+                || thin(qini::qini_curve(y, &uplift, t), 101),
+            )
+        },
+    );
     Metrics {
         test_rows: test.treated.len() as u64,
-        qini_auc: qini::qini_auc_score(&test.outcome, &uplift, &test.treated),
-        uplift_auc: qini::uplift_auc_score(&test.outcome, &uplift, &test.treated),
-        deciles: deciles(test, &uplift),
-        qini_curve: thin(qini::qini_curve(&test.outcome, &uplift, &test.treated), 101),
+        qini_auc,
+        uplift_auc,
+        deciles,
+        qini_curve,
     }
 }
 
@@ -457,15 +480,17 @@ pub fn train(
 ) -> Result<UpliftModelFile> {
     let tree = params.check()?;
     rows.check(&source.input)?;
-    let held;
     let (train_rows, test_rows) = match test {
-        Some(t) => (rows.clone(), t.clone()),
+        Some(t) => (Cow::Borrowed(rows), Cow::Borrowed(t)),
         None => {
-            held = holdout(rows, params.test_share, params.seed);
+            let held = holdout(rows, params.test_share, params.seed);
             let pick = |want: bool| -> Vec<usize> {
                 (0..held.len()).filter(|&i| held[i] == want).collect()
             };
-            (rows.select(&pick(false)), rows.select(&pick(true)))
+            (
+                Cow::Owned(rows.select(&pick(false))),
+                Cow::Owned(rows.select(&pick(true))),
+            )
         }
     };
     train_rows.check(&source.input)?;

@@ -364,9 +364,10 @@ pub(crate) fn labels(
         let t = olap::text_column(b.column(idx))?;
         for i in 0..t.len() {
             let v = if t.is_null(i) { "" } else { t.value(i).trim() };
-            let l = match v.to_ascii_lowercase().as_str() {
-                "yes" | "true" | "1" | "1.0" => true,
-                "no" | "false" | "0" | "0.0" => false,
+            let is = |words: [&str; 4]| words.iter().any(|w| v.eq_ignore_ascii_case(w));
+            let l = match v {
+                _ if is(["yes", "true", "1", "1.0"]) => true,
+                _ if is(["no", "false", "0", "0.0"]) => false,
                 _ => {
                     return Err(Error::Input {
                         file: source.into(),

@@ -339,7 +339,7 @@ fn impurity(criterion: Criterion, w: &[f64]) -> f64 {
 /// bins. One distinct value gets an edge at itself, so "has a value" against "has none" can
 /// still be a split.
 fn edges(values: &mut [f64], max_bins: usize) -> Vec<f64> {
-    values.sort_by(f64::total_cmp);
+    values.sort_unstable_by(f64::total_cmp);
     let mut distinct: Vec<f64> = Vec::new();
     for &v in values.iter() {
         if distinct.last() != Some(&v) {
@@ -422,6 +422,8 @@ impl Grower<'_> {
             let mut left_w = vec![0.0; k];
             let mut left_n = 0u64;
             let mut best: Option<Split> = None;
+            // The two sides' class weights, reused for every candidate.
+            let (mut l, mut r) = (vec![0.0; k], vec![0.0; k]);
             for b in 0..nb - 1 {
                 for c in 0..k {
                     left_w[c] += hist_w[b * k + c];
@@ -443,10 +445,10 @@ impl Grower<'_> {
                     if ln < min_leaf as u64 || rn < min_leaf as u64 {
                         continue;
                     }
-                    let l: Vec<f64> = (0..k)
-                        .map(|c| left_w[c] + if missing_left { miss_w[c] } else { 0.0 })
-                        .collect();
-                    let r: Vec<f64> = (0..k).map(|c| w_node[c] - l[c]).collect();
+                    for c in 0..k {
+                        l[c] = left_w[c] + if missing_left { miss_w[c] } else { 0.0 };
+                        r[c] = w_node[c] - l[c];
+                    }
                     let (lw, rw) = (l.iter().sum::<f64>(), r.iter().sum::<f64>());
                     let child = (lw * impurity(self.p.criterion, &l)
                         + rw * impurity(self.p.criterion, &r))
@@ -840,7 +842,7 @@ mod tests {
         if depth < max_depth && here[0] > 0 && here[1] > 0 {
             for j in 0..x.ncols() {
                 let mut values: Vec<f64> = rows.iter().map(|&i| x[[i, j]]).collect();
-                values.sort_by(f64::total_cmp);
+                values.sort_unstable_by(f64::total_cmp);
                 values.dedup();
                 for w in values.windows(2) {
                     let t = (w[0] + w[1]) / 2.0;

@@ -16,7 +16,8 @@
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Schema};
-use ndarray::{Array2, ArrayViewMut2, ShapeBuilder, s};
+use ndarray::{Array2, ArrayViewMut2, Axis, ShapeBuilder, s};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -260,6 +261,14 @@ impl Column {
             | Column::Category { name, .. } => name,
         }
     }
+
+    /// How many features it encodes into: one per level for a category, else one.
+    fn width(&self) -> usize {
+        match self {
+            Column::Category { levels, .. } => levels.len(),
+            _ => 1,
+        }
+    }
 }
 
 /// Categories beyond this many levels make a column look like an id or free text: it is
@@ -300,6 +309,15 @@ struct Met {
     unseen: std::collections::BTreeMap<String, u64>,
 }
 
+impl Met {
+    fn add(&mut self, other: Met) {
+        self.missing += other.missing;
+        for (k, n) in other.unseen {
+            *self.unseen.entry(k).or_default() += n;
+        }
+    }
+}
+
 impl Encoder {
     /// Chooses an encoding for every column of `schema` except `exclude` (ids, labels).
     /// Returns the encoder and notes on columns left out.
@@ -335,7 +353,7 @@ impl Encoder {
                         if all_numbers && parse_number(v).is_none() {
                             all_numbers = false;
                         }
-                        if levels.len() <= MAX_LEVELS {
+                        if levels.len() <= MAX_LEVELS && !levels.contains(v) {
                             levels.insert(v.to_string());
                         }
                     }
@@ -422,25 +440,48 @@ impl Encoder {
         }
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let mut out = Array2::<f64>::zeros((rows, self.feature_names().len()));
-        let mut notes = Vec::new();
-        let mut at = 0usize;
-        for c in &self.columns {
-            let idx = schema.index_of(c.name())?;
-            let width = match c {
-                Column::Category { levels, .. } => levels.len(),
-                _ => 1,
-            };
-            let mut met = Met::default();
-            let mut row = 0usize;
-            for b in batches {
-                let n = b.num_rows();
-                let cells = out.slice_mut(s![row..row + n, at..at + width]);
-                self.encode(c, b.column(idx), cells, row, &mut met, source)?;
-                row += n;
-            }
-            notes.extend(self.notes(c, &met));
-            at += width;
+        let idx = self
+            .columns
+            .iter()
+            .map(|c| schema.index_of(c.name()))
+            .collect::<std::result::Result<Vec<usize>, _>>()?;
+        // Each batch fills its own block of rows, in parallel; errors and counts are then
+        // taken in row order, so the outcome does not depend on the threads.
+        let mut blocks = Vec::with_capacity(batches.len());
+        let (mut rest, mut first_row) = (out.view_mut(), 0);
+        for b in batches {
+            let (block, tail) = rest.split_at(Axis(0), b.num_rows());
+            blocks.push((first_row, block));
+            (rest, first_row) = (tail, first_row + b.num_rows());
         }
+        let met: Vec<Result<Vec<Met>>> = blocks
+            .into_par_iter()
+            .zip(batches)
+            .map(|((first_row, mut block), b)| {
+                let mut at = 0;
+                let mut met = Vec::with_capacity(idx.len());
+                for (c, &i) in self.columns.iter().zip(&idx) {
+                    let cells = block.slice_mut(s![.., at..at + c.width()]);
+                    met.push(Met::default());
+                    let m = met.last_mut().expect("pushed");
+                    self.encode(c, b.column(i), cells, first_row, m, source)?;
+                    at += c.width();
+                }
+                Ok(met)
+            })
+            .collect();
+        let mut total: Vec<Met> = self.columns.iter().map(|_| Met::default()).collect();
+        for batch_met in met {
+            for (t, m) in total.iter_mut().zip(batch_met?) {
+                t.add(m);
+            }
+        }
+        let notes = self
+            .columns
+            .iter()
+            .zip(&total)
+            .flat_map(|(c, m)| self.notes(c, m))
+            .collect();
         Ok((out, notes))
     }
 

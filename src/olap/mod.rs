@@ -14,6 +14,7 @@
 //! does not know which engine it has. Every library call that asks SQL questions is `async`
 //! and runs in the one runtime a process makes with [`runtime`].
 
+mod csvfile;
 pub mod cube;
 pub mod sqltext;
 
@@ -165,16 +166,19 @@ pub async fn register_path(ctx: &SessionContext, name: &str, path: &Path) -> Res
     if !path.exists() {
         return Err(Error::input(path, "no such file or folder"));
     }
-    let is_csv = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if is_csv {
+    if has_extension(path, "csv") {
         ctx.register_csv(name, &p, Default::default()).await?;
     } else {
         ctx.register_parquet(name, &p, ParquetReadOptions::default())
             .await?;
     }
     Ok(())
+}
+
+/// Whether `path` ends in `.EXT`, in any case.
+fn has_extension(path: &Path, ext: &str) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
 }
 
 /// The process's async runtime, in which every SQL question and every library call that
@@ -198,7 +202,8 @@ pub fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
 /// A multi-partition DataFusion scan does not keep file order, even when its partitions are
 /// collected in order (measured: 1M-row Parquet files came back permuted in 4 runs of 6).
 /// So a Parquet file's row groups are decoded in parallel with the parquet crate and put back
-/// in order; CSV files and folders go through a one-partition scan.
+/// in order, a CSV file's records likewise in pieces ([`csvfile`]); folders, and CSV files
+/// that path declines, go through a one-partition scan.
 pub async fn read_in_order(
     path: &Path,
     columns: Option<&[String]>,
@@ -207,11 +212,7 @@ pub async fn read_in_order(
     use datafusion::parquet::arrow::ProjectionMask;
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use rayon::prelude::*;
-    let is_parquet_file = path.is_file()
-        && path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    if is_parquet_file {
+    if path.is_file() && has_extension(path, "parquet") {
         let open = || std::fs::File::open(path).map_err(|e| Error::io(path, e));
         let builder = ParquetRecordBatchReaderBuilder::try_new(open()?)?;
         if let Some(cols) = columns {
@@ -250,6 +251,12 @@ pub async fn read_in_order(
             })
             .collect::<Result<_>>()?;
         return Ok((schema, parts.into_iter().flatten().collect()));
+    }
+    if path.is_file()
+        && has_extension(path, "csv")
+        && let Some(read) = csvfile::read(path, columns)?
+    {
+        return Ok(read);
     }
     let ctx = empty_session(opts)?;
     sql(&ctx, "SET datafusion.execution.target_partitions = 1").await?;
