@@ -145,24 +145,17 @@ impl Unpartitioned {
 /// One chunk of consent events as fact_consent rows.
 fn consent_fact(events: DataFrame, customers: &LazyFrame, load_id: i64) -> Result<DataFrame> {
     let present = names(&events);
-    Ok(events
-        .lazy()
-        .join(
-            customers.clone(),
-            [col("customer_id")],
-            [col("customer_id")],
-            JoinArgs::new(JoinType::Left),
-        )
+    Ok(with_customer_key(events.lazy(), customers)
         .select([
-            col("customer_key").fill_null(lit(0i64)),
+            customer_key(),
             col("customer_id"),
             col("channel"),
             col("status"),
             col("event_ts"),
             date_key("event_ts"),
             column_or_null(&present, "source", DataType::String),
-            col("__record").alias("record"),
-            lit(load_id).cast(DataType::Int64).alias("load_id"),
+            record(),
+            load(load_id),
         ])
         .collect()?)
 }
@@ -180,6 +173,31 @@ fn chunks_of(fl: &FileLoad) -> Result<Box<dyn Iterator<Item = Result<DataFrame>>
             .iter()
             .map(|p| crate::warehouse::read_polars_file(p)),
     ))
+}
+
+/// Fact rows joined to the customer dimension's current keys (by `customer_id`).
+fn with_customer_key(rows: LazyFrame, customers: &LazyFrame) -> LazyFrame {
+    rows.join(
+        customers.clone(),
+        [col("customer_id")],
+        [col("customer_id")],
+        JoinArgs::new(JoinType::Left),
+    )
+}
+
+/// `customer_key`, 0 (the unknown member) for ids without a customer: guests, erased ones.
+fn customer_key() -> Expr {
+    col("customer_key").fill_null(lit(0i64))
+}
+
+/// `record`: the input record a fact row came from.
+fn record() -> Expr {
+    col("__record").alias("record")
+}
+
+/// `load_id`: the load that wrote a fact row.
+fn load(load_id: i64) -> Expr {
+    lit(load_id).cast(DataType::Int64).alias("load_id")
 }
 
 /// `date_key` (yyyymmdd) of a timestamp column.
@@ -218,14 +236,7 @@ fn sales_fact(
     load_id: i64,
 ) -> Result<DataFrame> {
     let present = names(&lines);
-    Ok(lines
-        .lazy()
-        .join(
-            customers.clone(),
-            [col("customer_id")],
-            [col("customer_id")],
-            JoinArgs::new(JoinType::Left),
-        )
+    Ok(with_customer_key(lines.lazy(), customers)
         .join(
             products.clone(),
             [col("product_id")],
@@ -236,7 +247,7 @@ fn sales_fact(
             col("invoice_no"),
             col("invoice_ts"),
             date_key("invoice_ts"),
-            col("customer_key").fill_null(lit(0i64)),
+            customer_key(),
             column_or_null(&present, "customer_id", DataType::String),
             col("product_key"),
             col("product_id"),
@@ -249,8 +260,8 @@ fn sales_fact(
             col("is_service"),
             column_or_null(&present, "channel", DataType::String),
             column_or_null(&present, "country", DataType::String),
-            col("__record").alias("record"),
-            lit(load_id).cast(DataType::Int64).alias("load_id"),
+            record(),
+            load(load_id),
             // yyyymm as a number: formatting a string per row costs more than the join.
             (col("invoice_ts").dt().year() * lit(100i32)
                 + col("invoice_ts").dt().month().cast(DataType::Int32))
@@ -262,17 +273,10 @@ fn sales_fact(
 /// One chunk of campaign contacts as fact_campaign_contact rows.
 fn contact_fact(contacts: DataFrame, customers: &LazyFrame, load_id: i64) -> Result<DataFrame> {
     let present = names(&contacts);
-    Ok(contacts
-        .lazy()
-        .join(
-            customers.clone(),
-            [col("customer_id")],
-            [col("customer_id")],
-            JoinArgs::new(JoinType::Left),
-        )
+    Ok(with_customer_key(contacts.lazy(), customers)
         .select([
             col("campaign_id"),
-            col("customer_key").fill_null(lit(0i64)),
+            customer_key(),
             col("customer_id"),
             col("contact_ts"),
             date_key("contact_ts"),
@@ -281,8 +285,8 @@ fn contact_fact(contacts: DataFrame, customers: &LazyFrame, load_id: i64) -> Res
             column_or_null(&present, "response_ts", ts_type()),
             column_or_null(&present, "arm", DataType::String).fill_null(lit("treatment")),
             column_or_null(&present, "cost", MONEY),
-            col("__record").alias("record"),
-            lit(load_id).cast(DataType::Int64).alias("load_id"),
+            record(),
+            load(load_id),
         ])
         .collect()?)
 }
