@@ -619,8 +619,8 @@ fn bad_uplift_tables_are_refused_by_name() {
 
 /// Consent at a time is the latest event before it, else the customer file's opt-in: the
 /// contacts `ecrm consent` finds without consent are those an oracle over the raw files
-/// finds, and an export as of a day before a customer's withdrawal includes them while one
-/// after it does not.
+/// finds (and one more when a contact without consent is added), and an export as of a day
+/// before a customer's withdrawal includes them while one after it does not.
 #[test]
 fn consent_is_honoured_from_the_moment_of_a_withdrawal() {
     let data = crate::support::repo().join("sample-data");
@@ -689,6 +689,53 @@ fn consent_is_honoured_from_the_moment_of_a_withdrawal() {
             .iter()
             .any(|m| m["channel"] == "email" && num(m, "withdrawals") > 0.0)
     );
+    assert!(
+        without > 0,
+        "synth draws contacts without looking at consent"
+    );
+
+    // A contact made without consent is counted: a copy of the sample data with one more
+    // e-mail contact, for a customer who never opted in to e-mail.
+    let never = initial
+        .iter()
+        .find(|((id, ch), yes)| {
+            ch == "email" && !**yes && !events.contains_key(&(id.clone(), ch.clone()))
+        })
+        .map(|((id, _), _)| id.clone())
+        .unwrap();
+    let copy = dir.path().join("repo");
+    copy_dir(&data, &copy.join("sample-data"));
+    std::fs::create_dir_all(copy.join("pipelines")).unwrap();
+    let contract = copy.join("pipelines/sources.toml");
+    std::fs::copy(
+        crate::support::repo().join("pipelines/sources.toml"),
+        &contract,
+    )
+    .unwrap();
+    let first = contacts
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .collect::<Vec<_>>();
+    let extra = format!("{},{never},{},email,no,,treatment,\n", first[0], first[2]);
+    std::fs::write(
+        copy.join("sample-data/campaign_contacts.csv"),
+        format!("{contacts}{extra}"),
+    )
+    .unwrap();
+    let wh2 = dir.path().join("wh2");
+    ecrm_ok(
+        &wh2,
+        &["ingest", "--contract", contract.to_str().unwrap(), "-q"],
+    );
+    let out = ecrm(&wh2, &["consent", "--format", "csv"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let want = format!(
+        "{} treatment contacts were made without consent",
+        without + 1
+    );
+    assert!(err.contains(&want), "{want}: {err}");
 
     // A customer who withdrew e-mail consent: in an export the day before, not the day after.
     let (id, at) = synth["consent_events"]
