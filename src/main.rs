@@ -6,12 +6,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use ecrm::cli::{Cli, LogFormat};
 
-/// mimalloc, as DataFusion's own CLI uses: glibc's malloc returns large buffers to the OS
-/// and faults them in again (5× the page faults on `campaign uplift train`), measured 8 %
-/// slower on a short run.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_format = cli.global.log_format;
