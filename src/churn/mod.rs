@@ -32,7 +32,9 @@ pub mod warehouse;
 
 use std::path::Path;
 
-use datafusion::arrow::array::{Array, Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    Array, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use linfa::ParamGuard;
 use linfa::dataset::DatasetBase;
@@ -361,7 +363,21 @@ pub(crate) fn labels(
 ) -> Result<Vec<bool>> {
     let mut out = Vec::new();
     for b in batches {
-        let t = olap::text_column(b.column(idx))?;
+        let col = b.column(idx);
+        // 1/0 and true/false columns as read, without a detour through text.
+        if col.null_count() == 0 {
+            if let Some(a) = col.as_any().downcast_ref::<BooleanArray>() {
+                out.extend(a.values().iter());
+                continue;
+            }
+            if let Some(a) = col.as_any().downcast_ref::<Int64Array>()
+                && a.values().iter().all(|&v| v == 0 || v == 1)
+            {
+                out.extend(a.values().iter().map(|&v| v == 1));
+                continue;
+            }
+        }
+        let t = olap::text_column(col)?;
         for i in 0..t.len() {
             let v = if t.is_null(i) { "" } else { t.value(i).trim() };
             let is = |words: [&str; 4]| words.iter().any(|w| v.eq_ignore_ascii_case(w));
@@ -853,6 +869,37 @@ mod tests {
     use super::*;
 
     use crate::error::param_key as key;
+
+    /// Labels read the same from numbers, booleans and text; anything else names its row.
+    #[test]
+    fn labels_from_numbers_booleans_and_text() {
+        use std::sync::Arc;
+        let one = |col: datafusion::arrow::array::ArrayRef| {
+            let schema = Arc::new(Schema::new(vec![Field::new(
+                "y",
+                col.data_type().clone(),
+                true,
+            )]));
+            let b = RecordBatch::try_new(schema, vec![col]).unwrap();
+            labels(&[b], 0, "y", "f.csv")
+        };
+        let want = vec![true, false, true];
+        assert_eq!(
+            one(Arc::new(Int64Array::from(vec![1, 0, 1]))).unwrap(),
+            want
+        );
+        let b = BooleanArray::from(vec![true, false, true]);
+        assert_eq!(one(Arc::new(b)).unwrap(), want);
+        let t = StringArray::from(vec![" Yes", "no", "TRUE"]);
+        assert_eq!(one(Arc::new(t)).unwrap(), want);
+        let e = one(Arc::new(Int64Array::from(vec![1, 2]))).unwrap_err();
+        assert!(
+            e.to_string().contains("row 2") && e.to_string().contains("\"2\""),
+            "{e}"
+        );
+        let e = one(Arc::new(BooleanArray::from(vec![Some(true), None]))).unwrap_err();
+        assert!(e.to_string().contains("row 2"), "{e}");
+    }
 
     #[test]
     fn churn_train_params_are_checked_under_their_keys() {
