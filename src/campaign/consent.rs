@@ -14,16 +14,16 @@
 //! - `ecrm consent` ([`summary`]): per month, the customers with consent on each channel at
 //!   the month's end, grants and withdrawals in the month; and the treatment contacts made
 //!   without consent on their channel at the time (which must be none for contacts ecrm
-//!   exported). Callers run it on the local engine: its month series (UNNEST of
-//!   generate_series) is a plan Ballista's executors reject.
+//!   exported). It always runs on the local engine, whatever the caller's: its month series
+//!   (UNNEST of generate_series) is a plan Ballista's executors reject.
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 
 use crate::error::Result;
-use crate::olap;
-use crate::warehouse::tables;
+use crate::olap::{self, EngineOptions};
+use crate::warehouse::{Warehouse, tables};
 
 /// The channels consent is kept for.
 pub const CHANNELS: [&str; 4] = ["email", "phone", "sms", "post"];
@@ -87,9 +87,24 @@ pub struct Summary {
     pub contacted_without_consent: RecordBatch,
 }
 
-/// Consent by month up to `as_of` (exclusive), and the treatment contacts before it whose
-/// channel had no consent at their time.
-pub async fn summary(ctx: &SessionContext, as_of: NaiveDate) -> Result<Summary> {
+/// Consent by month up to `as_of` (exclusive; default: the warehouse's as-of date), and the
+/// treatment contacts before it whose channel had no consent at their time. Runs on the
+/// local engine (see the module doc) with `engine`'s other bounds.
+pub async fn summary(
+    wh: &Warehouse,
+    engine: &EngineOptions,
+    as_of: Option<NaiveDate>,
+) -> Result<Summary> {
+    let ctx = olap::session(wh, &engine.local()).await?;
+    let as_of = match as_of {
+        Some(d) => d,
+        None => crate::features::default_as_of(&ctx).await?,
+    };
+    summary_at(&ctx, as_of).await
+}
+
+/// [`summary`] in a local session.
+async fn summary_at(ctx: &SessionContext, as_of: NaiveDate) -> Result<Summary> {
     let has_events = ctx.table_exist(tables::FACT_CONSENT)?;
     let events = events_sql(has_events);
     let cut = format!("TIMESTAMP '{as_of} 00:00:00'");

@@ -198,7 +198,9 @@ pub struct Source {
     pub rows: u64,
     pub treated: u64,
     /// Rows left out: another treatment arm's (a file with `--treatment`), or contacts of
-    /// customers with no purchase before their campaign (not in the mart).
+    /// customers with no purchase before their campaign (not in the mart). Model files
+    /// written before the field's rename call it `other_arms`.
+    #[serde(alias = "other_arms")]
     pub left_out: u64,
     pub test_input: Option<String>,
     /// A campaign's as-of date (its features' point in time).
@@ -516,4 +518,22 @@ pub fn train(
     };
     model.metrics = measure(&model, &test_rows);
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model file written before `other_arms` became `left_out` still reads.
+    #[test]
+    fn an_older_source_field_name_still_reads() {
+        let old = r#"{"kind":"file","input":"t.csv","arm":"segment","control":"No E-Mail",
+            "treatment":null,"outcome":"visit","id":null,"rows":10,"treated":5,
+            "other_arms":3,"test_input":null,"as_of":null}"#;
+        let s: Source = serde_json::from_str(old).unwrap();
+        assert_eq!(s.left_out, 3);
+        let now = serde_json::to_value(&s).unwrap();
+        assert_eq!(now["left_out"], 3);
+        assert!(now.get("other_arms").is_none());
+    }
 }

@@ -167,13 +167,7 @@ pub fn consent(a: ConsentArgs, cx: &Context<'_>) -> Result<()> {
     let as_of = date("as_of", a.as_of.as_deref())?;
     let s = cx.block(async {
         let wh = crate::warehouse::Warehouse::open(&cx.wh_root)?;
-        // The local engine: the month series is a plan Ballista's executors reject.
-        let ctx = crate::olap::session(&wh, &cx.engine.local()).await?;
-        let as_of = match as_of {
-            Some(d) => d,
-            None => crate::features::default_as_of(&ctx).await?,
-        };
-        crate::campaign::consent::summary(&ctx, as_of).await
+        crate::campaign::consent::summary(&wh, &cx.engine, as_of).await
     })?;
     let n = s.contacted_without_consent.num_rows();
     eprintln!("{n} treatment contacts were made without consent on their channel at the time");

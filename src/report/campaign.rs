@@ -14,7 +14,8 @@ impl Page {
     /// and withdrawals ([`crate::campaign::consent`]).
     pub(super) async fn consent(
         &mut self,
-        ctx: &SessionContext,
+        wh: &crate::warehouse::Warehouse,
+        engine: &crate::olap::EngineOptions,
         as_of: chrono::NaiveDate,
         present: bool,
     ) -> Result<()> {
@@ -23,7 +24,7 @@ impl Page {
             self.absent("consent", title, "no dim_customer: load customers first");
             return Ok(());
         }
-        let s = crate::campaign::consent::summary(ctx, as_of).await?;
+        let s = crate::campaign::consent::summary(wh, engine, Some(as_of)).await?;
         let rows = super::rows(std::slice::from_ref(&s.by_month))?;
         let series = |channel: &str| -> Vec<(f64, f64)> {
             rows.iter()

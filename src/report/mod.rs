@@ -121,10 +121,7 @@ pub async fn write(p: &ReportParams<'_>) -> Result<Report> {
     page.cohorts(&ctx, has(tables::COHORT_RETENTION)).await?;
     page.campaigns(&ctx, has(tables::CAMPAIGN_RESULTS)).await?;
     page.qini(uplift_model(p.warehouse, p.run).as_deref())?;
-    // Consent runs on the local engine: its month series (UNNEST of generate_series) is a
-    // plan Ballista's executors reject.
-    let local = olap::session(&wh, &engine.local()).await?;
-    page.consent(&local, as_of, has(tables::DIM_CUSTOMER))
+    page.consent(&wh, &engine, as_of, has(tables::DIM_CUSTOMER))
         .await?;
     page.rules(&ctx, has(tables::BASKET_RULES)).await?;
     page.timings(p.run)?;
