@@ -3,11 +3,14 @@
 //!
 //! - Input: customer ids (`--customer ID`, repeatable, or `--file FILE`, one per line).
 //! - What changes, file by file, only in files that hold the customers:
-//!   - `fact_sales`, `fact_campaign_contact`: their rows move to the unknown member (customer
-//!     key 0, no customer id), as guest sales are, so every total stays what it was;
+//!   - `fact_sales`, `fact_campaign_contact`, `fact_web_event`: their rows move to the unknown
+//!     member (customer key 0, no customer id), as guest sales are, so every total stays
+//!     what it was; web events of the visitors linked to them (by a login, a purchase of
+//!     theirs, or `dim_visitor`) lose their visitor and session ids too, which are theirs;
 //!   - every other table with a `customer_id` column (`dim_customer` with every version,
 //!     `fact_consent`, the mart, segments, scores, recommendations, customer value and
-//!     profit, uplift scores, …): their rows are removed;
+//!     profit, uplift scores, web sessions and visitors, …): their rows, and those of their
+//!     visitors, are removed;
 //!   - `rejects`: the raw text and detail of rejected rows that hold one of their ids, e-mail
 //!     addresses or names become `[erased]`;
 //!   - run manifests (`runs/*.json`, whose data-test messages quote example rows): the same
@@ -27,7 +30,11 @@ use crate::error::{Error, Result};
 use crate::warehouse::{DataFile, Owner, Warehouse, WriterLock, tables};
 
 /// Facts whose rows stay, moved to the unknown member: they carry revenue and counts.
-const KEPT_FACTS: [&str; 2] = [tables::FACT_SALES, tables::FACT_CAMPAIGN_CONTACT];
+const KEPT_FACTS: [&str; 3] = [
+    tables::FACT_SALES,
+    tables::FACT_CAMPAIGN_CONTACT,
+    tables::FACT_WEB_EVENT,
+];
 
 /// What stands where personal data was.
 pub const ERASED: &str = "[erased]";
@@ -85,8 +92,11 @@ pub fn erase(root: &Path, ids: &[String]) -> Result<Erasure> {
     let lock = WriterLock::acquire(root, "erase")?;
     let wh = Warehouse::open(root)?;
     check_known(&wh, ids)?;
-    let strings = personal_strings(&wh, ids)?;
+    let visitors = linked_visitors(&wh, ids)?;
+    let mut strings = personal_strings(&wh, ids)?;
+    strings.extend(visitors.iter().cloned());
     let id_list = lit(Series::new("ids".into(), ids)).implode(false);
+    let visitor_list = lit(Series::new("visitors".into(), visitors)).implode(false);
     let mut tx = wh.begin(&lock);
     let mut rows: BTreeMap<String, u64> = BTreeMap::new();
     for (table, t) in &wh.snapshot().tables {
@@ -95,7 +105,7 @@ pub fn erase(root: &Path, ids: &[String]) -> Result<Erasure> {
         for f in &t.files {
             let path = root.join(&f.path);
             let df = crate::warehouse::read_polars_file(&path)?;
-            match erased(table, df, &id_list, &strings)? {
+            match erased(table, df, (&id_list, &visitor_list), &strings)? {
                 None => files.push(f.clone()),
                 Some((mut df, n)) => {
                     changed += n;
@@ -126,10 +136,73 @@ pub fn erase(root: &Path, ids: &[String]) -> Result<Erasure> {
     })
 }
 
+/// The web visitors of `ids`: those of their own web events, those whose purchase events
+/// carry their orders' invoices, and those `dim_visitor` links to them.
+fn linked_visitors(wh: &Warehouse, ids: &[String]) -> Result<Vec<String>> {
+    let hit =
+        || col("customer_id").is_in(lit(Series::new("ids".into(), ids)).implode(false), false);
+    let mut out: Vec<String> = Vec::new();
+    let mut take = |df: DataFrame| -> Result<()> {
+        out.extend(
+            df.column("visitor_id")?
+                .str()?
+                .iter()
+                .flatten()
+                .map(str::to_string),
+        );
+        Ok(())
+    };
+    if let Some(events) = wh.read_polars(tables::FACT_WEB_EVENT)? {
+        let mut invoices: Vec<String> = Vec::new();
+        if let Some(sales) = wh.read_polars(tables::FACT_SALES)? {
+            let inv = sales
+                .lazy()
+                .filter(hit())
+                .select([col("invoice_no")])
+                .collect()?;
+            invoices.extend(
+                inv.column("invoice_no")?
+                    .str()?
+                    .iter()
+                    .flatten()
+                    .map(str::to_string),
+            );
+        }
+        let theirs = hit().fill_null(lit(false)).or(col("invoice_no")
+            .is_in(
+                lit(Series::new("inv".into(), invoices)).implode(false),
+                false,
+            )
+            .fill_null(lit(false)));
+        take(
+            events
+                .lazy()
+                .filter(theirs)
+                .select([col("visitor_id")])
+                .collect()?,
+        )?;
+    }
+    if let Some(dim) = wh.read_polars(tables::DIM_VISITOR)? {
+        take(
+            dim.lazy()
+                .filter(hit())
+                .select([col("visitor_id")])
+                .collect()?,
+        )?;
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// Ids that no customer row, fact or score holds are an error naming them.
 fn check_known(wh: &Warehouse, ids: &[String]) -> Result<()> {
     let mut known = std::collections::BTreeSet::new();
-    for table in [tables::DIM_CUSTOMER, tables::FACT_SALES] {
+    for table in [
+        tables::DIM_CUSTOMER,
+        tables::FACT_SALES,
+        tables::FACT_WEB_EVENT,
+    ] {
         if let Some(df) = wh.read_polars(table)? {
             let hit =
                 col("customer_id").is_in(lit(Series::new("ids".into(), ids)).implode(false), false);
@@ -173,11 +246,12 @@ fn partition_of(path: &str, table: &str) -> Option<String> {
     Some(dir.to_string())
 }
 
-/// One file's rows with the customers erased, and how many rows changed (None: untouched).
+/// One file's rows with the customers (and their visitors) erased, and how many rows
+/// changed (None: untouched).
 fn erased(
     table: &str,
     df: DataFrame,
-    ids: &Expr,
+    (ids, visitors): (&Expr, &Expr),
     strings: &[String],
 ) -> Result<Option<(DataFrame, u64)>> {
     let names: Vec<String> = df
@@ -187,9 +261,14 @@ fn erased(
         .collect();
     let has = |c: &str| names.iter().any(|n| n == c);
     if has("customer_id") {
-        let hit = col("customer_id")
+        let mut hit = col("customer_id")
             .is_in(ids.clone(), false)
             .fill_null(lit(false));
+        if has("visitor_id") {
+            hit = hit.or(col("visitor_id")
+                .is_in(visitors.clone(), false)
+                .fill_null(lit(false)));
+        }
         let n = df
             .clone()
             .lazy()
@@ -212,10 +291,18 @@ fn erased(
             ];
             if has("customer_key") {
                 moved.push(
-                    when(hit)
+                    when(hit.clone())
                         .then(lit(0i64))
                         .otherwise(col("customer_key"))
                         .alias("customer_key"),
+                );
+            }
+            for c in ["visitor_id", "session_id"].into_iter().filter(|c| has(c)) {
+                moved.push(
+                    when(hit.clone())
+                        .then(lit(NULL).cast(DataType::String))
+                        .otherwise(col(c))
+                        .alias(c),
                 );
             }
             df.lazy().with_columns(moved).collect()?

@@ -14,7 +14,7 @@
 //!    ▼
 //! warehouse/  tables/<name>/*.parquet (zstd), published atomically by one pointer file
 //!    │          dim_customer · dim_product · dim_campaign · dim_date · fact_sales
-//!    │          fact_campaign_contact · fact_consent · rejects · loads
+//!    │          fact_campaign_contact · fact_consent · fact_web_event · rejects · loads
 //!    │  olap     DataFusion session with every table registered by name (or a Ballista
 //!    │           cluster); cube models (TOML) → GROUP BY ROLLUP / CUBE, pivots, top-N,
 //!    │           period windows
@@ -33,6 +33,8 @@
 //!    │  cohorts   first-purchase cohorts → cohort_retention (sBG projections)
 //!    │  campaign  contacts against their control arm → campaign_results (intervals);
 //!    │            uplift trees over contacts and the mart as of each campaign → uplift_scores
+//!    │  web       click-stream → sessions, visitors stitched to customers → web_sessions,
+//!    │            dim_visitor; funnels and paths
 //!    ▼
 //! export segment | churn | recommendations | value | uplift   consent and suppression applied
 //! report                                     one self-contained HTML page
@@ -43,7 +45,7 @@
 //! ```text
 //! main → cli → pipeline → export, report → campaign → segment, churn, basket, sequence,
 //!      cohorts → value
-//!      → features → olap → warehouse → param, error   ingest → warehouse   synth (alone)
+//!      → features → web → olap → warehouse → param, error   ingest → warehouse   synth (alone)
 //! ```
 //!
 //! Nothing imports upward and nothing below [`cli`] imports it: the library speaks parameter
@@ -80,6 +82,8 @@
 //!   [`campaign::stats`], randomised tests in files in [`campaign::evaluate`], the
 //!   warehouse's campaigns in [`campaign::results`]), uplift models ([`campaign::uplift`],
 //!   their data in [`campaign::uplift_data`], scikit-uplift's metrics in [`campaign::qini`]).
+//! - [`web`]: web activity: sessions and identity stitching ([`web::sessions`]), funnels
+//!   ([`web::funnel`]), paths ([`web::paths`]).
 //! - [`export`]: consent-aware customer exports.
 //! - [`erase`]: the right to be forgotten: customers' personal data out of every table.
 //! - [`report`]: the HTML report.
@@ -107,5 +111,6 @@ pub mod sequence;
 pub mod synth;
 pub mod value;
 pub mod warehouse;
+pub mod web;
 
 pub use error::{Error, Result};

@@ -25,6 +25,7 @@ mod segment;
 mod sql;
 mod value;
 mod warehouse;
+mod web;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -206,6 +207,12 @@ pub enum Command {
         #[command(subcommand)]
         action: campaign::CampaignAction,
     },
+    /// Web activity: sessions and identity stitching, funnels and paths over the
+    /// click-stream.
+    Web {
+        #[command(subcommand)]
+        action: web::WebAction,
+    },
     /// Cohort retention: customers by the period of their first purchase and what each
     /// cohort did in each period since (table cohort_retention; periods not yet over are
     /// NULL); `cohorts sbg` fits and projects a survivor curve.
@@ -347,6 +354,7 @@ pub fn run(cli: Cli, rt: &Runtime) -> Result<()> {
         Command::Campaign { action } => campaign::run(action, &cx),
         Command::Consent(a) => campaign::consent(a, &cx),
         Command::Erase(a) => campaign::erase(a, &cx),
+        Command::Web { action } => web::run(action, &cx),
         Command::Check { file } => pipeline::check(&file),
         Command::Run(a) => pipeline::run(a, &cx),
         Command::Runs { last, format } => pipeline::runs(last, &format, &cx),
@@ -424,6 +432,10 @@ mod tests {
         same::<crate::warehouse::files::FileFormat>();
         same::<crate::olap::cube::Subtotals>();
         same::<crate::olap::cube::Compare>();
+        same::<crate::web::funnel::Within>();
+        same::<crate::web::funnel::FunnelBy>();
+        same::<crate::web::paths::Show>();
+        same::<crate::web::paths::PathLevel>();
         same::<output::Format>();
     }
 

@@ -72,11 +72,12 @@ pub fn synth(a: SynthArgs) -> Result<()> {
         synth::SynthLayout::Normal => say(
             out,
             format_args!(
-                "wrote {} customers, {} products, {} order lines, {} campaign contacts to {}",
+                "wrote {} customers, {} products, {} order lines, {} campaign contacts, {} web events to {}",
                 report.customers,
                 report.products,
                 report.order_lines,
                 report.campaign_contacts,
+                report.web_events,
                 a.out_dir.display()
             ),
         ),

@@ -151,10 +151,21 @@ fn normalised(source: &Source) -> Vec<Expr> {
         let mut v = when(any_of(&trimmed, &source.null_tokens))
             .then(lit(NULL).cast(DataType::String))
             .otherwise(trimmed);
-        for (from, to) in &spec.map {
-            v = when(v.clone().eq(lit(from.as_str())))
-                .then(lit(to.as_str()))
-                .otherwise(v);
+        if !spec.map.is_empty() {
+            // One pass, each value looked up once: the first mapped value it equals, else
+            // itself. (Nesting one `when` per entry around the last would repeat the value
+            // twice per entry: an expression of 2^n nodes for a map of n entries.)
+            let mut tries: Vec<Expr> = spec
+                .map
+                .iter()
+                .map(|(from, to)| {
+                    when(v.clone().eq(lit(from.as_str())))
+                        .then(lit(to.as_str()))
+                        .otherwise(lit(NULL).cast(DataType::String))
+                })
+                .collect();
+            tries.push(v);
+            v = coalesce(&tries);
         }
         if source.entity.vocabulary(name).is_some() {
             v = v.str().to_lowercase();

@@ -67,10 +67,11 @@ impl EngineOptions {
 
 /// The fact tables and the time column that places each row in time (see
 /// [`EngineOptions::as_of`]).
-const FACT_TIMES: [(&str, &str); 3] = [
+const FACT_TIMES: [(&str, &str); 4] = [
     (tables::FACT_SALES, "invoice_ts"),
     (tables::FACT_CAMPAIGN_CONTACT, "contact_ts"),
     (tables::FACT_CONSENT, "event_ts"),
+    (tables::FACT_WEB_EVENT, "event_ts"),
 ];
 
 /// A local session with no tables, under `opts` (its `scheduler` is not used).

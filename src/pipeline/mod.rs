@@ -40,6 +40,7 @@
 //! | `uplift-train` | contacts, campaigns, order lines | model `model` | `model`, `campaign` (ids; default every campaign with a control arm), `window_days`, [`UpliftTrainParams`](crate::campaign::uplift::UpliftTrainParams) |
 //! | `uplift-score` | model `model`, order lines | `uplift_scores` | `model` |
 //! | `campaign-report` | contacts, campaigns, order lines | `campaign_results` | [`CampaignReportParams`](crate::campaign::results::CampaignReportParams) (`by`: a level) |
+//! | `web-sessions` | web events (and order lines when there are) | `web_sessions`, `dim_visitor` | [`WebSessionsParams`](crate::web::WebSessionsParams) (`idle_minutes`) |
 //! | `basket` | order lines | `basket_rules`, `recommendations` | [`RecommendParams`](crate::basket::recommend::RecommendParams) |
 //! | `sequence` | order lines | `sequence_patterns` | [`SequenceParams`](crate::sequence::SequenceParams) |
 //! | `export` | the table of `what` | the file `out` (`{as_of}` is replaced) | `what` (segment, churn, recommendations, value, uplift), the selection's keys and [`Destination`](crate::export::Destination) |
@@ -77,6 +78,7 @@ use crate::sequence::ValidSequenceParams;
 use crate::value::profit::ProfitParams;
 use crate::value::score::ClvScoreParams;
 use crate::value::train::ClvTrainParams;
+use crate::web::WebSessionsParams;
 use datatest::DataTest;
 
 crate::choices! {
@@ -95,6 +97,7 @@ crate::choices! {
         CampaignReport = "campaign-report",
         UpliftTrain = "uplift-train",
         UpliftScore = "uplift-score",
+        WebSessions = "web-sessions",
         Basket = "basket",
         Sequence = "sequence",
         Export = "export",
@@ -181,6 +184,7 @@ pub enum Action {
     UpliftScore {
         model: String,
     },
+    WebSessions(WebSessionsParams),
     Basket(ValidRecommendParams),
     Sequence(ValidSequenceParams),
     /// The target may hold `{as_of}`.

@@ -32,6 +32,7 @@ use crate::value::profit::ProfitParams;
 use crate::value::score::ClvScoreParams;
 use crate::value::train::ClvTrainParams;
 use crate::warehouse::tables;
+use crate::web::WebSessionsParams;
 
 /// What a report reads when the pipeline builds it (see [`crate::report`]).
 const REPORT_INPUTS: [&str; 7] = [
@@ -330,6 +331,7 @@ fn stage(at: &At<'_>, mut table: toml::Table) -> Result<(Stage, Vec<String>)> {
         Kind::CampaignReport => campaign_report_stage(&mut keys)?,
         Kind::UpliftTrain => uplift_train_stage(&mut keys)?,
         Kind::UpliftScore => uplift_score_stage(&mut keys)?,
+        Kind::WebSessions => web_sessions_stage(&mut keys)?,
         Kind::Basket => basket_stage(&mut keys)?,
         Kind::Sequence => sequence_stage(&mut keys)?,
         Kind::Export => export_stage(&mut keys)?,
@@ -617,6 +619,18 @@ fn campaign_report_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
         Action::CampaignReport(params),
         strs(&inputs),
         strs(&[tables::CAMPAIGN_RESULTS]),
+    ))
+}
+
+/// A web-sessions stage: [`WebSessionsParams`]. Order lines are read when the warehouse has
+/// them (purchase events' invoices), so they are not an input the graph must produce.
+fn web_sessions_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
+    let params: WebSessionsParams = keys.part()?;
+    params.check().map_err(|e| keys.at.rekey(e))?;
+    Ok((
+        Action::WebSessions(params),
+        strs(&[tables::FACT_WEB_EVENT]),
+        strs(&[tables::WEB_SESSIONS, tables::DIM_VISITOR]),
     ))
 }
 

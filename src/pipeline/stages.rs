@@ -31,6 +31,7 @@ use crate::warehouse::runs::{
     self as manifest, Manifest, StageRecord, TableRecord, TestResult, TestStatus,
 };
 use crate::warehouse::{Warehouse, WriterLock, files, tables};
+use crate::web::WebSessionsParams;
 
 /// What every stage needs to run.
 pub(super) struct StageContext<'a> {
@@ -138,6 +139,7 @@ impl StageContext<'_> {
             Action::ClvScore { model, params } => self.clv_score(model, params).await,
             Action::Profit(params) => self.profit(params).await,
             Action::CampaignReport(params) => self.campaign_report(params).await,
+            Action::WebSessions(params) => self.web_sessions(params).await,
             Action::UpliftTrain {
                 model,
                 campaigns,
@@ -368,6 +370,24 @@ impl StageContext<'_> {
                 "uncosted_contacts": s.uncosted_contacts,
                 "whale_curve_peak_share": s.peak_share,
                 "whale_curve_peak_at": s.peak_at,
+            }),
+            None,
+        ))
+    }
+
+    /// A web-sessions stage: `web_sessions` and `dim_visitor` from the events before the
+    /// run's as-of date.
+    async fn web_sessions(&self, params: &WebSessionsParams) -> Result<Done> {
+        let s = crate::web::build_sessions(self.root, params, self.as_of, self.engine).await?;
+        Ok((
+            json!({
+                "as_of": s.as_of.to_string(),
+                "events": s.events,
+                "sessions": s.sessions,
+                "bounces": s.bounces,
+                "converted": s.converted,
+                "visitors": s.visitors,
+                "linked_visitors": s.linked_visitors,
             }),
             None,
         ))

@@ -8,8 +8,9 @@
 //!   frequency score); the churn model's ROC curve and cumulative gains on its held-out
 //!   customers; customer value by decile, the value model's weekly tracking, the whale curve
 //!   of profit and the cohort retention heat map (`value`); each campaign's effect against
-//!   its control arm, the uplift model's Qini curve and consent over time (`campaign`); the top rules by lift; the run's stage timings and failed
-//!   tests. A section
+//!   its control arm, the uplift model's Qini curve and consent over time (`campaign`); the
+//!   web funnel, sessions by channel and device and the top paths (`web`); the top rules by
+//!   lift; the run's stage timings and failed tests. A section
 //!   whose table does not exist says which stage builds it instead of failing the report.
 //!
 //! Why one file with inline SVG and no script: it is mailed, archived and opened offline; a
@@ -20,6 +21,7 @@
 mod campaign;
 pub mod charts;
 mod value;
+mod web;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -37,7 +39,7 @@ use crate::warehouse::{Warehouse, tables};
 
 /// The charts a full report holds, by their `data-chart` names (the browser test looks for
 /// each).
-pub const CHARTS: [&str; 14] = [
+pub const CHARTS: [&str; 16] = [
     "revenue-by-month",
     "rejects-by-reason",
     "segment-sizes",
@@ -51,6 +53,8 @@ pub const CHARTS: [&str; 14] = [
     "campaign-effects",
     "qini-curve",
     "consent-over-time",
+    "web-funnel",
+    "web-channels",
     "stage-timings",
 ];
 
@@ -122,6 +126,8 @@ pub async fn write(p: &ReportParams<'_>) -> Result<Report> {
     page.campaigns(&ctx, has(tables::CAMPAIGN_RESULTS)).await?;
     page.qini(uplift_model(p.warehouse, p.run).as_deref())?;
     page.consent(&wh, &engine, as_of, has(tables::DIM_CUSTOMER))
+        .await?;
+    page.web(&ctx, &wh, &engine, as_of, has(tables::WEB_SESSIONS))
         .await?;
     page.rules(&ctx, has(tables::BASKET_RULES)).await?;
     page.timings(p.run)?;

@@ -3,11 +3,12 @@
 //! - Input: [`SynthParams`] (seed 42, 2,000 customers, 50,000 order lines by default).
 //! - Output, in `--out-dir`: `customers.csv` (Latin-1, `;`-separated), `products.csv`,
 //!   `transactions.csv` (order lines), `campaigns.csv`, `campaign_contacts.csv` (with each
-//!   contact's arm: a random control arm is held out), `consent_events.csv`, and
-//!   `synth.json`, which records what was planted: each customer's group, lapse dates,
-//!   co-purchase groups, follow-up sequences, how each group answers campaigns (uplift),
-//!   the consent changes, and the exact count of every defect per file, so tests can check
-//!   that ingest and mining recover it.
+//!   contact's arm: a random control arm is held out), `consent_events.csv`,
+//!   `web_events.csv` (the web shop's click-stream: see `web`), and `synth.json`, which
+//!   records what was planted: each customer's group, lapse dates, co-purchase groups,
+//!   follow-up sequences, how each group answers campaigns (uplift), the consent changes, the
+//!   funnel rates and visitors of the click-stream, and the exact count of every defect per
+//!   file, so tests can check that ingest and mining recover it.
 //! - `--layout flat` writes the same order lines as one flat extract instead, `flat.csv`
 //!   (quoted fields after a byte-order mark, CRLF, `m/d/yyyy` days, no invoice, line totals
 //!   and line costs, a sub-category code, each customer's age group on the day and area on
@@ -36,6 +37,7 @@
 //! written one invoice at a time.
 
 mod plan;
+mod web;
 mod write;
 
 use std::collections::BTreeMap;
@@ -124,6 +126,7 @@ pub struct SynthReport {
     pub products: u64,
     pub order_lines: u64,
     pub campaign_contacts: u64,
+    pub web_events: u64,
 }
 
 /// Customer groups.
@@ -336,6 +339,8 @@ pub fn generate(params: &ValidSynthParams, out_dir: &Path) -> Result<SynthReport
     let campaigns = write::campaigns(start, out_dir)?;
     let contacts = write::contacts(&mut rng, &world, start, out_dir)?;
     let (consent, events) = write::consent_events(&mut rng, &world, &opt_in, start, out_dir)?;
+    let (web_events, web) =
+        web::web_events(p.seed, &world, &transactions.web_orders, start, out_dir)?;
     let files = serde_json::json!({
         "transactions.csv": transactions.defects,
         "customers.csv": customers,
@@ -343,10 +348,12 @@ pub fn generate(params: &ValidSynthParams, out_dir: &Path) -> Result<SynthReport
         "campaigns.csv": campaigns,
         "campaign_contacts.csv": contacts,
         "consent_events.csv": consent,
+        "web_events.csv": web_events,
     });
     let planted = serde_json::json!({
         "campaigns": plan::planted_campaigns(),
         "consent_events": events,
+        "web": web,
     });
     write::manifest(&world, p, start, &transactions, files, planted, out_dir)?;
     Ok(SynthReport {
@@ -354,6 +361,7 @@ pub fn generate(params: &ValidSynthParams, out_dir: &Path) -> Result<SynthReport
         products: world.products.len() as u64 + 5,
         order_lines: transactions.defects.rows_written,
         campaign_contacts: contacts.rows_written,
+        web_events: web_events.rows_written,
     })
 }
 
@@ -388,6 +396,7 @@ fn generate_flat(
         products: 0,
         order_lines: flat.defects.rows_written,
         campaign_contacts: 0,
+        web_events: 0,
     })
 }
 

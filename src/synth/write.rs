@@ -26,6 +26,18 @@ pub(super) struct Transactions {
     /// Flat layout: lines of the normal extract a sales extract does not carry (stock
     /// write-offs, codes unknown to masters it does not have, repeated rows), by kind.
     pub left_out: BTreeMap<&'static str, u64>,
+    /// Normal layout: the web shop's orders that load (at least one line without a
+    /// rejected defect), in time order, for the click-stream (`super::web`).
+    pub web_orders: Vec<WebOrder>,
+}
+
+/// An order placed on the web shop: its invoice number, time, customer (None: a guest) and
+/// the products on its loaded lines.
+pub(super) struct WebOrder {
+    pub invoice: u64,
+    pub when: NaiveDateTime,
+    pub customer: Option<u32>,
+    pub products: Vec<usize>,
 }
 
 /// How the order lines are written.
@@ -72,6 +84,7 @@ pub(super) fn transactions(
         guest_lines_loaded: 0,
         cancellation_lines: 0,
         left_out: BTreeMap::new(),
+        web_orders: Vec::new(),
     };
     let mut lines_written = 0u64;
     let mut pending_follow: HashMap<u32, Vec<usize>> = HashMap::new();
@@ -88,12 +101,25 @@ pub(super) fn transactions(
             .map(|c| world.customers[c as usize].id.as_str())
             .unwrap_or("");
         let channel = *pick(rng, &CHANNELS);
+        let web = matches!(layout, Layout::Normal) && channel == "web";
+        let mut order = WebOrder {
+            invoice: invoice_no,
+            when,
+            customer: inv.customer,
+            products: Vec::new(),
+        };
         for &(pi, q) in basket.iter() {
             if lines_written >= p.order_lines {
+                if !order.products.is_empty() {
+                    out.web_orders.push(order);
+                }
                 break 'invoices;
             }
             let prod = &world.products[pi];
             let d = order_line(rng, prod, q, when, customer);
+            if web && d.defect.is_none() {
+                order.products.push(pi);
+            }
             let sale = Sale {
                 prod,
                 when,
@@ -108,6 +134,9 @@ pub(super) fn transactions(
                 out.write_again(w, layout, &line, inv.customer.is_none())
                     .map_err(io)?;
             }
+        }
+        if !order.products.is_empty() {
+            out.web_orders.push(order);
         }
         if inv.customer.is_some() && rng.gen_bool(0.02) {
             let back: Vec<(usize, i64)> = basket.iter().take(2).copied().collect();

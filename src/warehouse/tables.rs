@@ -17,13 +17,16 @@ pub const DIM_CAMPAIGN: &str = "dim_campaign";
 pub const FACT_CAMPAIGN_CONTACT: &str = "fact_campaign_contact";
 /// Consent events: a customer granting or withdrawing consent on a channel (ingest).
 pub const FACT_CONSENT: &str = "fact_consent";
+/// Web events: page views, product views, carts, purchases, logins, partitioned by month
+/// (ingest).
+pub const FACT_WEB_EVENT: &str = "fact_web_event";
 /// Rows a rule rejected, with their raw text and reason code (ingest).
 pub const REJECTS: &str = "rejects";
 /// One row per source file per load (ingest).
 pub const LOADS: &str = "loads";
 
 /// Everything an ingest writes.
-pub const INGEST: [&str; 9] = [
+pub const INGEST: [&str; 10] = [
     DIM_CUSTOMER,
     DIM_PRODUCT,
     DIM_CAMPAIGN,
@@ -31,6 +34,7 @@ pub const INGEST: [&str; 9] = [
     FACT_SALES,
     FACT_CAMPAIGN_CONTACT,
     FACT_CONSENT,
+    FACT_WEB_EVENT,
     REJECTS,
     LOADS,
 ];
@@ -64,6 +68,12 @@ pub const UPLIFT_SCORES: &str = "uplift_scores";
 /// One row per erasure: when, how many customers, rows changed per table; no ids (`ecrm
 /// erase`).
 pub const ERASURE_LOG: &str = "erasure_log";
+/// One row per web session: visitor, stitched customer, times, events, pages, entry and
+/// exit page, channel, device, conversion and revenue (`ecrm web sessions`).
+pub const WEB_SESSIONS: &str = "web_sessions";
+/// One row per web visitor: the customer it is linked to and when, first and last seen
+/// (`ecrm web sessions`).
+pub const DIM_VISITOR: &str = "dim_visitor";
 /// Frequent sequential patterns (a pipeline's `sequence` stage).
 pub const SEQUENCE_PATTERNS: &str = "sequence_patterns";
 

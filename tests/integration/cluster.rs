@@ -267,6 +267,8 @@ fn the_nightly_pipeline_runs_on_the_cluster_like_locally() {
         ("basket_rules", "antecedent, consequent"),
         ("recommendations", "customer_id, rank"),
         ("sequence_patterns", "pattern"),
+        ("web_sessions", "session_id"),
+        ("dim_visitor", "visitor_id"),
     ] {
         let sql = format!("SELECT * FROM {table} ORDER BY {order}");
         let rows =

@@ -20,3 +20,4 @@ mod segments;
 mod sql_golden;
 mod support;
 mod value;
+mod web;

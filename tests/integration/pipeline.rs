@@ -104,7 +104,7 @@ fn the_nightly_pipeline_runs_twice_with_identical_outputs() {
     // The sample's last order line is on 2024-11-28.
     assert_eq!(m1.as_of.as_deref(), Some("2024-11-29"));
     let load = stage(&m1, "load");
-    assert_eq!(load.metrics["new_files"], 6);
+    assert_eq!(load.metrics["new_files"], 7);
     let fact = load
         .outputs
         .iter()
@@ -389,7 +389,7 @@ fn freshness_gates_fail_the_run_with_exit_1_and_a_clear_message() {
     assert_eq!(t.test, "freshness(new_file)");
     assert!(
         t.message
-            .starts_with("no new file arrived since the last load: all 6 input files"),
+            .starts_with("no new file arrived since the last load: all 7 input files"),
         "{}",
         t.message
     );
@@ -563,7 +563,7 @@ fn the_good_pipeline_is_accepted_and_the_cli_prints_its_plan() {
         ],
     );
     assert!(
-        out.contains("pipeline \"nightly\" is valid: 20 stages"),
+        out.contains("pipeline \"nightly\" is valid: 21 stages"),
         "{out}"
     );
     assert!(!dir.path().join("wh").exists());

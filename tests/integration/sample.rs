@@ -71,6 +71,7 @@ fn synth_is_deterministic() {
         "campaigns.csv",
         "campaign_contacts.csv",
         "consent_events.csv",
+        "web_events.csv",
         "synth.json",
     ] {
         assert_eq!(
@@ -413,6 +414,7 @@ fn committed_sample_data_is_what_synth_makes() {
         "campaigns.csv",
         "campaign_contacts.csv",
         "consent_events.csv",
+        "web_events.csv",
         "synth.json",
     ] {
         assert!(

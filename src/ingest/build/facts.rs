@@ -1,8 +1,8 @@
 //! The facts: `fact_sales` (one file per month per order-line file; `unit_cost` and `cost`
-//! (the line's) are NULL where the extract gives no cost on the line) and
-//! `fact_campaign_contact` (one file per contact file) and `fact_consent` (one file per
-//! consent file), streamed from the staged chunks with
-//! the current dimension keys joined in; unknown customers get key 0.
+//! (the line's) are NULL where the extract gives no cost on the line),
+//! `fact_campaign_contact` (one file per contact file), `fact_consent` (one file per
+//! consent file) and `fact_web_event` (one file per month per web-event file), streamed from
+//! the staged chunks with the current dimension keys joined in; unknown customers get key 0.
 
 use std::collections::BTreeSet;
 
@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::ingest::FileLoad;
 use crate::ingest::cleanse::MONEY;
 use crate::ingest::contract::Entity;
-use crate::warehouse::{Transaction, tables};
+use crate::warehouse::{PartitionedWriter, Transaction, tables};
 
 /// The order-line columns `fact_sales` is made of: once the derived dimensions have seen a
 /// chunk, these are all it needs to keep (descriptions and the customer and product
@@ -46,70 +46,54 @@ pub fn sales_inputs(lines: DataFrame) -> Result<DataFrame> {
     Ok(lines.select(keep)?)
 }
 
-/// Writes `fact_sales` for every order-line file of the load, adding the days it covers.
-pub(super) fn write_sales(
-    tx: &mut Transaction<'_>,
-    input: &BuildInput<'_>,
-    keys: &Keys,
-    days: &mut BTreeSet<NaiveDate>,
-) -> Result<()> {
-    let load_id = input.load_id;
-    for fl in input
-        .loads
-        .iter()
-        .filter(|l| l.source.entity == Entity::OrderLine)
-    {
-        let mut writer = tx.partitioned_writer(tables::FACT_SALES, fl.owner(load_id));
-        for chunk in chunks_of(fl)? {
-            let fact = sales_fact(chunk?, &keys.customers, &keys.products, load_id)?;
-            collect_days(&fact, "invoice_ts", days)?;
-            if fact.height() == 0 {
-                // A first load without order lines: an empty file gives the table its schema.
-                if fl.staged.is_empty() && !tx.next().tables.contains_key(tables::FACT_SALES) {
-                    writer.write(tx, None, &fact.drop("__month")?)?;
-                }
-                continue;
-            }
-            for part in fact.partition_by_stable(["__month"], true)? {
-                let partition = match part.column("__month")?.i32()?.get(0) {
-                    Some(m) => format!("month={:04}-{:02}", m / 100, m % 100),
-                    None => "month=unknown".to_string(),
-                };
-                writer.write(tx, Some(&partition), &part.drop("__month")?)?;
-            }
-        }
-        let files = writer.finish()?;
-        tx.append(tables::FACT_SALES, files);
-    }
-    Ok(())
-}
+/// `fact_sales`: one file per month per order-line file of the load.
+pub(super) const SALES: FactTable = FactTable {
+    entity: Entity::OrderLine,
+    table: tables::FACT_SALES,
+    time: "invoice_ts",
+    rows: sales_fact,
+    monthly: true,
+};
 
 /// `fact_campaign_contact`: one file per contact file of the load.
-pub(super) const CONTACTS: Unpartitioned = Unpartitioned {
+pub(super) const CONTACTS: FactTable = FactTable {
     entity: Entity::CampaignContact,
     table: tables::FACT_CAMPAIGN_CONTACT,
     time: "contact_ts",
     rows: contact_fact,
+    monthly: false,
 };
 
 /// `fact_consent`: one file per consent-event file of the load.
-pub(super) const CONSENT: Unpartitioned = Unpartitioned {
+pub(super) const CONSENT: FactTable = FactTable {
     entity: Entity::ConsentEvent,
     table: tables::FACT_CONSENT,
     time: "event_ts",
     rows: consent_fact,
+    monthly: false,
 };
 
-/// A fact table written one file per input file of its entity: a chunk's rows from `rows`
-/// (given the current customer keys and the load), its days from column `time`.
-pub(super) struct Unpartitioned {
+/// `fact_web_event`: one file per month per web-event file of the load.
+pub(super) const WEB_EVENTS: FactTable = FactTable {
+    entity: Entity::WebEvent,
+    table: tables::FACT_WEB_EVENT,
+    time: "event_ts",
+    rows: web_event_fact,
+    monthly: true,
+};
+
+/// A fact table written file by file for each input file of its entity: a chunk's rows from
+/// `rows` (given the current dimension keys and the load), its days from column `time`;
+/// with `monthly`, one file per month of `time` (`month=2011-01`; `month=unknown` for none).
+pub(super) struct FactTable {
     entity: Entity,
     table: &'static str,
     time: &'static str,
-    rows: fn(DataFrame, &LazyFrame, i64) -> Result<DataFrame>,
+    rows: fn(DataFrame, &Keys, i64) -> Result<DataFrame>,
+    monthly: bool,
 }
 
-impl Unpartitioned {
+impl FactTable {
     /// Writes the table's rows of every file of the load, adding the days they cover.
     pub(super) fn write(
         &self,
@@ -126,12 +110,16 @@ impl Unpartitioned {
         {
             let mut writer = tx.partitioned_writer(self.table, fl.owner(load_id));
             for chunk in chunks_of(fl)? {
-                let fact = (self.rows)(chunk?, &keys.customers, load_id)?;
+                let fact = (self.rows)(chunk?, keys, load_id)?;
                 collect_days(&fact, self.time, days)?;
-                // A first load without rows: an empty file gives the table its schema.
-                if fact.height() > 0
-                    || (fl.staged.is_empty() && !tx.next().tables.contains_key(self.table))
-                {
+                if fact.height() == 0 {
+                    // A first load without rows: an empty file gives the table its schema.
+                    if fl.staged.is_empty() && !tx.next().tables.contains_key(self.table) {
+                        writer.write(tx, None, &fact)?;
+                    }
+                } else if self.monthly {
+                    self.write_months(tx, &mut writer, fact)?;
+                } else {
                     writer.write(tx, None, &fact)?;
                 }
             }
@@ -140,12 +128,34 @@ impl Unpartitioned {
         }
         Ok(())
     }
+
+    /// One file per month of the chunk's `time`.
+    fn write_months(
+        &self,
+        tx: &mut Transaction<'_>,
+        writer: &mut PartitionedWriter,
+        fact: DataFrame,
+    ) -> Result<()> {
+        let t = col(self.time);
+        // yyyymm as a number: formatting a string per row costs more than the join.
+        let month = (t.clone().dt().year() * lit(100i32) + t.dt().month().cast(DataType::Int32))
+            .alias("__month");
+        let fact = fact.lazy().with_column(month).collect()?;
+        for part in fact.partition_by_stable(["__month"], true)? {
+            let partition = match part.column("__month")?.i32()?.get(0) {
+                Some(m) => format!("month={:04}-{:02}", m / 100, m % 100),
+                None => "month=unknown".to_string(),
+            };
+            writer.write(tx, Some(&partition), &part.drop("__month")?)?;
+        }
+        Ok(())
+    }
 }
 
 /// One chunk of consent events as fact_consent rows.
-fn consent_fact(events: DataFrame, customers: &LazyFrame, load_id: i64) -> Result<DataFrame> {
+fn consent_fact(events: DataFrame, keys: &Keys, load_id: i64) -> Result<DataFrame> {
     let present = names(&events);
-    Ok(with_customer_key(events.lazy(), customers)
+    Ok(with_customer_key(events.lazy(), &keys.customers)
         .select([
             customer_key(),
             col("customer_id"),
@@ -228,17 +238,12 @@ fn revenue(present: &[String]) -> Expr {
     e.alias("revenue")
 }
 
-/// One chunk of order lines as fact_sales rows, with `__month` for partitioning.
-fn sales_fact(
-    lines: DataFrame,
-    customers: &LazyFrame,
-    products: &LazyFrame,
-    load_id: i64,
-) -> Result<DataFrame> {
+/// One chunk of order lines as fact_sales rows.
+fn sales_fact(lines: DataFrame, keys: &Keys, load_id: i64) -> Result<DataFrame> {
     let present = names(&lines);
-    Ok(with_customer_key(lines.lazy(), customers)
+    Ok(with_customer_key(lines.lazy(), &keys.customers)
         .join(
-            products.clone(),
+            keys.products.clone(),
             [col("product_id")],
             [col("product_id")],
             JoinArgs::new(JoinType::Left),
@@ -262,18 +267,14 @@ fn sales_fact(
             column_or_null(&present, "country", DataType::String),
             record(),
             load(load_id),
-            // yyyymm as a number: formatting a string per row costs more than the join.
-            (col("invoice_ts").dt().year() * lit(100i32)
-                + col("invoice_ts").dt().month().cast(DataType::Int32))
-            .alias("__month"),
         ])
         .collect()?)
 }
 
 /// One chunk of campaign contacts as fact_campaign_contact rows.
-fn contact_fact(contacts: DataFrame, customers: &LazyFrame, load_id: i64) -> Result<DataFrame> {
+fn contact_fact(contacts: DataFrame, keys: &Keys, load_id: i64) -> Result<DataFrame> {
     let present = names(&contacts);
-    Ok(with_customer_key(contacts.lazy(), customers)
+    Ok(with_customer_key(contacts.lazy(), &keys.customers)
         .select([
             col("campaign_id"),
             customer_key(),
@@ -285,6 +286,39 @@ fn contact_fact(contacts: DataFrame, customers: &LazyFrame, load_id: i64) -> Res
             column_or_null(&present, "response_ts", ts_type()),
             column_or_null(&present, "arm", DataType::String).fill_null(lit("treatment")),
             column_or_null(&present, "cost", MONEY),
+            record(),
+            load(load_id),
+        ])
+        .collect()?)
+}
+
+/// One chunk of web events as fact_web_event rows. The customer key is the one the event
+/// names; visitors linked to customers by their logins and purchases are stitched by `ecrm
+/// web sessions` (`dim_visitor`), which sees every load.
+fn web_event_fact(events: DataFrame, keys: &Keys, load_id: i64) -> Result<DataFrame> {
+    let present = names(&events);
+    let text = |c: &str| column_or_null(&present, c, DataType::String);
+    // A log of anonymous visitors has no customer column to join on.
+    let events = events.lazy().with_column(text("customer_id"));
+    Ok(with_customer_key(events, &keys.customers)
+        .select([
+            col("event_ts"),
+            date_key("event_ts"),
+            col("event_type"),
+            text("session_id"),
+            text("visitor_id"),
+            customer_key(),
+            text("customer_id"),
+            column_or_null(&present, "sequence", DataType::Int64),
+            text("page"),
+            text("product_id"),
+            text("category"),
+            column_or_null(&present, "price", MONEY),
+            text("referrer"),
+            text("channel"),
+            text("device"),
+            text("country"),
+            text("invoice_no"),
             record(),
             load(load_id),
         ])

@@ -81,13 +81,15 @@ pub fn build(
     let keys = dimensions::write_customers_and_products(tx, input, &read)?;
     lap("dimensions");
     let mut days = BTreeSet::new();
-    facts::write_sales(tx, input, &keys, &mut days)?;
+    facts::SALES.write(tx, input, &keys, &mut days)?;
     lap("fact_sales");
     facts::CONTACTS.write(tx, input, &keys, &mut days)?;
     lap("fact_campaign_contact");
     dimensions::write_campaigns(tx, input, &read)?;
     facts::CONSENT.write(tx, input, &keys, &mut days)?;
     lap("dim_campaign, fact_consent");
+    facts::WEB_EVENTS.write(tx, input, &keys, &mut days)?;
+    lap("fact_web_event");
     loads::write_rejects(tx, input)?;
     dimensions::write_dim_date(tx, read(tables::DIM_DATE)?, days)?;
     loads::write_loads(tx, input)?;

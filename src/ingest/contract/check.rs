@@ -270,6 +270,13 @@ impl SourceParams {
                 ),
             ));
         }
+        let who = ["session_id", "visitor_id", "customer_id"];
+        if entity == Entity::WebEvent && !who.iter().any(|c| has(c)) {
+            return Err(at.err(
+                "columns",
+                "a web event needs to say whose it is: map session_id (the log's session), visitor_id (an anonymous cookie) or customer_id",
+            ));
+        }
         if entity == Entity::OrderLine && !has("unit_price") && !has("line_total") {
             return Err(at.err(
                 "columns",

@@ -7,7 +7,7 @@
 //! ```toml
 //! [sources.transactions]
 //! entity = "order_line"          # customer | product | campaign | order_line |
-//!                                # campaign_contact | consent_event
+//!                                # campaign_contact | consent_event | web_event
 //! path = "../sample-data/transactions.csv"   # file, folder or glob, relative to this file;
 //!                                # ${VAR} is replaced by an environment variable
 //! format = "csv"                 # csv | fixed (fixed-width columns) | ndjson (one JSON
@@ -125,6 +125,7 @@ pub enum Entity {
     OrderLine,
     CampaignContact,
     ConsentEvent,
+    WebEvent,
 }
 
 /// A canonical column: name, type, required in every contract of its entity.
@@ -204,6 +205,25 @@ impl Entity {
                 ("event_ts", Timestamp, true),
                 ("source", Text, false),
             ],
+            // One of session_id, visitor_id and customer_id is required too: see
+            // `check::required`.
+            Entity::WebEvent => &[
+                ("event_ts", Timestamp, true),
+                ("event_type", Text, true),
+                ("session_id", Id, false),
+                ("visitor_id", Id, false),
+                ("customer_id", Id, false),
+                ("sequence", Int, false),
+                ("page", Text, false),
+                ("product_id", Id, false),
+                ("category", Text, false),
+                ("price", Money, false),
+                ("referrer", Text, false),
+                ("channel", Text, false),
+                ("device", Text, false),
+                ("country", Text, false),
+                ("invoice_no", Id, false),
+            ],
         }
     }
 
@@ -252,6 +272,7 @@ impl Entity {
             Entity::OrderLine => "order_line",
             Entity::CampaignContact => "campaign_contact",
             Entity::ConsentEvent => "consent_event",
+            Entity::WebEvent => "web_event",
         }
     }
 

@@ -1,0 +1,509 @@
+//! Funnels: how many sessions (or visitors) take each step of a path, in order.
+//!
+//! - Input: the sessionised events ([`super::sessions::ctes`]) before the as-of date.
+//! - Parameters ([`WebFunnelParams`]): `steps` (at least two, in order; see [`Step`]),
+//!   `within` (session, the default, or visitor: a visitor's events across sessions, a
+//!   visitor linked to a customer counted as the customer), `within_minutes` (every step
+//!   within N minutes of the first; default no limit), `by` (split by the channel, device,
+//!   country or referrer of the event that entered the funnel), `distinct_events` (each step
+//!   needs an event after the previous step's; default off: one event may complete several
+//!   consecutive steps when it meets each of their conditions, so a depth funnel
+//!   `page>=1,page>=2,…` counts the sessions that reach each depth), `idle_minutes` (how
+//!   sessions are cut where the log has no session ids; default 30).
+//! - Output: one row per step (and member of `by`): entrants (units that took the step
+//!   after all steps before it), conversion from the previous step and from the first,
+//!   drop-off from the previous step, and the median seconds from the previous step.
+//! - How a unit's furthest step is found (as ClickHouse's `windowFunnel`): its events are
+//!   read in order; an event meeting step 1 starts a chain, an event meeting step k+1
+//!   extends the chain that has reached step k (within the window of its start). Of chains
+//!   that reach the same step the one that started last is kept, since it has the most
+//!   window left; without a window any chain does. The times between steps are those of
+//!   the chain that reached each step.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimestampMicrosecondType};
+
+use crate::error::{Error, Result};
+use crate::olap::{self, EngineOptions, sqltext::literal};
+use crate::warehouse::Warehouse;
+
+crate::choices! {
+    /// What one pass through a funnel is.
+    pub enum Within {
+        /// One session.
+        Session = "session",
+        /// All of a visitor's sessions (a visitor linked to a customer: the customer's).
+        Visitor = "visitor",
+    }
+    default = Session;
+}
+
+crate::choices! {
+    /// What `--by` splits a funnel by: a column of the event that entered the funnel.
+    pub enum FunnelBy {
+        Channel = "channel",
+        Device = "device",
+        Country = "country",
+        Referrer = "referrer",
+    }
+}
+
+/// `ecrm web funnel`'s options.
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebFunnelParams {
+    /// The steps in order, comma-separated: an event type (add_to_cart) or a condition on a
+    /// column (page>=3, category=skirts, page~/checkout); alternatives joined by | .
+    #[arg(
+        long,
+        value_name = "STEP,STEP,...",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub steps: Vec<String>,
+    /// What one pass through the funnel is.
+    #[arg(long, value_enum, default_value_t = Within::Session)]
+    pub within: Within,
+    /// Every step within N minutes of the first. Default: no limit.
+    #[arg(long, value_name = "N")]
+    pub within_minutes: Option<u32>,
+    /// Split by a column of the event that entered the funnel.
+    #[arg(long, value_enum)]
+    pub by: Option<FunnelBy>,
+    /// Each step needs an event after the previous step's (by default one event may
+    /// complete several consecutive steps).
+    #[arg(long)]
+    pub distinct_events: bool,
+    /// Minutes without an event that end a session, where the log has no session ids.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub idle_minutes: u32,
+}
+
+impl Default for WebFunnelParams {
+    fn default() -> Self {
+        Self {
+            steps: Vec::new(),
+            within: Within::Session,
+            within_minutes: None,
+            by: None,
+            distinct_events: false,
+            idle_minutes: 30,
+        }
+    }
+}
+
+/// Columns a step may test.
+const STEP_COLUMNS: [&str; 8] = [
+    "event_type",
+    "page",
+    "product_id",
+    "category",
+    "channel",
+    "device",
+    "referrer",
+    "country",
+];
+
+/// Comparisons a step may make; the two-character ones first, so `>=` is not read as `>`.
+const OPERATORS: [&str; 7] = [">=", "<=", "!=", "=", ">", "<", "~"];
+
+/// At most this many steps: each is a bit of a 64-bit mask, and no funnel needs more.
+const MAX_STEPS: usize = 16;
+
+/// One funnel step: alternatives (`|`), any of which completes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub text: String,
+    conditions: Vec<Condition>,
+}
+
+/// An event type, or `column OP value`.
+#[derive(Debug, Clone, PartialEq)]
+enum Condition {
+    EventType(String),
+    Compare {
+        column: String,
+        op: &'static str,
+        value: String,
+    },
+}
+
+impl Step {
+    /// Reads a step (`add_to_cart`, `page>=3`, `checkout|purchase`).
+    pub fn parse(text: &str) -> Result<Step> {
+        let bad = |m: String| Error::param("steps", format!("step {text:?}: {m}"));
+        let mut conditions = Vec::new();
+        for alt in text.split('|').map(str::trim) {
+            if alt.is_empty() {
+                return Err(bad("is empty".into()));
+            }
+            let found = OPERATORS
+                .iter()
+                .filter_map(|op| alt.find(op).map(|i| (i, *op)))
+                .min_by_key(|(i, op)| (*i, std::cmp::Reverse(op.len())));
+            conditions.push(match found {
+                None => Condition::EventType(alt.to_string()),
+                Some((i, op)) => {
+                    let column = alt[..i].trim().to_string();
+                    let value = alt[i + op.len()..].trim().to_string();
+                    if !STEP_COLUMNS.contains(&column.as_str()) {
+                        return Err(bad(format!(
+                            "{column:?} is not a column a step can test; columns: {}",
+                            STEP_COLUMNS.join(", ")
+                        )));
+                    }
+                    let ordering = matches!(op, ">=" | "<=" | ">" | "<");
+                    if ordering && value.parse::<f64>().is_err() {
+                        return Err(bad(format!("{op} compares numbers, and {value:?} is none")));
+                    }
+                    if value.is_empty() {
+                        return Err(bad(format!("{column}{op} needs a value")));
+                    }
+                    Condition::Compare { column, op, value }
+                }
+            });
+        }
+        Ok(Step {
+            text: text.trim().to_string(),
+            conditions,
+        })
+    }
+
+    /// The step's condition in SQL over the session CTE `ev`.
+    fn sql(&self) -> String {
+        let parts: Vec<String> = self
+            .conditions
+            .iter()
+            .map(|c| match c {
+                Condition::EventType(t) => format!("event_type = {}", literal(t)),
+                Condition::Compare { column, op, value } => match (*op, value.parse::<f64>()) {
+                    ("~", _) => format!("strpos({column}, {}) > 0", literal(value)),
+                    (_, Ok(n)) => format!("TRY_CAST({column} AS DOUBLE) {op} {n:?}"),
+                    ("!=", Err(_)) => format!("{column} <> {}", literal(value)),
+                    (_, Err(_)) => format!("{column} = {}", literal(value)),
+                },
+            })
+            .collect();
+        format!("({})", parts.join(" OR "))
+    }
+}
+
+impl WebFunnelParams {
+    /// The steps, read and checked.
+    pub fn parsed_steps(&self) -> Result<Vec<Step>> {
+        if self.steps.len() < 2 {
+            return Err(Error::param(
+                "steps",
+                "a funnel needs at least two steps, e.g. product_view,add_to_cart,purchase",
+            ));
+        }
+        if self.steps.len() > MAX_STEPS {
+            return Err(Error::param(
+                "steps",
+                format!("at most {MAX_STEPS} steps, not {}", self.steps.len()),
+            ));
+        }
+        if self.within_minutes == Some(0) {
+            return Err(Error::param(
+                "within_minutes",
+                "a window of 0 minutes holds nothing",
+            ));
+        }
+        super::WebSessionsParams {
+            idle_minutes: self.idle_minutes,
+        }
+        .check()?;
+        self.steps.iter().map(|s| Step::parse(s)).collect()
+    }
+}
+
+/// A chain of step times (microseconds) that has reached `times.len()` steps.
+type Chain = Vec<i64>;
+
+/// One unit's furthest step and the chain per step reached, fed its events in order.
+struct Unit {
+    chains: Vec<Option<Chain>>,
+    member: Option<String>,
+}
+
+impl Unit {
+    fn new(steps: usize) -> Unit {
+        Unit {
+            chains: vec![None; steps],
+            member: None,
+        }
+    }
+
+    /// One event meeting the steps in `mask` at time `ts`.
+    fn event(&mut self, ts: i64, mask: u64, window: Option<i64>, distinct: bool, member: &str) {
+        let n = self.chains.len();
+        let take = |k: usize, chains: &mut Vec<Option<Chain>>| {
+            if mask & (1 << k) == 0 {
+                return;
+            }
+            let next = if k == 0 {
+                Some(vec![ts])
+            } else {
+                chains[k - 1]
+                    .as_ref()
+                    .filter(|c| window.is_none_or(|w| ts - c[0] <= w))
+                    .map(|c| {
+                        let mut c = c.clone();
+                        c.push(ts);
+                        c
+                    })
+            };
+            if let Some(next) = next {
+                let later = chains[k].as_ref().is_none_or(|c| c[0] <= next[0]);
+                if later {
+                    chains[k] = Some(next);
+                }
+            }
+        };
+        if self.member.is_none() && mask & 1 == 1 {
+            self.member = Some(member.to_string());
+        }
+        // Descending, an event extends only chains of earlier events; ascending, it may
+        // take several steps at once.
+        if distinct {
+            (0..n).rev().for_each(|k| take(k, &mut self.chains));
+        } else {
+            (0..n).for_each(|k| take(k, &mut self.chains));
+        }
+    }
+}
+
+/// Counts per step of one member: entrants, and the seconds from the previous step.
+#[derive(Default)]
+struct Tally {
+    entrants: Vec<u64>,
+    gaps: Vec<Vec<f64>>,
+}
+
+impl Tally {
+    fn add(&mut self, unit: &Unit) {
+        let n = unit.chains.len();
+        if self.entrants.is_empty() {
+            self.entrants = vec![0; n];
+            self.gaps = vec![Vec::new(); n];
+        }
+        for (k, chain) in unit.chains.iter().enumerate() {
+            if let Some(c) = chain {
+                self.entrants[k] += 1;
+                if k > 0 {
+                    self.gaps[k].push((c[k] - c[k - 1]) as f64 / 1e6);
+                }
+            }
+        }
+    }
+}
+
+/// The funnel over `wh` as of `as_of` (default: the day after the last event).
+pub async fn funnel(
+    wh: &Warehouse,
+    params: &WebFunnelParams,
+    as_of: Option<NaiveDate>,
+    engine: &EngineOptions,
+) -> Result<(RecordBatch, NaiveDate)> {
+    let steps = params.parsed_steps()?;
+    let (ctx, as_of) = super::open(wh, as_of, engine).await?;
+    let with = super::ctes(&ctx, as_of, params.idle_minutes)?;
+    let mask: Vec<String> = steps
+        .iter()
+        .enumerate()
+        .map(|(k, s)| format!("CASE WHEN {} THEN {} ELSE 0 END", s.sql(), 1u64 << k))
+        .collect();
+    let (unit, join) = match params.within {
+        Within::Session => ("e.sid", ""),
+        Within::Visitor => (
+            "COALESCE(e.customer_id, v.customer_id, e.visitor_id, e.sid)",
+            "LEFT JOIN visitors v ON v.visitor_id = e.visitor_id",
+        ),
+    };
+    let member = match params.by {
+        Some(b) => format!("COALESCE(arrow_cast(e.{}, 'Utf8'), '(none)')", b.name()),
+        None => "''".into(),
+    };
+    // The events in order within each unit (as `EVENT_ORDER`), only those meeting a step.
+    let sql = format!(
+        "{with}
+SELECT unit, ts, mask, member FROM (
+  SELECT arrow_cast({unit}, 'Utf8') AS unit, e.event_ts AS ts, CAST({} AS BIGINT) AS mask,
+    {member} AS member, e.sequence AS seq, e.load_id, e.record
+  FROM ev e {join}
+) WHERE mask > 0
+ORDER BY unit, ts, seq NULLS LAST, load_id, record",
+        mask.join(" + "),
+    );
+    let window = params.within_minutes.map(|m| i64::from(m) * 60_000_000);
+    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut current: Option<(String, Unit)> = None;
+    olap::for_each_batch(&ctx, &sql, |b| {
+        let units = b.column(0).as_string::<i32>();
+        let ts = b.column(1).as_primitive::<TimestampMicrosecondType>();
+        let masks = b.column(2).as_primitive::<Int64Type>();
+        let members = b.column(3).as_string::<i32>();
+        for i in 0..b.num_rows() {
+            let key = units.value(i);
+            if current.as_ref().is_none_or(|(k, _)| k != key) {
+                if let Some((_, u)) = current.take() {
+                    finish(&mut tallies, u);
+                }
+                current = Some((key.to_string(), Unit::new(steps.len())));
+            }
+            let (_, u) = current.as_mut().expect("a unit");
+            let mask = masks.value(i) as u64;
+            u.event(
+                ts.value(i),
+                mask,
+                window,
+                params.distinct_events,
+                members.value(i),
+            );
+        }
+        Ok(())
+    })
+    .await?;
+    if let Some((_, u)) = current {
+        finish(&mut tallies, u);
+    }
+    Ok((to_batch(&steps, &tallies, params.by)?, as_of))
+}
+
+/// Counts a unit that entered the funnel.
+fn finish(tallies: &mut BTreeMap<String, Tally>, unit: Unit) {
+    if unit.chains[0].is_some() {
+        let member = unit.member.clone().unwrap_or_default();
+        tallies.entry(member).or_default().add(&unit);
+    }
+}
+
+/// The median of `v` (sorted in place); None when empty.
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    })
+}
+
+/// One row per (member, step).
+fn to_batch(
+    steps: &[Step],
+    tallies: &BTreeMap<String, Tally>,
+    by: Option<FunnelBy>,
+) -> Result<RecordBatch> {
+    let mut member = Vec::new();
+    let (mut step, mut condition, mut entrants, mut drop_off) = (vec![], vec![], vec![], vec![]);
+    let (mut from_prev, mut from_first, mut gap) = (vec![], vec![], vec![]);
+    for (m, t) in tallies {
+        let mut t_gaps = t.gaps.clone();
+        for (k, s) in steps.iter().enumerate() {
+            member.push(m.clone());
+            step.push(k as i64 + 1);
+            condition.push(s.text.clone());
+            let n = t.entrants[k];
+            entrants.push(n as i64);
+            let prev = if k == 0 { n } else { t.entrants[k - 1] };
+            drop_off.push((prev - n) as i64);
+            let rate = |d: u64| (d > 0).then(|| n as f64 / d as f64);
+            from_prev.push(rate(prev));
+            from_first.push(rate(t.entrants[0]));
+            gap.push(if k == 0 { None } else { median(&mut t_gaps[k]) });
+        }
+    }
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    if let Some(b) = by {
+        fields.push(Field::new(b.name(), DataType::Utf8, false));
+        columns.push(Arc::new(StringArray::from(member)));
+    }
+    let int = |name: &str| Field::new(name, DataType::Int64, false);
+    let float = |name: &str| Field::new(name, DataType::Float64, true);
+    fields.extend([
+        int("step"),
+        Field::new("condition", DataType::Utf8, false),
+        int("entrants"),
+        float("conversion_from_previous"),
+        float("conversion_from_first"),
+        int("drop_off"),
+        float("median_seconds_from_previous"),
+    ]);
+    columns.extend([
+        Arc::new(Int64Array::from(step)) as ArrayRef,
+        Arc::new(StringArray::from(condition)),
+        Arc::new(Int64Array::from(entrants)),
+        Arc::new(Float64Array::from(from_prev)),
+        Arc::new(Float64Array::from(from_first)),
+        Arc::new(Int64Array::from(drop_off)),
+        Arc::new(Float64Array::from(gap)),
+    ]);
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(steps: usize, events: &[(i64, u64)], window: Option<i64>, distinct: bool) -> usize {
+        let mut u = Unit::new(steps);
+        for &(ts, mask) in events {
+            u.event(ts, mask, window, distinct, "");
+        }
+        u.chains.iter().filter(|c| c.is_some()).count()
+    }
+
+    #[test]
+    fn one_event_takes_several_steps_unless_distinct() {
+        // A depth funnel page>=1, page>=2, page>=3: one click on page 3 meets all three.
+        let deep = [(0, 0b111)];
+        assert_eq!(run(3, &deep, None, false), 3);
+        assert_eq!(run(3, &deep, None, true), 1);
+        // Clicks on pages 1, 3, 3: distinct steps need a later click each.
+        let clicks = [(0, 0b001), (1, 0b111), (2, 0b111)];
+        assert_eq!(run(3, &clicks, None, true), 3);
+        // Out of order: step 2 before step 1 does not count.
+        assert_eq!(run(2, &[(0, 0b10), (1, 0b01)], None, true), 1);
+    }
+
+    #[test]
+    fn the_window_keeps_the_chain_that_started_last() {
+        // Step 1 at 0 and at 50, step 2 at 100: within 60 only the later start reaches it.
+        let events = [(0, 0b01), (50, 0b01), (100, 0b10)];
+        assert_eq!(run(2, &events, Some(60), true), 2);
+        assert_eq!(run(2, &[(0, 0b01), (100, 0b10)], Some(60), true), 1);
+    }
+
+    #[test]
+    fn steps_parse_and_refuse_what_they_cannot_test() {
+        let s = Step::parse("page>=3").unwrap();
+        assert_eq!(s.sql(), "(TRY_CAST(page AS DOUBLE) >= 3.0)");
+        let s = Step::parse("checkout|page~/cart").unwrap();
+        assert_eq!(
+            s.sql(),
+            "(event_type = 'checkout' OR strpos(page, '/cart') > 0)"
+        );
+        assert_eq!(
+            Step::parse("category=it's").unwrap().sql(),
+            "(category = 'it''s')"
+        );
+        let e = Step::parse("colour=3").unwrap_err().to_string();
+        assert!(e.contains("\"colour\" is not a column"), "{e}");
+        let e = Step::parse("page>=three").unwrap_err().to_string();
+        assert!(e.contains("compares numbers"), "{e}");
+    }
+}

@@ -1,0 +1,194 @@
+//! Web activity: sessions, identity stitching, funnels and paths over the click-stream.
+//!
+//! - Input: `fact_web_event` (any log loaded through a `web_event` contract), and
+//!   `fact_sales` when it is there (the orders purchase events carry by invoice number).
+//! - `ecrm web sessions` ([`build_sessions`], parameters [`WebSessionsParams`]: `idle_minutes`,
+//!   default 30) → tables `web_sessions` (one row per session: session_id, visitor_id,
+//!   customer_id, start, end, date_key (of the start), duration_s, events, pages, entry_page, exit_page, channel,
+//!   device, referrer, country, converted, orders, revenue) and `dim_visitor` (one row per
+//!   visitor: the customer it is linked to, when the link was first seen, how many customers
+//!   it was seen with, first and last seen, events, sessions), in one commit. How sessions are
+//!   cut and visitors stitched: [`sessions`].
+//! - `ecrm web funnel` ([`funnel::funnel`], parameters [`funnel::WebFunnelParams`]): entrants,
+//!   conversion, drop-off and median time per step of an ordered funnel.
+//! - `ecrm web paths` ([`paths::paths`], parameters [`paths::WebPathsParams`]): the most
+//!   frequent paths, entry pages with bounce rates, exit pages, the next-page transitions.
+//! - Everything is as of a date (default: the day after the last event): events at or after
+//!   it are not seen, so a past date run again gives the same sessions.
+
+pub mod funnel;
+pub mod paths;
+pub mod sessions;
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Date32Type, Int64Type};
+use datafusion::prelude::SessionContext;
+
+use crate::error::{Error, Result};
+use crate::olap::{self, EngineOptions};
+use crate::warehouse::{Warehouse, WriterLock, tables};
+
+/// `ecrm web sessions`' options and a `web-sessions` stage's keys.
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSessionsParams {
+    /// Minutes without an event after which a visitor's next event starts a new session
+    /// (for events without the log's own session id).
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub idle_minutes: u32,
+}
+
+impl Default for WebSessionsParams {
+    fn default() -> Self {
+        Self { idle_minutes: 30 }
+    }
+}
+
+impl WebSessionsParams {
+    /// The idle gap is between a minute and a week.
+    pub fn check(&self) -> Result<()> {
+        if !(1..=7 * 24 * 60).contains(&self.idle_minutes) {
+            return Err(Error::param(
+                "idle_minutes",
+                format!(
+                    "{} is not a gap between 1 minute and a week (10080); web analytics use 30",
+                    self.idle_minutes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What `ecrm web sessions` found.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SessionsSummary {
+    pub as_of: NaiveDate,
+    pub events: u64,
+    pub sessions: u64,
+    /// Sessions of a single event.
+    pub bounces: u64,
+    pub converted: u64,
+    pub visitors: u64,
+    /// Visitors linked to a customer by a login or a purchase.
+    pub linked_visitors: u64,
+}
+
+/// The day after the last web event: the default as-of date of every web question.
+pub async fn default_as_of(ctx: &SessionContext) -> Result<NaiveDate> {
+    let (_, batches) = olap::sql(
+        ctx,
+        &format!(
+            "SELECT CAST(max(event_ts) AS DATE) + INTERVAL '1 day' FROM {}",
+            tables::FACT_WEB_EVENT
+        ),
+    )
+    .await?;
+    let day = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+        let days = b.column(0).as_primitive::<Date32Type>();
+        days.is_valid(0).then(|| days.value_as_date(0)).flatten()
+    });
+    day.ok_or_else(|| Error::NotFound {
+        what: "web events",
+        name: tables::FACT_WEB_EVENT.into(),
+        hint: ": the table is empty; load a click-stream with a web_event contract first".into(),
+    })
+}
+
+/// A session over a warehouse that must have web events, and the as-of date.
+pub async fn open(
+    wh: &Warehouse,
+    as_of: Option<NaiveDate>,
+    engine: &EngineOptions,
+) -> Result<(SessionContext, NaiveDate)> {
+    wh.table(tables::FACT_WEB_EVENT)?;
+    let ctx = olap::session(wh, engine).await?;
+    let as_of = match as_of {
+        Some(d) => d,
+        None => default_as_of(&ctx).await?,
+    };
+    Ok((ctx, as_of))
+}
+
+/// The common table expressions of [`sessions::ctes`] for `ctx` as of `as_of`.
+pub fn ctes(ctx: &SessionContext, as_of: NaiveDate, idle_minutes: u32) -> Result<String> {
+    let has_sales = ctx.table_exist(tables::FACT_SALES)?;
+    let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
+    Ok(sessions::ctes(&cut, idle_minutes, has_sales))
+}
+
+/// Sessionises the events before `as_of` (default: the day after the last one) and replaces
+/// tables `web_sessions` and `dim_visitor` in one commit.
+pub async fn build_sessions(
+    wh_root: &Path,
+    params: &WebSessionsParams,
+    as_of: Option<NaiveDate>,
+    engine: &EngineOptions,
+) -> Result<SessionsSummary> {
+    params.check()?;
+    let lock = WriterLock::acquire(wh_root, "web sessions")?;
+    let wh = Warehouse::open(wh_root)?;
+    let (ctx, as_of) = open(&wh, as_of, engine).await?;
+    let with = ctes(&ctx, as_of, params.idle_minutes)?;
+    let sql = format!("{with}{}", sessions::sessions_select());
+    let (schema, batches) = olap::sql(&ctx, &sql).await?;
+    let (vschema, visitors) =
+        olap::sql(&ctx, &format!("{with}{}", sessions::visitors_select())).await?;
+    let summary = summarise(as_of, &batches, &visitors)?;
+    let mut tx = wh.begin(&lock);
+    let f = tx.write_arrow(tables::WEB_SESSIONS, &schema, &batches)?;
+    tx.replace(tables::WEB_SESSIONS, vec![f]);
+    let f = tx.write_arrow(tables::DIM_VISITOR, &vschema, &visitors)?;
+    tx.replace(tables::DIM_VISITOR, vec![f]);
+    Warehouse::commit(
+        tx,
+        &format!(
+            "{} web sessions of {} events as of {as_of}",
+            summary.sessions, summary.events
+        ),
+    )?;
+    Ok(summary)
+}
+
+/// Counts from the session and visitor rows.
+fn summarise(
+    as_of: NaiveDate,
+    sessions: &[RecordBatch],
+    visitors: &[RecordBatch],
+) -> Result<SessionsSummary> {
+    let mut s = SessionsSummary {
+        as_of,
+        events: 0,
+        sessions: 0,
+        bounces: 0,
+        converted: 0,
+        visitors: 0,
+        linked_visitors: 0,
+    };
+    for b in sessions {
+        let events = column(b, "events")?.as_primitive::<Int64Type>();
+        let converted = column(b, "converted")?.as_boolean();
+        s.sessions += b.num_rows() as u64;
+        for i in 0..b.num_rows() {
+            let n = events.value(i) as u64;
+            s.events += n;
+            s.bounces += u64::from(n == 1);
+            s.converted += u64::from(converted.is_valid(i) && converted.value(i));
+        }
+    }
+    for b in visitors {
+        let customer = column(b, "customer_id")?;
+        s.visitors += b.num_rows() as u64;
+        s.linked_visitors += (customer.len() - customer.null_count()) as u64;
+    }
+    Ok(s)
+}
+
+/// A column of a result by name (the SQL above names them).
+fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a std::sync::Arc<dyn Array>> {
+    b.column_by_name(name)
+        .ok_or_else(|| Error::Internal(format!("the web query lost column {name}")))
+}
