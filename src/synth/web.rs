@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 
 use chrono::{Duration, NaiveDate, NaiveDateTime};
@@ -56,7 +57,7 @@ struct Event {
     kind: &'static str,
     visitor: usize,
     customer: Option<u32>,
-    page: String,
+    /// The product viewed or added; for a page view, the one whose category page it is.
     product: Option<usize>,
     order: Option<u64>,
     source: usize,
@@ -226,27 +227,19 @@ fn session(
             .collect(),
     };
     views.truncate(3);
-    let mut steps: Vec<(&'static str, String, Option<usize>)> = Vec::new();
-    let cat = |p: usize| CATEGORIES[world.products[p].category].0.to_lowercase();
-    steps.push(("page_view", format!("/c/{}", cat(views[0])), None));
-    for &p in &views {
-        steps.push((
-            "product_view",
-            format!("/p/{}", world.products[p].code),
-            Some(p),
-        ));
-    }
+    let mut steps: Vec<(&'static str, Option<usize>)> = vec![("page_view", Some(views[0]))];
+    steps.extend(views.iter().map(|&p| ("product_view", Some(p))));
     if depth >= 2 {
-        steps.push(("add_to_cart", "/cart".into(), Some(views[0])));
+        steps.push(("add_to_cart", Some(views[0])));
     }
     if depth >= 3 {
-        steps.push(("checkout", "/checkout".into(), None));
+        steps.push(("checkout", None));
         if depth == 4 && visitor.customer.is_some() && visitor.login_at.is_none() {
-            steps.push(("login", "/login".into(), None));
+            steps.push(("login", None));
         }
     }
     if depth == 4 {
-        steps.push(("purchase", "/checkout/complete".into(), None));
+        steps.push(("purchase", None));
     }
     let gaps: Vec<i64> = (1..steps.len()).map(|_| rng.gen_range(20..240)).collect();
     let total: i64 = gaps.iter().sum();
@@ -255,7 +248,7 @@ fn session(
     } else {
         end
     };
-    for (i, (kind, page, product)) in steps.into_iter().enumerate() {
+    for (i, (kind, product)) in steps.into_iter().enumerate() {
         if i > 0 {
             at += Duration::seconds(gaps[i - 1]);
         }
@@ -269,7 +262,6 @@ fn session(
             customer: visitor
                 .customer
                 .filter(|_| visitor.login_at.is_some_and(|l| l <= at)),
-            page,
             product,
             order: (kind == "purchase")
                 .then(|| order.map(|o| o.invoice))
@@ -320,7 +312,21 @@ fn browse_after_lapse(
     }
 }
 
-/// The file: a tracking tool's export (ISO times with a Z, its own column names).
+/// An event's page: the category page it shows, the product, or the step's own page.
+fn page(world: &World, e: &Event) -> String {
+    let product = || e.product.map(|p| &world.products[p]);
+    match (e.kind, product()) {
+        ("page_view", Some(p)) => format!("/c/{}", CATEGORIES[p.category].0.to_lowercase()),
+        ("product_view", Some(p)) => format!("/p/{}", p.code),
+        ("add_to_cart", _) => "/cart".into(),
+        ("checkout", _) => "/checkout".into(),
+        ("login", _) => "/login".into(),
+        ("purchase", _) => "/checkout/complete".into(),
+        _ => "/".into(),
+    }
+}
+
+/// The file: a tracking tool's export (ISO times with a Z, its own column names), streamed.
 fn write(
     rng: &mut Xoshiro256PlusPlus,
     world: &World,
@@ -329,15 +335,18 @@ fn write(
     out_dir: &Path,
 ) -> Result<FileDefects> {
     let path = out_dir.join("web_events.csv");
+    let io = |e: std::io::Error| Error::io(&path, e);
+    let file = std::fs::File::create(&path).map_err(io)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut fx = FileDefects::default();
-    let mut text = String::with_capacity(events.len() * 110);
-    text.push_str("event_time,event,anonymous_id,user_id,url,sku,category,price,referrer,utm_source,device,order_id\n");
+    w.write_all(b"event_time,event,anonymous_id,user_id,url,sku,category,price,referrer,utm_source,device,order_id\n")
+        .map_err(io)?;
     let mut line = String::new();
     for e in events {
         line.clear();
         let v = &visitors[e.visitor];
         let (source, referrer) = SOURCES[e.source];
-        let (sku, category, price) = match e.product {
+        let (sku, category, price) = match e.product.filter(|_| e.kind != "page_view") {
             Some(p) => {
                 let prod = &world.products[p];
                 (
@@ -361,16 +370,19 @@ fn write(
         let _ = writeln!(
             line,
             "{ts},{},{},{customer},{},{sku},{category},{price},{referrer},{source},{},{order}",
-            e.kind, v.id, e.page, v.device
+            e.kind,
+            v.id,
+            page(world, e),
+            v.device
         );
-        text.push_str(&line);
+        w.write_all(line.as_bytes()).map_err(io)?;
         fx.rows_written += 1;
         if rng.gen_bool(0.003) {
-            text.push_str(&line);
+            w.write_all(line.as_bytes()).map_err(io)?;
             fx.rows_written += 1;
             fx.exact_duplicates += 1;
         }
     }
-    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    w.flush().map_err(io)?;
     Ok(fx)
 }

@@ -4,8 +4,9 @@
 //!   `fact_sales` when it is there (the orders purchase events carry by invoice number).
 //! - `ecrm web sessions` ([`build_sessions`], parameters [`WebSessionsParams`]: `idle_minutes`,
 //!   default 30) → tables `web_sessions` (one row per session: session_id, visitor_id,
-//!   customer_id, start, end, date_key (of the start), duration_s, events, pages, entry_page, exit_page, channel,
-//!   device, referrer, country, converted, orders, revenue) and `dim_visitor` (one row per
+//!   customer_id, start, end, date_key (of the start), duration_s, events, pages,
+//!   entry_page, exit_page, channel, device, referrer, country, added_to_cart, converted,
+//!   orders, revenue) and `dim_visitor` (one row per
 //!   visitor: the customer it is linked to, when the link was first seen, how many customers
 //!   it was seen with, first and last seen, events, sessions), in one commit. How sessions are
 //!   cut and visitors stitched: [`sessions`].
@@ -113,11 +114,14 @@ pub async fn open(
     Ok((ctx, as_of))
 }
 
-/// The common table expressions of [`sessions::ctes`] for `ctx` as of `as_of`.
+/// `WITH` and the common table expressions of [`sessions::ctes`] for `ctx` as of `as_of`.
 pub fn ctes(ctx: &SessionContext, as_of: NaiveDate, idle_minutes: u32) -> Result<String> {
     let has_sales = ctx.table_exist(tables::FACT_SALES)?;
     let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
-    Ok(sessions::ctes(&cut, idle_minutes, has_sales))
+    Ok(format!(
+        "WITH {}",
+        sessions::ctes(&cut, idle_minutes, has_sales)
+    ))
 }
 
 /// Sessionises the events before `as_of` (default: the day after the last one) and replaces
@@ -133,7 +137,10 @@ pub async fn build_sessions(
     let wh = Warehouse::open(wh_root)?;
     let (ctx, as_of) = open(&wh, as_of, engine).await?;
     let with = ctes(&ctx, as_of, params.idle_minutes)?;
-    let sql = format!("{with}{}", sessions::sessions_select());
+    let sql = format!(
+        "{with}{}\nSELECT * FROM session_rows ORDER BY start, session_id",
+        sessions::session_rows()
+    );
     let (schema, batches) = olap::sql(&ctx, &sql).await?;
     let (vschema, visitors) =
         olap::sql(&ctx, &format!("{with}{}", sessions::visitors_select())).await?;

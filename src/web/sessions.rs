@@ -23,8 +23,9 @@ pub const EVENT_ORDER: &str = "event_ts, sequence NULLS LAST, load_id, record";
 pub const PAGE_TYPES: [&str; 2] = ["page_view", "product_view"];
 
 /// The common table expressions every web question starts from, over events before `cut`
-/// (a SQL timestamp): `ev` (every event with `sid`, its session id), `inv` (invoices with
-/// their customer and revenue), `links` and `visitors` (one row per visitor, stitched).
+/// (a SQL timestamp), as a list to follow `WITH`: `ev` (every event with `sid`, its session
+/// id), `inv` (invoices with their customer and revenue), `links` and `visitors` (one row
+/// per visitor, stitched).
 pub fn ctes(cut: &str, idle_minutes: u32, has_sales: bool) -> String {
     let inv = if has_sales {
         format!(
@@ -60,12 +61,12 @@ pub fn ctes(cut: &str, idle_minutes: u32, has_sales: bool) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "WITH raw AS (
+        "raw AS (
   SELECT event_ts, {raw_cols}, sequence, price, load_id, record,
     arrow_cast(COALESCE(visitor_id, customer_id), 'Utf8') AS actor
   FROM fact_web_event WHERE event_ts < {cut}
 ),
-gaps AS (
+idle_gaps AS (
   SELECT *, CASE WHEN event_ts > LAG(event_ts) OVER (PARTITION BY actor ORDER BY {EVENT_ORDER})
                    + INTERVAL '{idle_minutes} minutes'
               OR LAG(event_ts) OVER (PARTITION BY actor ORDER BY {EVENT_ORDER}) IS NULL
@@ -77,7 +78,7 @@ ev AS (
   UNION ALL
   SELECT {cols}, actor || '#' || CAST(SUM(fresh) OVER (PARTITION BY actor ORDER BY {EVENT_ORDER}
       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS VARCHAR) AS sid
-  FROM gaps
+  FROM idle_gaps
   UNION ALL
   SELECT {cols}, 'record ' || CAST(load_id AS VARCHAR) || ':' || CAST(record AS VARCHAR) AS sid
   FROM raw WHERE session_id IS NULL AND actor IS NULL
@@ -106,8 +107,9 @@ visitors AS (
     s
 }
 
-/// One row per session (the columns of `web_sessions`), after [`ctes`].
-pub fn sessions_select() -> String {
+/// More common table expressions, after [`ctes`]: `session_rows`, one row per session (the
+/// columns of `web_sessions`).
+pub fn session_rows() -> String {
     let pages = PAGE_TYPES.map(|t| format!("'{t}'")).join(", ");
     let first = |c: &str| format!("FIRST_VALUE({c} ORDER BY {EVENT_ORDER}) AS {c}");
     format!(
@@ -119,6 +121,7 @@ sess AS (
     FIRST_VALUE(COALESCE(page, product_id) ORDER BY {EVENT_ORDER}) AS entry_page,
     LAST_VALUE(COALESCE(page, product_id) ORDER BY {EVENT_ORDER}) AS exit_page,
     {}, {}, {}, {},
+    BOOL_OR(event_type = 'add_to_cart') AS added_to_cart,
     BOOL_OR(event_type = 'purchase' OR invoice_no IS NOT NULL) AS purchased,
     SUM(CASE WHEN event_type = 'purchase' THEN price END) AS purchase_value
   FROM ev GROUP BY sid
@@ -129,7 +132,8 @@ sess_sales AS (
   FROM (SELECT DISTINCT sid, invoice_no FROM ev WHERE invoice_no IS NOT NULL) si
   JOIN inv i ON i.invoice_no = si.invoice_no
   GROUP BY si.sid
-)
+),
+session_rows AS (
 SELECT s.sid AS session_id, s.visitor_id,
   COALESCE(s.own_customer, ss.customer_id, v.customer_id) AS customer_id,
   s.start_ts AS start, s.end_ts AS \"end\",
@@ -137,13 +141,13 @@ SELECT s.sid AS session_id, s.visitor_id,
     + date_part('day', s.start_ts) AS INT) AS date_key,
   CAST(date_part('epoch', s.end_ts) - date_part('epoch', s.start_ts) AS BIGINT) AS duration_s,
   s.events, s.pages, s.entry_page, s.exit_page, s.channel, s.device, s.referrer, s.country,
-  s.purchased OR ss.orders IS NOT NULL AS converted,
+  s.added_to_cart, s.purchased OR ss.orders IS NOT NULL AS converted,
   COALESCE(ss.orders, 0) AS orders,
   CAST(COALESCE(ss.revenue, s.purchase_value, 0) AS DECIMAL(18,3)) AS revenue
 FROM sess s
 LEFT JOIN sess_sales ss ON ss.sid = s.sid
 LEFT JOIN visitors v ON v.visitor_id = s.visitor_id
-ORDER BY start, session_id",
+)",
         first("channel"),
         first("device"),
         first("referrer"),

@@ -503,6 +503,41 @@ fn synth_click_stream_gives_back_what_was_planted() {
         );
     }
 
+    // The web cube's cells add up to the sessions and their conversions.
+    let cube = ecrm_ok(
+        &wh,
+        &[
+            "cube",
+            "--cubes-dir",
+            repo().join("pipelines/cubes").to_str().unwrap(),
+            "--cube",
+            "web",
+            "--rows",
+            "device",
+            "--measures",
+            "sessions,converted",
+            "--format",
+            "csv",
+        ],
+    );
+    let total = |c: &str| -> u64 {
+        csv_column(&cube, c)
+            .iter()
+            .map(|v| v.parse::<u64>().unwrap())
+            .sum()
+    };
+    let expected = sql(
+        &wh,
+        "SELECT count(*) AS n, count(*) FILTER (WHERE converted) AS c FROM web_sessions",
+    );
+    assert_eq!(
+        [
+            total("sessions").to_string(),
+            total("converted").to_string()
+        ],
+        [expected[0][0].clone(), expected[0][1].clone()]
+    );
+
     // Every session of a customer's device is the customer's, before the login too.
     let visitors = planted["visitors"].as_object().unwrap();
     let sessions = sql(

@@ -137,7 +137,7 @@ impl FactTable {
         fact: DataFrame,
     ) -> Result<()> {
         let t = col(self.time);
-        // yyyymm as a number: formatting a string per row costs more than the join.
+        // yyyymm as a number: the partition name is formatted once per month, not per row.
         let month = (t.clone().dt().year() * lit(100i32) + t.dt().month().cast(DataType::Int32))
             .alias("__month");
         let fact = fact.lazy().with_column(month).collect()?;
