@@ -37,15 +37,7 @@ impl Page {
         };
         let (f, _) = funnel(wh, &params, Some(as_of), engine).await?;
         let steps = rows(std::slice::from_ref(&f))?;
-        let labels: Vec<String> = steps.iter().map(|r| r[1].clone()).collect();
-        let values: Vec<f64> = steps.iter().map(|r| num(&r[2])).collect();
-        let svg = charts::hbars(
-            &labels,
-            &values,
-            &vec![false; values.len()],
-            "sessions",
-            720,
-        )?;
+        let svg = session_bars(&steps, 1, 2)?;
         let last = steps.last().map(|r| percent(&r[4])).unwrap_or_default();
         body.push_str(&self.figure(
             "web-funnel",
@@ -87,15 +79,7 @@ impl Page {
             ),
         )
         .await?;
-        let labels: Vec<String> = by_channel.iter().map(|r| r[0].clone()).collect();
-        let values: Vec<f64> = by_channel.iter().map(|r| num(&r[1])).collect();
-        let svg = charts::hbars(
-            &labels,
-            &values,
-            &vec![false; values.len()],
-            "sessions",
-            720,
-        )?;
+        let svg = session_bars(&by_channel, 0, 1)?;
         body.push_str(&self.figure(
             "web-channels",
             "Sessions by the channel of their first event.",
@@ -138,4 +122,17 @@ impl Page {
         ));
         Ok(())
     }
+}
+
+/// Horizontal bars of sessions: labels from column `label` of `rows`, counts from `count`.
+fn session_bars(rows: &[Vec<String>], label: usize, count: usize) -> Result<String> {
+    let labels: Vec<String> = rows.iter().map(|r| r[label].clone()).collect();
+    let values: Vec<f64> = rows.iter().map(|r| num(&r[count])).collect();
+    charts::hbars(
+        &labels,
+        &values,
+        &vec![false; values.len()],
+        "sessions",
+        720,
+    )
 }
