@@ -6,10 +6,10 @@
 //!   default 30) → tables `web_sessions` (one row per session: session_id, visitor_id,
 //!   customer_id, start, end, date_key (of the start), duration_s, events, pages,
 //!   entry_page, exit_page, channel, device, referrer, country, added_to_cart, converted,
-//!   orders, revenue) and `dim_visitor` (one row per
-//!   visitor: the customer it is linked to, when the link was first seen, how many customers
-//!   it was seen with, first and last seen, events, sessions), in one commit. How sessions are
-//!   cut and visitors stitched: [`sessions`].
+//!   orders, revenue) and `dim_visitor` (one row per visitor: the customer it is linked to,
+//!   when the link was first seen, how many customers it was seen with, first and last seen,
+//!   events, sessions), in one commit. How sessions are cut and visitors stitched:
+//!   [`sessions`].
 //! - `ecrm web funnel` ([`funnel::funnel`], parameters [`funnel::WebFunnelParams`]): entrants,
 //!   conversion, drop-off and median time per step of an ordered funnel.
 //! - `ecrm web paths` ([`paths::paths`], parameters [`paths::WebPathsParams`]): the most
