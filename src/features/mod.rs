@@ -175,20 +175,7 @@ ORDER BY s.customer_id",
 
 /// The default as-of date: the day after the last order line, so the mart sees all the data.
 pub async fn default_as_of(ctx: &SessionContext) -> Result<NaiveDate> {
-    let (_, batches) = olap::sql(
-        ctx,
-        "SELECT CAST(max(invoice_ts) AS DATE) + INTERVAL '1 day' FROM fact_sales",
-    )
-    .await?;
-    let day = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
-        // max() of no rows is NULL, whose slot reads as day 0 (1970-01-01): check it.
-        let days = datafusion::arrow::array::cast::as_primitive_array::<
-            datafusion::arrow::datatypes::Date32Type,
-        >(b.column(0));
-        datafusion::arrow::array::Array::is_valid(days, 0)
-            .then(|| days.value_as_date(0))
-            .flatten()
-    });
+    let day = olap::day_after_last(ctx, tables::FACT_SALES, "invoice_ts").await?;
     day.ok_or_else(|| Error::NotFound {
         what: "order lines",
         name: "fact_sales".into(),

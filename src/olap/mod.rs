@@ -345,6 +345,28 @@ pub async fn sql(ctx: &SessionContext, statement: &str) -> Result<(SchemaRef, Ve
     run.await.map_err(|e| sql_error(statement, &e))
 }
 
+/// The day after the latest `column` (a timestamp) of `table`: the default as-of date that
+/// sees all of it; None when the table has no rows.
+pub async fn day_after_last(
+    ctx: &SessionContext,
+    table: &str,
+    column: &str,
+) -> Result<Option<chrono::NaiveDate>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    let (_, batches) = sql(
+        ctx,
+        &format!("SELECT CAST(max({column}) AS DATE) + INTERVAL '1 day' FROM {table}"),
+    )
+    .await?;
+    Ok(batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+        // max() of no rows is NULL, whose slot reads as day 0 (1970-01-01): check it.
+        let days = b
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Date32Type>();
+        days.is_valid(0).then(|| days.value_as_date(0)).flatten()
+    }))
+}
+
 /// Runs one SQL statement and hands its result to `each` batch by batch as they come, so a
 /// result of millions of rows that is folded into something smaller (sequences, baskets,
 /// histories) is never held whole.

@@ -25,7 +25,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{Date32Type, Int64Type};
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
@@ -80,18 +80,7 @@ pub struct SessionsSummary {
 
 /// The day after the last web event: the default as-of date of every web question.
 pub async fn default_as_of(ctx: &SessionContext) -> Result<NaiveDate> {
-    let (_, batches) = olap::sql(
-        ctx,
-        &format!(
-            "SELECT CAST(max(event_ts) AS DATE) + INTERVAL '1 day' FROM {}",
-            tables::FACT_WEB_EVENT
-        ),
-    )
-    .await?;
-    let day = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
-        let days = b.column(0).as_primitive::<Date32Type>();
-        days.is_valid(0).then(|| days.value_as_date(0)).flatten()
-    });
+    let day = olap::day_after_last(ctx, tables::FACT_WEB_EVENT, "event_ts").await?;
     day.ok_or_else(|| Error::NotFound {
         what: "web events",
         name: tables::FACT_WEB_EVENT.into(),
