@@ -18,7 +18,8 @@
 //! features × depth. The encoder learns categories from every labelled customer.
 //!
 //! Features: the mart's numeric columns, `top_category`, `age_band`, `country` and
-//! `acquisition_channel` as categories, the opt-in flags as booleans. Left out: the ids and
+//! `acquisition_channel` as categories, the opt-in flags as booleans; with web events, the
+//! mart's web behaviour columns too (`last_channel` a category). Left out: the ids and
 //! dates, and the RFM scores and segment (ranks within one date's population, which shift
 //! from one cutoff to the next). The gaps between orders of a customer with one order are
 //! NULL: they stay missing (reported), and each split of the tree learns which side they go
@@ -130,7 +131,8 @@ pub async fn labelled_mart(
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     // One query, the mart as a CTE, so that it runs wherever the session's engine is (a
     // cluster cannot read a table held in this process's memory).
-    let view = format!("WITH m AS ({}) ", features::mart_sql(cutoff));
+    let web = features::has_web(ctx)?;
+    let view = format!("WITH m AS ({}) ", features::mart_sql(cutoff, web));
     let end = cutoff + Duration::days(w.horizon_days);
     let sql = if label {
         format!(

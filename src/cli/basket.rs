@@ -240,10 +240,7 @@ pub fn run_sequence(a: SequenceArgs, cx: &Context<'_>) -> Result<()> {
             path: path.clone(),
             format: a.sequence_format,
         },
-        None => sequence::Source::Warehouse {
-            root: cx.wh_root.clone(),
-            level: params.level(),
-        },
+        None => params.warehouse(&cx.wh_root),
     };
     let (seqs, note) = cx.block(sequence::load(&source, &cx.engine))?;
     let t = Instant::now();

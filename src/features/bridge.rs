@@ -538,6 +538,11 @@ impl Encoder {
                 let t = crate::olap::text_column(col)?;
                 for i in 0..t.len() {
                     let s = if t.is_null(i) { "" } else { t.value(i).trim() };
+                    if s.is_empty() {
+                        // Missing, not a category: none of the levels.
+                        met.missing += 1;
+                        continue;
+                    }
                     match levels.binary_search_by(|l| l.as_str().cmp(s)) {
                         Ok(l) => cells[[i, l]] = 1.0,
                         Err(_) => *met.unseen.entry(s.to_string()).or_default() += 1,

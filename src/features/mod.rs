@@ -33,6 +33,22 @@
 //! | `age_band` | age at the as-of date from `birth_date`: `<25`, `25-34`, `35-44`, `45-54`, `55-64`, `65+`; without a birth date the extract's own `age_band` (NULL when neither is known) |
 //! | `country`, `acquisition_channel`, `email_opt_in`, `phone_opt_in` | from the customer's current `dim_customer` row (NULL when the source has none) |
 //!
+//! Web behaviour, when the warehouse has web events (`fact_web_event`; the columns are
+//! absent otherwise). The customer's sessions are those [`crate::web`] cuts (with the idle
+//! gap of `ecrm web sessions`, 30 minutes) and attributes to them (their own login, the orders they carry, or
+//! a stitched visitor) from the events before the as-of date alone, so a session that began
+//! before it ends there:
+//!
+//! | column | definition |
+//! |---|---|
+//! | `web_sessions_30d`, `web_sessions_90d` | sessions that started in the 30 (90) days before the as-of date (0 without any) |
+//! | `web_page_views_30d`, `web_page_views_90d` | page and product views in those sessions |
+//! | `days_since_last_visit` | as-of date − date the last session started (NULL: never seen on the web) |
+//! | `pages_per_session` | page views / sessions, over all sessions (NULL without sessions) |
+//! | `cart_abandonment_rate` | sessions that added to the cart without buying / sessions that added to the cart (NULL without any) |
+//! | `visit_to_purchase_rate` | converted sessions / sessions (NULL without sessions) |
+//! | `last_channel` | the channel of the last session (NULL when not known) |
+//!
 //! Demographics are the customer's current attributes, not those valid at the as-of date:
 //! `dim_customer` versions are stamped with load times, not business dates.
 
@@ -41,7 +57,7 @@ pub mod rfm;
 
 use std::path::Path;
 
-use chrono::NaiveDate;
+use chrono::{Duration, NaiveDate};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
@@ -49,6 +65,7 @@ use datafusion::prelude::SessionContext;
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions};
 use crate::warehouse::{Warehouse, WriterLock, tables};
+use crate::web::WebSessionsParams;
 
 /// The feature mart as computed, with the population counts the log reports.
 #[derive(Debug)]
@@ -64,8 +81,14 @@ pub struct Mart {
     pub guest_lines: u64,
 }
 
-/// The SQL that builds the mart as of `as_of` (see the module doc for each column).
-pub fn mart_sql(as_of: NaiveDate) -> String {
+/// Whether the mart of `ctx` has web columns: when the warehouse has web events.
+pub fn has_web(ctx: &SessionContext) -> Result<bool> {
+    Ok(ctx.table_exist(tables::FACT_WEB_EVENT)?)
+}
+
+/// The SQL that builds the mart as of `as_of`, with the web columns when `web` (see the
+/// module doc for each column).
+pub fn mart_sql(as_of: NaiveDate, web: bool) -> String {
     let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
     let days_since = |ts: &str| {
         format!(
@@ -75,8 +98,13 @@ pub fn mart_sql(as_of: NaiveDate) -> String {
     let age = format!(
         "(date_part('epoch', DATE '{as_of}') - date_part('epoch', c.birth_date)) / (365.2425 * 86400)"
     );
+    let (web_ctes, web_cols, web_join) = if web {
+        web_sql(as_of, &cut, &days_since("w.last_visit"))
+    } else {
+        Default::default()
+    };
     format!(
-        "WITH lines AS (
+        "WITH {web_ctes}lines AS (
   SELECT f.customer_id, f.invoice_no, f.invoice_ts, f.product_id, f.revenue, f.is_return,
          f.is_service, p.category
   FROM fact_sales f LEFT JOIN dim_product p ON p.product_key = f.product_key
@@ -161,16 +189,61 @@ SELECT s.*, {segment} AS rfm_segment,
   CASE WHEN c.birth_date IS NULL THEN c.age_band
        WHEN {age} < 25 THEN '<25' WHEN {age} < 35 THEN '25-34' WHEN {age} < 45 THEN '35-44'
        WHEN {age} < 55 THEN '45-54' WHEN {age} < 65 THEN '55-64' ELSE '65+' END AS age_band,
-  c.country, c.acquisition_channel, c.email_opt_in, c.phone_opt_in
+  c.country, c.acquisition_channel, c.email_opt_in, c.phone_opt_in{web_cols}
 FROM scored s
 LEFT JOIN (SELECT * FROM dim_customer WHERE is_current AND customer_id IS NOT NULL) c
-  ON c.customer_id = s.customer_id
+  ON c.customer_id = s.customer_id{web_join}
 ORDER BY s.customer_id",
         recency = days_since("a.last_ts"),
         tenure = days_since("a.first_ts"),
         scores = rfm::score_sql(),
         segment = rfm::segment_case_sql(),
     )
+}
+
+/// The web part of [`mart_sql`]: the common table expressions that end in `web_activity`
+/// (one row per customer seen on the web; each followed by a comma), the columns of the final
+/// select (each after a comma), and its join (`w`). `last_visit_days` turns `w.last_visit`
+/// into days before the as-of date.
+fn web_sql(as_of: NaiveDate, cut: &str, last_visit_days: &str) -> (String, String, String) {
+    let since = |days: i64| format!("TIMESTAMP '{} 00:00:00'", as_of - Duration::days(days));
+    let (d30, d90) = (since(30), since(90));
+    let count = |cond: &str, what: &str| format!("sum(CASE WHEN {cond} THEN {what} ELSE 0 END)");
+    let ctes = format!(
+        "{}{},
+web_activity AS (
+  SELECT customer_id,
+    {} AS sessions_30d, {} AS sessions_90d,
+    {} AS page_views_30d, {} AS page_views_90d,
+    max(start) AS last_visit, count(*) AS sessions, sum(pages) AS pages,
+    {} AS carts, {} AS abandoned, {} AS converted,
+    last_value(channel ORDER BY start, session_id) AS last_channel
+  FROM session_rows WHERE customer_id IS NOT NULL GROUP BY customer_id
+),
+",
+        crate::web::sessions::ctes(cut, WebSessionsParams::default().idle_minutes, true),
+        crate::web::sessions::session_rows(),
+        count(&format!("start >= {d30}"), "1"),
+        count(&format!("start >= {d90}"), "1"),
+        count(&format!("start >= {d30}"), "pages"),
+        count(&format!("start >= {d90}"), "pages"),
+        count("added_to_cart", "1"),
+        count("added_to_cart AND NOT converted", "1"),
+        count("converted", "1"),
+    );
+    let cols = format!(
+        ",
+  coalesce(w.sessions_30d, 0) AS web_sessions_30d, coalesce(w.sessions_90d, 0) AS web_sessions_90d,
+  coalesce(w.page_views_30d, 0) AS web_page_views_30d,
+  coalesce(w.page_views_90d, 0) AS web_page_views_90d,
+  {last_visit_days} AS days_since_last_visit,
+  CAST(w.pages AS DOUBLE) / w.sessions AS pages_per_session,
+  CASE WHEN w.carts > 0 THEN CAST(w.abandoned AS DOUBLE) / w.carts END AS cart_abandonment_rate,
+  CAST(w.converted AS DOUBLE) / w.sessions AS visit_to_purchase_rate,
+  w.last_channel"
+    );
+    let join = "\nLEFT JOIN web_activity w ON w.customer_id = s.customer_id".to_string();
+    (ctes, cols, join)
 }
 
 /// The default as-of date: the day after the last order line, so the mart sees all the data.
@@ -210,7 +283,7 @@ pub async fn compute(ctx: &SessionContext, as_of: Option<NaiveDate>) -> Result<M
         Some(d) => d,
         None => default_as_of(ctx).await?,
     };
-    let (schema, batches) = olap::sql(ctx, &mart_sql(as_of)).await?;
+    let (schema, batches) = olap::sql(ctx, &mart_sql(as_of, has_web(ctx)?)).await?;
     let customers: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
     let (_, counts) = olap::sql(

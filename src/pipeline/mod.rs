@@ -42,7 +42,7 @@
 //! | `campaign-report` | contacts, campaigns, order lines | `campaign_results` | [`CampaignReportParams`](crate::campaign::results::CampaignReportParams) (`by`: a level) |
 //! | `web-sessions` | web events (and order lines when there are) | `web_sessions`, `dim_visitor` | [`WebSessionsParams`](crate::web::WebSessionsParams) (`idle_minutes`) |
 //! | `basket` | order lines | `basket_rules`, `recommendations` | [`RecommendParams`](crate::basket::recommend::RecommendParams) |
-//! | `sequence` | order lines | `sequence_patterns` | [`SequenceParams`](crate::sequence::SequenceParams) |
+//! | `sequence` | order lines (`source = "web"`: web events) | `sequence_patterns` (web: `web_sequence_patterns`) | [`SequenceParams`](crate::sequence::SequenceParams) |
 //! | `export` | the table of `what` | the file `out` (`{as_of}` is replaced) | `what` (segment, churn, recommendations, value, uplift), the selection's keys and [`Destination`](crate::export::Destination) |
 //! | `report` | whatever the stages before built | `out_dir/<pipeline>/<as-of>/index.html` | `out_dir`; runs after every other stage, also when some failed |
 //!

@@ -27,7 +27,7 @@ use crate::export::{
 use crate::ingest::IngestParams;
 use crate::ingest::contract::Contract;
 use crate::segment::SegmentParams;
-use crate::sequence::SequenceParams;
+use crate::sequence::{SequenceParams, SequenceSource};
 use crate::value::profit::ProfitParams;
 use crate::value::score::ClvScoreParams;
 use crate::value::train::ClvTrainParams;
@@ -674,11 +674,12 @@ fn basket_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
 fn sequence_stage(keys: &mut Keys<'_>) -> Result<Parsed> {
     let p: SequenceParams = keys.part()?;
     let params = p.check().map_err(|e| keys.at.rekey(e))?;
-    Ok((
-        Action::Sequence(params),
-        strs(&[tables::FACT_SALES, tables::DIM_PRODUCT]),
-        vec![tables::SEQUENCE_PATTERNS.to_string()],
-    ))
+    let inputs = match params.source() {
+        SequenceSource::Orders => strs(&[tables::FACT_SALES, tables::DIM_PRODUCT]),
+        SequenceSource::Web => strs(&[tables::FACT_WEB_EVENT]),
+    };
+    let output = params.table().to_string();
+    Ok((Action::Sequence(params), inputs, vec![output]))
 }
 
 /// An export stage: `what`, that selection's keys, and the [`Destination`].

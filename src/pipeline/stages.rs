@@ -30,7 +30,7 @@ use crate::value::train::ClvTrainParams;
 use crate::warehouse::runs::{
     self as manifest, Manifest, StageRecord, TableRecord, TestResult, TestStatus,
 };
-use crate::warehouse::{Warehouse, WriterLock, files, tables};
+use crate::warehouse::{Warehouse, WriterLock, files};
 use crate::web::WebSessionsParams;
 
 /// What every stage needs to run.
@@ -508,12 +508,11 @@ impl StageContext<'_> {
         ))
     }
 
-    /// A sequence stage: `sequence_patterns` from every customer's invoices.
+    /// A sequence stage: `sequence_patterns` from every customer's invoices, or
+    /// `web_sequence_patterns` from every web session's clicks.
     async fn sequence(&self, stage: &str, params: &ValidSequenceParams) -> Result<Done> {
-        let source = crate::sequence::Source::Warehouse {
-            root: self.root.to_path_buf(),
-            level: params.level(),
-        };
+        let source = params.warehouse(self.root);
+        let table = params.table();
         let (seqs, note) = crate::sequence::load(&source, self.engine).await?;
         let sequences = seqs.len();
         let patterns = params.mining().fit(&DatasetBase::new(seqs, ()))?;
@@ -522,12 +521,8 @@ impl StageContext<'_> {
         let lock = WriterLock::acquire(self.root, &format!("sequence stage {stage}"))?;
         let wh = Warehouse::open(self.root)?;
         let mut tx = wh.begin(&lock);
-        let f = tx.write_arrow(
-            tables::SEQUENCE_PATTERNS,
-            &schema,
-            std::slice::from_ref(&batch),
-        )?;
-        tx.replace(tables::SEQUENCE_PATTERNS, vec![f]);
+        let f = tx.write_arrow(table, &schema, std::slice::from_ref(&batch))?;
+        tx.replace(table, vec![f]);
         Warehouse::commit(tx, &format!("{} sequential patterns", batch.num_rows()))?;
         Ok((
             json!({

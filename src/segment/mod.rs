@@ -6,7 +6,8 @@
 //! - Output tables (replaced together, in one commit, by each run over the warehouse):
 //!   `segments` (customer_id, method, segment_id, segment_name) and `segment_profiles` (one
 //!   row per segment: size, share, revenue share, mean and median of each profile feature in
-//!   original units).
+//!   original units: [`PROFILE_FEATURES`], and [`WEB_PROFILE_FEATURES`] when the mart has
+//!   web columns).
 //! - Parameters ([`SegmentParams`], checked into [`ValidSegmentParams`]): method (default
 //!   k-means), k (default auto over 2..=10), features (default [`DEFAULT_FEATURES`]), scaling
 //!   (default log-standard), k-means runs (default 10), seed (default 42), the training
@@ -503,10 +504,24 @@ fn segments_batch(
     Ok((schema, batch))
 }
 
-/// The profile SQL over tables `segments` and `customer_features`.
-fn profiles_sql() -> String {
+/// Web behaviour columns of the mart also summarised in `segment_profiles`, when the mart has
+/// them (the warehouse has web events).
+pub const WEB_PROFILE_FEATURES: [&str; 6] = [
+    "web_sessions_90d",
+    "web_page_views_90d",
+    "days_since_last_visit",
+    "pages_per_session",
+    "cart_abandonment_rate",
+    "visit_to_purchase_rate",
+];
+
+/// The profile SQL over tables `segments` and `customer_features` (whose schema is `mart`).
+fn profiles_sql(mart: &Schema) -> String {
+    let web = WEB_PROFILE_FEATURES
+        .iter()
+        .filter(|f| mart.index_of(f).is_ok());
     let mut cols = String::new();
-    for f in PROFILE_FEATURES {
+    for f in PROFILE_FEATURES.iter().chain(web) {
         cols.push_str(&format!(
             ",\n  avg(CAST(f.{f} AS DOUBLE)) AS {f}_mean, median(CAST(f.{f} AS DOUBLE)) AS {f}_median"
         ));
@@ -573,7 +588,7 @@ pub async fn segment_warehouse(
         seg_schema.clone(),
         vec![seg_batch.clone()],
     )?;
-    let profiles = olap::sql(&local, &profiles_sql()).await?;
+    let profiles = olap::sql(&local, &profiles_sql(&mart_schema)).await?;
 
     let mut tx = wh.begin(&lock);
     if rebuild {

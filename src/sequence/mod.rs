@@ -2,7 +2,11 @@
 //!
 //! - Input: each customer's invoices in time order from the warehouse (an invoice is an event,
 //!   its products — or with [`Level::Category`] their categories — an itemset; returns and
-//!   service lines left out; time in days), or a file: [`SequenceFormat::Table`], a
+//!   service lines left out; time in days); or with [`SequenceSource::Web`] each web
+//!   session's steps in click order (a sequence per session as [`crate::web`] cuts them, an
+//!   event per click that names a page: its page, else the product viewed, or with
+//!   [`Level::Category`] its category, as `ecrm web paths` reads them; time is the click's
+//!   position, so a gap of 1 is the next step); or a file: [`SequenceFormat::Table`], a
 //!   sequence-id / time / item table (CSV with a header, or Parquet; the time a date, a
 //!   timestamp or a number of days; lines with one id and time form one event), or
 //!   [`SequenceFormat::Spmf`], SPMF's text format (one sequence per line, items as numbers,
@@ -28,6 +32,8 @@ use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions, text_column};
 use crate::param::Fraction;
 use crate::warehouse::tables;
+use crate::web::WebSessionsParams;
+use crate::web::paths::{self, PathLevel};
 use linfa::ParamGuard;
 use prefixspan::{Patterns, Sequences};
 
@@ -51,14 +57,18 @@ pub struct SequenceParams {
     /// Stop with an error beyond this many patterns.
     #[arg(long, value_name = "N", default_value_t = SequenceParams::default().max_patterns)]
     pub max_patterns: usize,
-    /// Warehouse sequences of products or of their categories.
+    /// Warehouse sequences of products or of their categories (web: of pages or of their
+    /// categories).
     #[arg(long, value_enum, default_value_t = SequenceParams::default().level, conflicts_with = "sequences")]
     pub level: Level,
+    /// Warehouse sequences of customers' orders, or of web sessions' clicks.
+    #[arg(long, value_enum, default_value_t = SequenceParams::default().source, conflicts_with = "sequences")]
+    pub source: SequenceSource,
 }
 
 impl Default for SequenceParams {
     /// No support (it must be given), no length or gap limit, at most
-    /// [`prefixspan::DEFAULT_MAX_PATTERNS`] patterns, products.
+    /// [`prefixspan::DEFAULT_MAX_PATTERNS`] patterns, products, orders.
     fn default() -> Self {
         SequenceParams {
             min_support: None,
@@ -66,6 +76,7 @@ impl Default for SequenceParams {
             max_gap_days: None,
             max_patterns: prefixspan::DEFAULT_MAX_PATTERNS,
             level: Level::Product,
+            source: SequenceSource::Orders,
         }
     }
 }
@@ -87,6 +98,7 @@ impl SequenceParams {
         Ok(ValidSequenceParams {
             mining,
             level: self.level,
+            source: self.source,
         })
     }
 }
@@ -96,6 +108,7 @@ impl SequenceParams {
 pub struct ValidSequenceParams {
     mining: ValidPrefixSpanParams,
     level: Level,
+    source: SequenceSource,
 }
 
 impl ValidSequenceParams {
@@ -107,6 +120,42 @@ impl ValidSequenceParams {
     pub fn level(&self) -> Level {
         self.level
     }
+    /// Where warehouse sequences come from.
+    pub fn source(&self) -> SequenceSource {
+        self.source
+    }
+    /// The warehouse at `root` as these parameters read it.
+    pub fn warehouse(&self, root: &Path) -> Source {
+        let root = root.to_path_buf();
+        match self.source {
+            SequenceSource::Orders => Source::Warehouse {
+                root,
+                level: self.level,
+            },
+            SequenceSource::Web => Source::Web {
+                root,
+                level: self.level,
+            },
+        }
+    }
+    /// The table a pipeline stage writes the patterns to.
+    pub fn table(&self) -> &'static str {
+        match self.source {
+            SequenceSource::Orders => tables::SEQUENCE_PATTERNS,
+            SequenceSource::Web => tables::WEB_SEQUENCE_PATTERNS,
+        }
+    }
+}
+
+crate::choices! {
+    /// What warehouse sequences are made of.
+    pub enum SequenceSource {
+        /// Each customer's invoices.
+        Orders = "orders",
+        /// Each web session's clicks.
+        Web = "web",
+    }
+    default = Orders;
 }
 
 crate::choices! {
@@ -131,6 +180,11 @@ pub enum Source {
         root: PathBuf,
         level: Level,
     },
+    /// Web sessions' steps (pages, or at [`Level::Category`] categories).
+    Web {
+        root: PathBuf,
+        level: Level,
+    },
 }
 
 /// Reads sequences; returns them with a sentence saying where they came from.
@@ -151,6 +205,29 @@ pub async fn load(source: &Source, engine: &EngineOptions) -> Result<(Sequences,
             (
                 s,
                 format!("customers' invoices in warehouse {}", root.display()),
+            )
+        }
+        Source::Web { root, level } => {
+            let wh = crate::warehouse::Warehouse::open(root)?;
+            let level = match level {
+                Level::Product => PathLevel::Page,
+                Level::Category => PathLevel::Category,
+            };
+            let mut g = Grouper::new();
+            let mut step = 0i64;
+            let idle = WebSessionsParams::default().idle_minutes;
+            paths::for_each_step(&wh, level, idle, engine, |sid, item| {
+                step = if g.current.as_deref() == Some(sid) {
+                    step + 1
+                } else {
+                    0
+                };
+                g.row(sid, &step.to_string(), step, item);
+            })
+            .await?;
+            (
+                g.finish(),
+                format!("web sessions in warehouse {}", root.display()),
             )
         }
     };

@@ -76,6 +76,8 @@ pub const WEB_SESSIONS: &str = "web_sessions";
 pub const DIM_VISITOR: &str = "dim_visitor";
 /// Frequent sequential patterns (a pipeline's `sequence` stage).
 pub const SEQUENCE_PATTERNS: &str = "sequence_patterns";
+/// Sequential patterns of web sessions' steps (a `sequence` stage with `source = "web"`).
+pub const WEB_SEQUENCE_PATTERNS: &str = "web_sequence_patterns";
 
 /// What the customer feature mart, and so every order-line model, reads.
 pub const MART_INPUTS: [&str; 3] = [FACT_SALES, DIM_PRODUCT, DIM_CUSTOMER];

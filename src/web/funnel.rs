@@ -5,7 +5,9 @@
 //!   `within` (session, the default, or visitor: a visitor's events across sessions, a
 //!   visitor linked to a customer counted as the customer), `within_minutes` (every step
 //!   within N minutes of the first; default no limit), `by` (split by the channel, device,
-//!   country or referrer of the event that entered the funnel), `distinct_events` (each step
+//!   country or referrer of the event that entered the funnel, or by the segment of the
+//!   customer it names or its visitor is linked to, in table `segments`: `(anonymous)`
+//!   without a customer, `(none)` for a customer the segmentation did not see), `distinct_events` (each step
 //!   needs an event after the previous step's; default off: one event may complete several
 //!   consecutive steps when it meets each of their conditions, so a depth funnel
 //!   `page>=1,page>=2,…` counts the sessions that reach each depth), `idle_minutes` (how
@@ -31,7 +33,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, Timestamp
 
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions, sqltext::literal};
-use crate::warehouse::Warehouse;
+use crate::warehouse::{Warehouse, tables};
 
 crate::choices! {
     /// What one pass through a funnel is.
@@ -45,12 +47,15 @@ crate::choices! {
 }
 
 crate::choices! {
-    /// What `--by` splits a funnel by: a column of the event that entered the funnel.
+    /// What `--by` splits a funnel by: a column of the event that entered the funnel, or
+    /// its customer's segment.
     pub enum FunnelBy {
         Channel = "channel",
         Device = "device",
         Country = "country",
         Referrer = "referrer",
+        /// The segment (table `segments`, from `ecrm segment`) of the event's customer.
+        Segment = "segment",
     }
 }
 
@@ -73,7 +78,7 @@ pub struct WebFunnelParams {
     /// Every step within N minutes of the first. Default: no limit.
     #[arg(long, value_name = "N")]
     pub within_minutes: Option<u32>,
-    /// Split by a column of the event that entered the funnel.
+    /// Split by a column of the event that entered the funnel, or by its customer's segment.
     #[arg(long, value_enum)]
     pub by: Option<FunnelBy>,
     /// Each step needs an event after the previous step's (by default one event may
@@ -319,14 +324,38 @@ pub async fn funnel(
         .enumerate()
         .map(|(k, s)| format!("CASE WHEN {} THEN {} ELSE 0 END", s.sql(), 1u64 << k))
         .collect();
-    let (unit, join) = match params.within {
-        Within::Session => ("e.sid", ""),
-        Within::Visitor => (
-            "COALESCE(e.customer_id, v.customer_id, e.visitor_id, e.sid)",
-            "LEFT JOIN visitors v ON v.visitor_id = e.visitor_id",
-        ),
+    // The event's customer: its own, else that of its stitched visitor.
+    let customer = "COALESCE(e.customer_id, v.customer_id)";
+    // (Only joined when asked for: the stitching is the dearest part of the query.)
+    let mut join = if params.within == Within::Visitor || params.by == Some(FunnelBy::Segment) {
+        "LEFT JOIN visitors v ON v.visitor_id = e.visitor_id".to_string()
+    } else {
+        String::new()
+    };
+    let unit = match params.within {
+        Within::Session => "e.sid".to_string(),
+        Within::Visitor => format!("COALESCE({customer}, e.visitor_id, e.sid)"),
     };
     let member = match params.by {
+        Some(FunnelBy::Segment) => {
+            if !ctx.table_exist(tables::SEGMENTS)? {
+                return Err(Error::NotFound {
+                    what: "table",
+                    name: tables::SEGMENTS.into(),
+                    hint:
+                        ": --by segment splits by each customer's segment; run `ecrm segment` first"
+                            .into(),
+                });
+            }
+            join.push_str(&format!(
+                " LEFT JOIN (SELECT arrow_cast(customer_id, 'Utf8') AS customer_id, segment_name
+                   FROM {}) g ON g.customer_id = {customer}",
+                tables::SEGMENTS
+            ));
+            format!(
+                "CASE WHEN {customer} IS NULL THEN '(anonymous)' ELSE COALESCE(g.segment_name, '(none)') END"
+            )
+        }
         Some(b) => format!("COALESCE(arrow_cast(e.{}, 'Utf8'), '(none)')", b.name()),
         None => "''".into(),
     };
@@ -345,10 +374,10 @@ ORDER BY unit, ts, seq NULLS LAST, load_id, record",
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
     let mut current: Option<(String, Unit)> = None;
     olap::for_each_batch(&ctx, &sql, |b| {
-        let units = b.column(0).as_string::<i32>();
+        let units = olap::text_column(b.column(0))?;
         let ts = b.column(1).as_primitive::<TimestampMicrosecondType>();
         let masks = b.column(2).as_primitive::<Int64Type>();
-        let members = b.column(3).as_string::<i32>();
+        let members = olap::text_column(b.column(3))?;
         for i in 0..b.num_rows() {
             let key = units.value(i);
             if current.as_ref().is_none_or(|(k, _)| k != key) {

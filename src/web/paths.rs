@@ -51,6 +51,43 @@ crate::choices! {
     default = Page;
 }
 
+impl PathLevel {
+    /// The step of an event (NULL: the event is no step).
+    fn sql(self) -> &'static str {
+        match self {
+            PathLevel::Page => "COALESCE(page, product_id)",
+            PathLevel::Category => "category",
+        }
+    }
+}
+
+/// Calls `f` with (session id, step) for every step of every session (all the events), the
+/// sessions one after the other and each one's steps in click order.
+pub async fn for_each_step(
+    wh: &Warehouse,
+    level: PathLevel,
+    idle_minutes: u32,
+    engine: &EngineOptions,
+    mut f: impl FnMut(&str, &str),
+) -> Result<()> {
+    let (ctx, as_of) = super::open(wh, None, engine).await?;
+    let with = super::ctes(&ctx, as_of, idle_minutes)?;
+    let step = level.sql();
+    let sql = format!(
+        "{with}
+SELECT sid, {step} AS step FROM ev WHERE {step} IS NOT NULL ORDER BY sid, {EVENT_ORDER}"
+    );
+    olap::for_each_batch(&ctx, &sql, |b| {
+        let sids = olap::text_column(b.column(0))?;
+        let steps = olap::text_column(b.column(1))?;
+        for i in 0..b.num_rows() {
+            f(sids.value(i), steps.value(i));
+        }
+        Ok(())
+    })
+    .await
+}
+
 /// `ecrm web paths`' options.
 #[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -113,10 +150,7 @@ pub async fn paths(
     params.check()?;
     let (ctx, as_of) = super::open(wh, as_of, engine).await?;
     let with = super::ctes(&ctx, as_of, params.idle_minutes)?;
-    let step = match params.level {
-        PathLevel::Page => "COALESCE(page, product_id)",
-        PathLevel::Category => "category",
-    };
+    let step = params.level.sql();
     let steps = format!(
         ",
 steps AS (

@@ -563,7 +563,7 @@ fn the_good_pipeline_is_accepted_and_the_cli_prints_its_plan() {
         ],
     );
     assert!(
-        out.contains("pipeline \"nightly\" is valid: 21 stages"),
+        out.contains("pipeline \"nightly\" is valid: 22 stages"),
         "{out}"
     );
     assert!(!dir.path().join("wh").exists());

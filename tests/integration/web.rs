@@ -174,6 +174,53 @@ fn eshop_clothing_sessions_funnels_and_paths_match_the_raw_file() {
     );
     let (_, rows) = records(&out, ',');
     assert_eq!(rows[0][..3], ["trousers", "trousers", "34598"]);
+
+    // Sequential patterns over the sessions' categories: every pattern of one or two clicks
+    // in at least 5% of sessions (1,202 of 24,026), counted from the raw file: sessions with
+    // the category, and with one category at a click and another at a later click (or, with
+    // a gap of 1, at the next click).
+    let name = |c: u32| ["trousers", "skirts", "blouses", "sale"][c as usize - 1];
+    for gap in [None, Some(1usize)] {
+        let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+        for c in raw.values() {
+            let cats: Vec<u32> = c.iter().map(|&(_, cat)| cat).collect();
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, &a) in cats.iter().enumerate() {
+                seen.insert(name(a).to_string());
+                let later = &cats[i + 1..cats.len().min(i + 1 + gap.unwrap_or(cats.len()))];
+                for &b in later {
+                    seen.insert(format!("{} -> {}", name(a), name(b)));
+                }
+            }
+            for p in seen {
+                *expected.entry(p).or_default() += 1;
+            }
+        }
+        expected.retain(|_, n| *n >= 1_202);
+        let mut args = vec![
+            "sequence",
+            "--source",
+            "web",
+            "--level",
+            "category",
+            "--min-support",
+            "0.05",
+            "--max-len",
+            "2",
+            "--format",
+            "csv",
+        ];
+        if gap.is_some() {
+            args.extend(["--max-gap-days", "1"]);
+        }
+        let (_, rows) = records(&ecrm_ok(&wh, &args), ',');
+        let got: BTreeMap<String, u64> = rows
+            .iter()
+            .map(|r| (r[0].clone(), r[3].parse().unwrap()))
+            .collect();
+        assert_eq!(got, expected, "gap {gap:?}");
+        assert!(got.len() > 10, "{got:?}");
+    }
 }
 
 #[test]
@@ -292,8 +339,13 @@ unit_price = { from = "price" }
 "#;
 
 fn small_warehouse(dir: &Path) -> std::path::PathBuf {
+    small_warehouse_with(dir, LINES)
+}
+
+/// [`small_warehouse`] with other order lines.
+fn small_warehouse_with(dir: &Path, lines: &str) -> std::path::PathBuf {
     std::fs::write(dir.join("log.csv"), LOG).unwrap();
-    std::fs::write(dir.join("lines.csv"), LINES).unwrap();
+    std::fs::write(dir.join("lines.csv"), lines).unwrap();
     std::fs::write(dir.join("web.toml"), CONTRACT).unwrap();
     let wh = dir.join("wh");
     ingest(&wh, &dir.join("web.toml"));
@@ -394,6 +446,116 @@ fn idle_gaps_cut_sessions_and_logins_and_orders_stitch_visitors() {
         "median_seconds_from_previous",
     );
     assert_eq!(gaps, ["", "1200.0"]);
+}
+
+/// The mart's web columns, by hand from [`LOG`] with an order of C1's in February (so C1 is
+/// a customer of the mart too): C1 visited twice on 1 March (2 + 1 page views, a cart left
+/// in the second), C2 once on 2 March (1 view, a cart, bought).
+#[test]
+fn the_mart_counts_each_customers_web_behaviour_before_the_as_of_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = format!("{LINES}INV8,2024-02-01 12:00:00,C1,P1,1,5.00\n");
+    let wh = small_warehouse_with(dir.path(), &lines);
+    let mart = |as_of: &str| {
+        ecrm_ok(&wh, &["features", "--as-of", as_of]);
+        sql(
+            &wh,
+            "SELECT customer_id, web_sessions_30d, web_sessions_90d, web_page_views_30d,
+               web_page_views_90d, days_since_last_visit, pages_per_session,
+               cart_abandonment_rate, visit_to_purchase_rate, last_channel
+             FROM customer_features ORDER BY customer_id",
+        )
+    };
+    let row = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        mart("2024-03-03"),
+        [
+            row(&["C1", "2", "2", "3", "3", "2", "1.5", "1.0", "0.0", "NULL"]),
+            row(&["C2", "1", "1", "1", "1", "1", "1.0", "0.0", "1.0", "NULL"]),
+        ]
+    );
+    // Before C2's order C2 is no customer; C1's visits are a day old.
+    assert_eq!(
+        mart("2024-03-02"),
+        [row(&[
+            "C1", "2", "2", "3", "3", "1", "1.5", "1.0", "0.0", "NULL"
+        ])]
+    );
+    // 30 days later C2's session (2 March) is still inside the 30-day window, C1's (1 March)
+    // only inside the 90-day one.
+    assert_eq!(
+        mart("2024-04-01"),
+        [
+            row(&["C1", "0", "2", "0", "3", "31", "1.5", "1.0", "0.0", "NULL"]),
+            row(&["C2", "1", "1", "1", "1", "30", "1.0", "0.0", "1.0", "NULL"]),
+        ]
+    );
+    // A funnel by segment: product view then cart, per the segment of the session's customer
+    // (C1's first session by its stitched visitor, C2's by the order; v3 is anonymous).
+    let out = ecrm(
+        &wh,
+        &[
+            "web",
+            "funnel",
+            "--steps",
+            "product_view,add_to_cart",
+            "--by",
+            "segment",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `ecrm segment` first"));
+    ecrm_ok(&wh, &["segment", "--method", "rfm"]);
+    let seg = sql(
+        &wh,
+        "SELECT customer_id, segment_name FROM segments ORDER BY 1",
+    );
+    let (c1, c2) = (seg[0][1].clone(), seg[1][1].clone());
+    let mut expected: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (member, carts) in [(c1, 0), (c2, 1), ("(anonymous)".to_string(), 0)] {
+        let e = expected.entry(member).or_default();
+        *e = (e.0 + 1, e.1 + carts);
+    }
+    let out = ecrm_ok(
+        &wh,
+        &[
+            "web",
+            "funnel",
+            "--steps",
+            "product_view,add_to_cart",
+            "--by",
+            "segment",
+            "--format",
+            "csv",
+        ],
+    );
+    let (members, entrants) = (csv_column(&out, "segment"), csv_column(&out, "entrants"));
+    let mut got: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (k, m) in members.iter().enumerate().step_by(2) {
+        let n = |i: usize| entrants[i].parse::<u64>().unwrap();
+        got.insert(m.clone(), (n(k), n(k + 1)));
+    }
+    assert_eq!(got, expected, "{out}");
+
+    // A warehouse without web events has no web columns.
+    let lines_only = &CONTRACT[CONTRACT.find("[sources.lines]").unwrap()..];
+    std::fs::write(dir.path().join("lines.toml"), lines_only).unwrap();
+    let plain = dir.path().join("plain");
+    ingest(&plain, &dir.path().join("lines.toml"));
+    ecrm_ok(&plain, &["features"]);
+    let out = ecrm(
+        &plain,
+        &[
+            "query",
+            "-e",
+            "SELECT days_since_last_visit FROM customer_features",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("days_since_last_visit"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
