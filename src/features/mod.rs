@@ -1,6 +1,7 @@
 //! The point-in-time customer feature mart, and the one bridge from Arrow to ndarray.
 //!
-//! - Input tables: `fact_sales`, `dim_product`, `dim_customer` (its current rows).
+//! - Input tables: `fact_sales`, `dim_product`, `dim_customer` (its current rows), and
+//!   `fact_web_event` when the warehouse has one (the web behaviour columns below).
 //! - Output table: `customer_features`, one row per customer, built with DataFusion SQL
 //!   ([`mart_sql`]) and replaced as a whole by [`build`].
 //! - Parameter: the as-of date. Only order lines stamped strictly before its midnight are
@@ -35,9 +36,9 @@
 //!
 //! Web behaviour, when the warehouse has web events (`fact_web_event`; the columns are
 //! absent otherwise). The customer's sessions are those [`crate::web`] cuts (with the idle
-//! gap of `ecrm web sessions`, 30 minutes) and attributes to them (their own login, the orders they carry, or
-//! a stitched visitor) from the events before the as-of date alone, so a session that began
-//! before it ends there:
+//! gap of `ecrm web sessions`, 30 minutes) and attributes to them (their own login, the
+//! orders they carry, or a stitched visitor) from the events before the as-of date alone, so
+//! a session that began before it ends there:
 //!
 //! | column | definition |
 //! |---|---|

@@ -125,14 +125,24 @@ pub async fn build_sessions(
     let lock = WriterLock::acquire(wh_root, "web sessions")?;
     let wh = Warehouse::open(wh_root)?;
     let (ctx, as_of) = open(&wh, as_of, engine).await?;
+    let clock = std::time::Instant::now();
+    let lap = |step: &str| {
+        tracing::debug!(
+            step,
+            ms = clock.elapsed().as_millis() as u64,
+            "web sessions"
+        );
+    };
     let with = ctes(&ctx, as_of, params.idle_minutes)?;
     let sql = format!(
         "{with}{}\nSELECT * FROM session_rows ORDER BY start, session_id",
         sessions::session_rows()
     );
     let (schema, batches) = olap::sql(&ctx, &sql).await?;
+    lap("sessions");
     let (vschema, visitors) =
         olap::sql(&ctx, &format!("{with}{}", sessions::visitors_select())).await?;
+    lap("visitors");
     let summary = summarise(as_of, &batches, &visitors)?;
     let mut tx = wh.begin(&lock);
     let f = tx.write_arrow(tables::WEB_SESSIONS, &schema, &batches)?;

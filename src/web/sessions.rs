@@ -157,9 +157,19 @@ LEFT JOIN visitors v ON v.visitor_id = s.visitor_id
 
 /// One row per visitor (the columns of `dim_visitor`), after [`ctes`].
 pub fn visitors_select() -> String {
+    // A visitor's sessions: the log's own session ids it appears in, and the sessions cut
+    // from its events without one (as many as the events that start one). The same count
+    // as the distinct `sid`s of its events in `ev`, without numbering them again.
     ",
-per_visitor AS (SELECT visitor_id, COUNT(DISTINCT sid) AS sessions FROM ev
-  WHERE visitor_id IS NOT NULL GROUP BY visitor_id)
+per_visitor AS (
+  SELECT visitor_id, SUM(n) AS sessions FROM (
+    SELECT visitor_id, COUNT(DISTINCT session_id) AS n FROM raw
+    WHERE session_id IS NOT NULL AND visitor_id IS NOT NULL GROUP BY visitor_id
+    UNION ALL
+    SELECT visitor_id, SUM(fresh) AS n FROM idle_gaps WHERE visitor_id IS NOT NULL
+    GROUP BY visitor_id
+  ) GROUP BY visitor_id
+)
 SELECT v.visitor_id, v.customer_id, v.linked_at, v.customers_linked, v.first_seen, v.last_seen,
   v.events, p.sessions
 FROM visitors v JOIN per_visitor p ON p.visitor_id = v.visitor_id

@@ -492,17 +492,15 @@ fn the_mart_counts_each_customers_web_behaviour_before_the_as_of_date() {
     );
     // A funnel by segment: product view then cart, per the segment of the session's customer
     // (C1's first session by its stitched visitor, C2's by the order; v3 is anonymous).
-    let out = ecrm(
-        &wh,
-        &[
-            "web",
-            "funnel",
-            "--steps",
-            "product_view,add_to_cart",
-            "--by",
-            "segment",
-        ],
-    );
+    let by_segment = [
+        "web",
+        "funnel",
+        "--steps",
+        "product_view,add_to_cart",
+        "--by",
+        "segment",
+    ];
+    let out = ecrm(&wh, &by_segment);
     assert!(String::from_utf8_lossy(&out.stderr).contains("run `ecrm segment` first"));
     ecrm_ok(&wh, &["segment", "--method", "rfm"]);
     let seg = sql(
@@ -515,19 +513,7 @@ fn the_mart_counts_each_customers_web_behaviour_before_the_as_of_date() {
         let e = expected.entry(member).or_default();
         *e = (e.0 + 1, e.1 + carts);
     }
-    let out = ecrm_ok(
-        &wh,
-        &[
-            "web",
-            "funnel",
-            "--steps",
-            "product_view,add_to_cart",
-            "--by",
-            "segment",
-            "--format",
-            "csv",
-        ],
-    );
+    let out = ecrm_ok(&wh, &[&by_segment[..], &["--format", "csv"]].concat());
     let (members, entrants) = (csv_column(&out, "segment"), csv_column(&out, "entrants"));
     let mut got: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for (k, m) in members.iter().enumerate().step_by(2) {
