@@ -7,11 +7,12 @@
 //!   within N minutes of the first; default no limit), `by` (split by the channel, device,
 //!   country or referrer of the event that entered the funnel, or by the segment of the
 //!   customer it names or its visitor is linked to, in table `segments`: `(anonymous)`
-//!   without a customer, `(none)` for a customer the segmentation did not see), `distinct_events` (each step
-//!   needs an event after the previous step's; default off: one event may complete several
-//!   consecutive steps when it meets each of their conditions, so a depth funnel
-//!   `page>=1,page>=2,…` counts the sessions that reach each depth), `idle_minutes` (how
-//!   sessions are cut where the log has no session ids; default 30).
+//!   without a customer, `(none)` for a customer the segmentation did not see),
+//!   `distinct_events` (each step needs an event after the previous step's; default off:
+//!   one event may complete several consecutive steps when it meets each of their
+//!   conditions, so a depth funnel `page>=1,page>=2,…` counts the sessions that reach each
+//!   depth), `idle_minutes` (how sessions are cut where the log has no session ids; default
+//!   30).
 //! - Output: one row per step (and member of `by`): entrants (units that took the step
 //!   after all steps before it), conversion from the previous step and from the first,
 //!   drop-off from the previous step, and the median seconds from the previous step.
