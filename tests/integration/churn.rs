@@ -497,9 +497,9 @@ fn churn_features_see_nothing_from_the_cutoff_on_and_labels_do() {
     }
     let late = dir.path().join("back.csv");
     std::fs::write(&late, csv).unwrap();
-    // And on the web, at the same midnight: visitors never linked before (there are fewer
-    // than churners: some log in as several) log in as the churners and buy those orders; an earlier session of theirs must not become the
-    // churner's as of the cutoff.
+    // And on the web, at the same midnight: visitors never linked before (fewer than the
+    // churners: some log in as several) log in as the churners and buy those orders; their
+    // earlier sessions must not become the churners' as of the cutoff.
     let anonymous = crate::support::sql(
         &wh,
         &format!(
