@@ -130,9 +130,9 @@ pub async fn labelled_mart(
     label: bool,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     // One query, the mart as a CTE, so that it runs wherever the session's engine is (a
-    // cluster cannot read a table held in this process's memory).
-    let web = features::has_web(ctx)?;
-    let view = format!("WITH m AS ({}) ", features::mart_sql(cutoff, web));
+    // cluster cannot read a table held in this process's memory); the web columns are added
+    // to its rows, before `churned`.
+    let view = format!("WITH m AS ({}) ", features::mart_sql(cutoff));
     let end = cutoff + Duration::days(w.horizon_days);
     let sql = if label {
         format!(
@@ -151,7 +151,12 @@ pub async fn labelled_mart(
             w.lookback_days
         )
     };
-    olap::sql(ctx, &sql).await
+    let (schema, batches) = olap::sql(ctx, &sql).await?;
+    if !features::has_web(ctx)? {
+        return Ok((schema, batches));
+    }
+    let at = schema.fields().len() - usize::from(label);
+    features::web::insert_columns(ctx, cutoff, &schema, batches, at).await
 }
 
 fn churned(batches: &[RecordBatch], schema: &Schema) -> Result<Vec<bool>> {

@@ -3,7 +3,7 @@
 //! - Input tables: `fact_sales`, `dim_product`, `dim_customer` (its current rows), and
 //!   `fact_web_event` when the warehouse has one (the web behaviour columns below).
 //! - Output table: `customer_features`, one row per customer, built with DataFusion SQL
-//!   ([`mart_sql`]) and replaced as a whole by [`build`].
+//!   ([`mart_sql`]; the web columns by [`web`]) and replaced as a whole by [`build`].
 //! - Parameter: the as-of date. Only order lines stamped strictly before its midnight are
 //!   read, so a mart built "as of" a past date sees exactly what was known then (churn
 //!   labels depend on it). Default: the day after the last order line, i.e. all the data.
@@ -55,10 +55,11 @@
 
 pub mod bridge;
 pub mod rfm;
+pub mod web;
 
 use std::path::Path;
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
@@ -66,7 +67,6 @@ use datafusion::prelude::SessionContext;
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions};
 use crate::warehouse::{Warehouse, WriterLock, tables};
-use crate::web::WebSessionsParams;
 
 /// The feature mart as computed, with the population counts the log reports.
 #[derive(Debug)]
@@ -87,9 +87,9 @@ pub fn has_web(ctx: &SessionContext) -> Result<bool> {
     Ok(ctx.table_exist(tables::FACT_WEB_EVENT)?)
 }
 
-/// The SQL that builds the mart as of `as_of`, with the web columns when `web` (see the
-/// module doc for each column).
-pub fn mart_sql(as_of: NaiveDate, web: bool) -> String {
+/// The SQL that builds the mart as of `as_of` (see the module doc for each column), without
+/// the web columns ([`web::insert_columns`] adds them).
+pub fn mart_sql(as_of: NaiveDate) -> String {
     let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
     let days_since = |ts: &str| {
         format!(
@@ -99,13 +99,8 @@ pub fn mart_sql(as_of: NaiveDate, web: bool) -> String {
     let age = format!(
         "(date_part('epoch', DATE '{as_of}') - date_part('epoch', c.birth_date)) / (365.2425 * 86400)"
     );
-    let (web_ctes, web_cols, web_join) = if web {
-        web_sql(as_of, &cut, &days_since("w.last_visit"))
-    } else {
-        Default::default()
-    };
     format!(
-        "WITH {web_ctes}lines AS (
+        "WITH lines AS (
   SELECT f.customer_id, f.invoice_no, f.invoice_ts, f.product_id, f.revenue, f.is_return,
          f.is_service, p.category
   FROM fact_sales f LEFT JOIN dim_product p ON p.product_key = f.product_key
@@ -190,61 +185,16 @@ SELECT s.*, {segment} AS rfm_segment,
   CASE WHEN c.birth_date IS NULL THEN c.age_band
        WHEN {age} < 25 THEN '<25' WHEN {age} < 35 THEN '25-34' WHEN {age} < 45 THEN '35-44'
        WHEN {age} < 55 THEN '45-54' WHEN {age} < 65 THEN '55-64' ELSE '65+' END AS age_band,
-  c.country, c.acquisition_channel, c.email_opt_in, c.phone_opt_in{web_cols}
+  c.country, c.acquisition_channel, c.email_opt_in, c.phone_opt_in
 FROM scored s
 LEFT JOIN (SELECT * FROM dim_customer WHERE is_current AND customer_id IS NOT NULL) c
-  ON c.customer_id = s.customer_id{web_join}
+  ON c.customer_id = s.customer_id
 ORDER BY s.customer_id",
         recency = days_since("a.last_ts"),
         tenure = days_since("a.first_ts"),
         scores = rfm::score_sql(),
         segment = rfm::segment_case_sql(),
     )
-}
-
-/// The web part of [`mart_sql`]: the common table expressions that end in `web_activity`
-/// (one row per customer seen on the web; each followed by a comma), the columns of the final
-/// select (each after a comma), and its join (`w`). `last_visit_days` turns `w.last_visit`
-/// into days before the as-of date.
-fn web_sql(as_of: NaiveDate, cut: &str, last_visit_days: &str) -> (String, String, String) {
-    let since = |days: i64| format!("TIMESTAMP '{} 00:00:00'", as_of - Duration::days(days));
-    let (d30, d90) = (since(30), since(90));
-    let count = |cond: &str, what: &str| format!("sum(CASE WHEN {cond} THEN {what} ELSE 0 END)");
-    let ctes = format!(
-        "{}{},
-web_activity AS (
-  SELECT customer_id,
-    {} AS sessions_30d, {} AS sessions_90d,
-    {} AS page_views_30d, {} AS page_views_90d,
-    max(start) AS last_visit, count(*) AS sessions, sum(pages) AS pages,
-    {} AS carts, {} AS abandoned, {} AS converted,
-    last_value(channel ORDER BY start, session_id) AS last_channel
-  FROM session_rows WHERE customer_id IS NOT NULL GROUP BY customer_id
-),
-",
-        crate::web::sessions::ctes(cut, WebSessionsParams::default().idle_minutes, true),
-        crate::web::sessions::session_rows(),
-        count(&format!("start >= {d30}"), "1"),
-        count(&format!("start >= {d90}"), "1"),
-        count(&format!("start >= {d30}"), "pages"),
-        count(&format!("start >= {d90}"), "pages"),
-        count("added_to_cart", "1"),
-        count("added_to_cart AND NOT converted", "1"),
-        count("converted", "1"),
-    );
-    let cols = format!(
-        ",
-  coalesce(w.sessions_30d, 0) AS web_sessions_30d, coalesce(w.sessions_90d, 0) AS web_sessions_90d,
-  coalesce(w.page_views_30d, 0) AS web_page_views_30d,
-  coalesce(w.page_views_90d, 0) AS web_page_views_90d,
-  {last_visit_days} AS days_since_last_visit,
-  CAST(w.pages AS DOUBLE) / w.sessions AS pages_per_session,
-  CASE WHEN w.carts > 0 THEN CAST(w.abandoned AS DOUBLE) / w.carts END AS cart_abandonment_rate,
-  CAST(w.converted AS DOUBLE) / w.sessions AS visit_to_purchase_rate,
-  w.last_channel"
-    );
-    let join = "\nLEFT JOIN web_activity w ON w.customer_id = s.customer_id".to_string();
-    (ctes, cols, join)
 }
 
 /// The default as-of date: the day after the last order line, so the mart sees all the data.
@@ -284,7 +234,12 @@ pub async fn compute(ctx: &SessionContext, as_of: Option<NaiveDate>) -> Result<M
         Some(d) => d,
         None => default_as_of(ctx).await?,
     };
-    let (schema, batches) = olap::sql(ctx, &mart_sql(as_of, has_web(ctx)?)).await?;
+    let (schema, mut batches) = olap::sql(ctx, &mart_sql(as_of)).await?;
+    let mut schema = schema;
+    if has_web(ctx)? {
+        let at = schema.fields().len();
+        (schema, batches) = web::insert_columns(ctx, as_of, &schema, batches, at).await?;
+    }
     let customers: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
     let (_, counts) = olap::sql(

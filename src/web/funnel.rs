@@ -1,6 +1,6 @@
 //! Funnels: how many sessions (or visitors) take each step of a path, in order.
 //!
-//! - Input: the sessionised events ([`super::sessions::ctes`]) before the as-of date.
+//! - Input: the sessionised events ([`super::stream`]) before the as-of date.
 //! - Parameters ([`WebFunnelParams`]): `steps` (at least two, in order; see [`Step`]),
 //!   `within` (session, the default, or visitor: a visitor's events across sessions, a
 //!   visitor linked to a customer counted as the customer), `within_minutes` (every step
@@ -23,15 +23,17 @@
 //!   window left; without a window any chain does. The times between steps are those of
 //!   the chain that reached each step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::SessionContext;
 
+use super::stream::{Columns, Event, Map, NONE, Stream};
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions, sqltext::literal};
 use crate::warehouse::{Warehouse, tables};
@@ -247,7 +249,7 @@ impl Unit {
     }
 
     /// One event meeting the steps in `mask` at time `ts`.
-    fn event(&mut self, ts: i64, mask: u64, window: Option<i64>, distinct: bool, member: &str) {
+    fn event(&mut self, ts: i64, mask: u64, window: Option<i64>, distinct: bool) {
         let n = self.chains.len();
         let take = |k: usize, chains: &mut Vec<Option<Chain>>| {
             if mask & (1 << k) == 0 {
@@ -272,9 +274,6 @@ impl Unit {
                 }
             }
         };
-        if self.member.is_none() && mask & 1 == 1 {
-            self.member = Some(member.to_string());
-        }
         // Descending, an event extends only chains of earlier events; ascending, it may
         // take several steps at once.
         if distinct {
@@ -319,91 +318,131 @@ pub async fn funnel(
 ) -> Result<(RecordBatch, NaiveDate)> {
     let steps = params.parsed_steps()?;
     let (ctx, as_of) = super::open(wh, as_of, engine).await?;
-    let with = super::ctes(&ctx, as_of, params.idle_minutes)?;
+    let segments = match params.by {
+        Some(FunnelBy::Segment) => Some(read_segments(&ctx).await?),
+        _ => None,
+    };
+    // Each event's steps as bits of a mask.
     let mask: Vec<String> = steps
         .iter()
         .enumerate()
         .map(|(k, s)| format!("CASE WHEN {} THEN {} ELSE 0 END", s.sql(), 1u64 << k))
         .collect();
-    // The event's customer: its own, else that of its stitched visitor.
-    let customer = "COALESCE(e.customer_id, v.customer_id)";
-    // (Only joined when asked for: the stitching is the dearest part of the query.)
-    let mut join = if params.within == Within::Visitor || params.by == Some(FunnelBy::Segment) {
-        "LEFT JOIN visitors v ON v.visitor_id = e.visitor_id".to_string()
+    // Stitching (which reads the orders) only when asked for: a unit or a member may be a
+    // visitor's customer.
+    let stitch = params.within == Within::Visitor || segments.is_some();
+    let columns = Columns {
+        channel: params.by == Some(FunnelBy::Channel),
+        details: matches!(
+            params.by,
+            Some(FunnelBy::Device | FunnelBy::Country | FunnelBy::Referrer)
+        ),
+        invoices: stitch,
+        ..Columns::NONE
+    };
+    let mask = mask.join(" + ");
+    let stream = Stream::load(&ctx, as_of, params.idle_minutes, columns, Some(&mask)).await?;
+    let links = if stitch {
+        stream.links()
     } else {
-        String::new()
+        Map::default()
     };
-    let unit = match params.within {
-        Within::Session => "e.sid".to_string(),
-        Within::Visitor => format!("COALESCE({customer}, e.visitor_id, e.sid)"),
+    let customer = |e: &Event| match e.customer {
+        NONE => links.get(&e.visitor).map_or(NONE, |l| l.customer),
+        c => c,
     };
-    let member = match params.by {
-        Some(FunnelBy::Segment) => {
-            if !ctx.table_exist(tables::SEGMENTS)? {
-                return Err(Error::NotFound {
-                    what: "table",
-                    name: tables::SEGMENTS.into(),
-                    hint:
-                        ": --by segment splits by each customer's segment; run `ecrm segment` first"
-                            .into(),
-                });
-            }
-            join.push_str(&format!(
-                " LEFT JOIN (SELECT arrow_cast(customer_id, 'Utf8') AS customer_id, segment_name
-                   FROM {}) g ON g.customer_id = {customer}",
-                tables::SEGMENTS
-            ));
-            format!(
-                "CASE WHEN {customer} IS NULL THEN '(anonymous)' ELSE COALESCE(g.segment_name, '(none)') END"
-            )
+    let member = |e: &Event| -> String {
+        let text = |id: u32| stream.strings.text(id).map(str::to_string);
+        match (params.by, &segments) {
+            (Some(FunnelBy::Segment), Some(segments)) => match customer(e) {
+                NONE => "(anonymous)".into(),
+                c => text(c)
+                    .and_then(|c| segments.get(&c).cloned())
+                    .unwrap_or_else(|| "(none)".into()),
+            },
+            (Some(b), _) => text(match b {
+                FunnelBy::Channel => e.channel,
+                FunnelBy::Device => e.device,
+                FunnelBy::Country => e.country,
+                _ => e.referrer,
+            })
+            .unwrap_or_else(|| "(none)".into()),
+            (None, _) => String::new(),
         }
-        Some(b) => format!("COALESCE(arrow_cast(e.{}, 'Utf8'), '(none)')", b.name()),
-        None => "''".into(),
     };
-    // The events in order within each unit (as `EVENT_ORDER`), only those meeting a step.
-    let sql = format!(
-        "{with}
-SELECT unit, ts, mask, member FROM (
-  SELECT arrow_cast({unit}, 'Utf8') AS unit, e.event_ts AS ts, CAST({} AS BIGINT) AS mask,
-    {member} AS member, e.sequence AS seq, e.load_id, e.record
-  FROM ev e {join}
-) WHERE mask > 0
-ORDER BY unit, ts, seq NULLS LAST, load_id, record",
-        mask.join(" + "),
-    );
     let window = params.within_minutes.map(|m| i64::from(m) * 60_000_000);
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut current: Option<(String, Unit)> = None;
-    olap::for_each_batch(&ctx, &sql, |b| {
-        let units = olap::text_column(b.column(0))?;
-        let ts = b.column(1).as_primitive::<TimestampMicrosecondType>();
-        let masks = b.column(2).as_primitive::<Int64Type>();
-        let members = olap::text_column(b.column(3))?;
-        for i in 0..b.num_rows() {
-            let key = units.value(i);
-            if current.as_ref().is_none_or(|(k, _)| k != key) {
-                if let Some((_, u)) = current.take() {
-                    finish(&mut tallies, u);
-                }
-                current = Some((key.to_string(), Unit::new(steps.len())));
+    let mut pass = |events: &mut dyn Iterator<Item = &Event>| {
+        let mut u = Unit::new(steps.len());
+        for e in events {
+            let mask = u64::from(e.extra);
+            if u.member.is_none() && mask & 1 == 1 {
+                u.member = Some(member(e));
             }
-            let (_, u) = current.as_mut().expect("a unit");
-            let mask = masks.value(i) as u64;
-            u.event(
-                ts.value(i),
-                mask,
-                window,
-                params.distinct_events,
-                members.value(i),
-            );
+            u.event(e.ts, mask, window, params.distinct_events);
+        }
+        finish(&mut tallies, u);
+    };
+    match params.within {
+        Within::Session => {
+            for s in &stream.sessions {
+                pass(&mut stream.events_of(s).iter().filter(|e| e.extra != 0));
+            }
+        }
+        Within::Visitor => {
+            // A visitor's (or customer's) events across sessions, in time; without either,
+            // the session's.
+            let unit = |k: usize, e: &Event| match customer(e) {
+                NONE if e.visitor != NONE => (0, u64::from(e.visitor)),
+                NONE => (1, k as u64),
+                c => (0, u64::from(c)),
+            };
+            let mut order: Vec<((u8, u64), &Event)> = Vec::new();
+            for (k, s) in stream.sessions.iter().enumerate() {
+                let events = stream.events_of(s).iter().filter(|e| e.extra != 0);
+                order.extend(events.map(|e| (unit(k, e), e)));
+            }
+            order.sort_by_key(|(u, e)| (*u, e.ts, e.seq, e.arrival));
+            for group in order.chunk_by(|a, b| a.0 == b.0) {
+                pass(&mut group.iter().map(|(_, e)| *e));
+            }
+        }
+    }
+    Ok((to_batch(&steps, &tallies, params.by)?, as_of))
+}
+
+/// Each customer's segment (table `segments`), for `--by segment`.
+async fn read_segments(ctx: &SessionContext) -> Result<HashMap<String, String>> {
+    if !ctx.table_exist(tables::SEGMENTS)? {
+        return Err(Error::NotFound {
+            what: "table",
+            name: tables::SEGMENTS.into(),
+            hint: ": --by segment splits by each customer's segment; run `ecrm segment` first"
+                .into(),
+        });
+    }
+    let sql = format!(
+        "SELECT customer_id, segment_name FROM {} WHERE customer_id IS NOT NULL",
+        tables::SEGMENTS
+    );
+    let mut segments = HashMap::new();
+    olap::for_each_batch(ctx, &sql, |b| {
+        let (ids, names) = (
+            olap::text_column(b.column(0))?,
+            olap::text_column(b.column(1))?,
+        );
+        for i in 0..b.num_rows() {
+            let name = if names.is_valid(i) {
+                names.value(i)
+            } else {
+                "(none)"
+            };
+            segments.insert(ids.value(i).to_string(), name.to_string());
         }
         Ok(())
     })
     .await?;
-    if let Some((_, u)) = current {
-        finish(&mut tallies, u);
-    }
-    Ok((to_batch(&steps, &tallies, params.by)?, as_of))
+    Ok(segments)
 }
 
 /// Counts a unit that entered the funnel.
@@ -492,7 +531,7 @@ mod tests {
     fn run(steps: usize, events: &[(i64, u64)], window: Option<i64>, distinct: bool) -> usize {
         let mut u = Unit::new(steps);
         for &(ts, mask) in events {
-            u.event(ts, mask, window, distinct, "");
+            u.event(ts, mask, window, distinct);
         }
         u.chains.iter().filter(|c| c.is_some()).count()
     }

@@ -9,7 +9,7 @@
 //!   orders, revenue) and `dim_visitor` (one row per visitor: the customer it is linked to,
 //!   when the link was first seen, how many customers it was seen with, first and last seen,
 //!   events, sessions), in one commit. How sessions are cut and visitors stitched:
-//!   [`sessions`].
+//!   [`stream`]; what a session's row holds: [`sessions`].
 //! - `ecrm web funnel` ([`funnel::funnel`], parameters [`funnel::WebFunnelParams`]): entrants,
 //!   conversion, drop-off and median time per step of an ordered funnel.
 //! - `ecrm web paths` ([`paths::paths`], parameters [`paths::WebPathsParams`]): the most
@@ -20,6 +20,7 @@
 pub mod funnel;
 pub mod paths;
 pub mod sessions;
+pub mod stream;
 
 use std::path::Path;
 
@@ -31,6 +32,7 @@ use datafusion::prelude::SessionContext;
 use crate::error::{Error, Result};
 use crate::olap::{self, EngineOptions};
 use crate::warehouse::{Warehouse, WriterLock, tables};
+use stream::{Columns, Stream};
 
 /// `ecrm web sessions`' options and a `web-sessions` stage's keys.
 #[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize)]
@@ -103,16 +105,6 @@ pub async fn open(
     Ok((ctx, as_of))
 }
 
-/// `WITH` and the common table expressions of [`sessions::ctes`] for `ctx` as of `as_of`.
-pub fn ctes(ctx: &SessionContext, as_of: NaiveDate, idle_minutes: u32) -> Result<String> {
-    let has_sales = ctx.table_exist(tables::FACT_SALES)?;
-    let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
-    Ok(format!(
-        "WITH {}",
-        sessions::ctes(&cut, idle_minutes, has_sales)
-    ))
-}
-
 /// Sessionises the events before `as_of` (default: the day after the last one) and replaces
 /// tables `web_sessions` and `dim_visitor` in one commit.
 pub async fn build_sessions(
@@ -133,16 +125,19 @@ pub async fn build_sessions(
             "web sessions"
         );
     };
-    let with = ctes(&ctx, as_of, params.idle_minutes)?;
-    let sql = format!(
-        "{with}{}\nSELECT * FROM session_rows ORDER BY start, session_id",
-        sessions::session_rows()
-    );
-    let (schema, batches) = olap::sql(&ctx, &sql).await?;
-    lap("sessions");
-    let (vschema, visitors) =
-        olap::sql(&ctx, &format!("{with}{}", sessions::visitors_select())).await?;
-    lap("visitors");
+    let mut stream = Stream::load(&ctx, as_of, params.idle_minutes, Columns::ALL, None).await?;
+    lap("events read and cut");
+    let links = stream.links();
+    let rows = sessions::summaries(&stream, &links);
+    lap("sessions summed");
+    let (vschema, visitors) = sessions::visitor_batch(&stream, &links)?;
+    // The rows hold what is left to write: make room for them.
+    stream.events = Vec::new();
+    lap("visitor rows");
+    let (schema, batch) = sessions::session_batch(&stream, &rows)?;
+    drop((rows, links, stream));
+    lap("session rows");
+    let (batches, visitors) = (vec![batch], vec![visitors]);
     let summary = summarise(as_of, &batches, &visitors)?;
     let mut tx = wh.begin(&lock);
     let f = tx.write_arrow(tables::WEB_SESSIONS, &schema, &batches)?;
@@ -156,6 +151,7 @@ pub async fn build_sessions(
             summary.sessions, summary.events
         ),
     )?;
+    lap("written");
     Ok(summary)
 }
 

@@ -1,6 +1,6 @@
 //! Paths: where sessions go, page by page (or category by category).
 //!
-//! - Input: the sessionised events ([`super::sessions::ctes`]) before the as-of date that
+//! - Input: the sessionised events ([`super::stream`]) before the as-of date that
 //!   name a page (its `page`, else its product) or, at `--level category`, a category.
 //! - Parameters ([`WebPathsParams`]): `show` (paths, the default; entry; exit;
 //!   transitions), `level` (page or category), `top` (rows, default 20), `max_len` (a path's
@@ -16,13 +16,15 @@
 //!
 //! Ties in counts are ordered by the text, so the same warehouse prints the same rows.
 
-use chrono::NaiveDate;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use std::sync::Arc;
 
-use super::sessions::EVENT_ORDER;
+use chrono::NaiveDate;
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use super::stream::{Columns, Event, Map, NONE, Stream};
 use crate::error::{Error, Result};
-use crate::olap::{self, EngineOptions};
+use crate::olap::EngineOptions;
 use crate::warehouse::Warehouse;
 
 crate::choices! {
@@ -52,11 +54,20 @@ crate::choices! {
 }
 
 impl PathLevel {
-    /// The step of an event (NULL: the event is no step).
-    fn sql(self) -> &'static str {
+    /// The step of an event ([`NONE`]: the event is no step).
+    fn of(self, e: &Event) -> u32 {
         match self {
-            PathLevel::Page => "COALESCE(page, product_id)",
-            PathLevel::Category => "category",
+            PathLevel::Page => e.page,
+            PathLevel::Category => e.category,
+        }
+    }
+
+    /// The columns of the events a path of this level reads.
+    fn columns(self) -> Columns {
+        Columns {
+            page: self == PathLevel::Page,
+            category: self == PathLevel::Category,
+            ..Columns::NONE
         }
     }
 }
@@ -71,21 +82,16 @@ pub async fn for_each_step(
     mut f: impl FnMut(&str, &str),
 ) -> Result<()> {
     let (ctx, as_of) = super::open(wh, None, engine).await?;
-    let with = super::ctes(&ctx, as_of, idle_minutes)?;
-    let step = level.sql();
-    let sql = format!(
-        "{with}
-SELECT sid, {step} AS step FROM ev WHERE {step} IS NOT NULL ORDER BY sid, {EVENT_ORDER}"
-    );
-    olap::for_each_batch(&ctx, &sql, |b| {
-        let sids = olap::text_column(b.column(0))?;
-        let steps = olap::text_column(b.column(1))?;
-        for i in 0..b.num_rows() {
-            f(sids.value(i), steps.value(i));
+    let stream = Stream::load(&ctx, as_of, idle_minutes, level.columns(), None).await?;
+    for s in &stream.sessions {
+        let id = stream.session_id(s.id);
+        for e in stream.events_of(s) {
+            if let Some(step) = stream.strings.text(level.of(e)) {
+                f(&id, step);
+            }
         }
-        Ok(())
-    })
-    .await
+    }
+    Ok(())
 }
 
 /// `ecrm web paths`' options.
@@ -149,59 +155,163 @@ pub async fn paths(
 ) -> Result<(SchemaRef, Vec<RecordBatch>, NaiveDate)> {
     params.check()?;
     let (ctx, as_of) = super::open(wh, as_of, engine).await?;
-    let with = super::ctes(&ctx, as_of, params.idle_minutes)?;
-    let step = params.level.sql();
-    let steps = format!(
-        ",
-steps AS (
-  SELECT sid, {step} AS step,
-    ROW_NUMBER() OVER (PARTITION BY sid ORDER BY {EVENT_ORDER}) AS n,
-    LEAD({step}) OVER (PARTITION BY sid ORDER BY {EVENT_ORDER}) AS next,
-    COUNT(*) OVER (PARTITION BY sid) AS len
-  FROM ev WHERE {step} IS NOT NULL
-),
-sizes AS (SELECT sid, COUNT(*) AS events FROM ev GROUP BY sid)"
-    );
-    let top = params.top;
-    let body = match params.show {
-        Show::Paths => {
-            // Step k of each path by its number, joined; every session has one path, so the
-            // paths' sessions add up to all sessions. (Written so that a Ballista cluster's
-            // executors can decode the plan: they reject a scalar subquery.)
-            let at: Vec<String> = (1..=params.max_len)
-                .map(|k| format!("MAX(CASE WHEN n = {k} THEN step END)"))
-                .collect();
-            format!(
-                "SELECT path, steps, sessions, CAST(sessions AS DOUBLE) / total AS share
-FROM (
-  SELECT path, steps, COUNT(*) AS sessions, SUM(COUNT(*)) OVER () AS total FROM (
-    SELECT sid, concat_ws(' > ', {}) AS path, COUNT(*) AS steps
-    FROM steps WHERE n <= {} GROUP BY sid
-  ) GROUP BY path, steps
-) ORDER BY sessions DESC, path LIMIT {top}",
-                at.join(", "),
-                params.max_len
-            )
+    let stream = Stream::load(
+        &ctx,
+        as_of,
+        params.idle_minutes,
+        params.level.columns(),
+        None,
+    )
+    .await?;
+    let mut c = Counts::default();
+    for s in &stream.sessions {
+        let events = stream.events_of(s);
+        let steps: Vec<u32> = events
+            .iter()
+            .map(|e| params.level.of(e))
+            .filter(|&k| k != NONE)
+            .collect();
+        c.add(&steps, events.len(), params.max_len as usize);
+    }
+    let text = |k: u32| stream.strings.text(k).unwrap_or_default().to_string();
+    let rows = c.table(params.show, &text);
+    let batch = rows.batch(params.show, params.top as usize)?;
+    Ok((batch.schema(), vec![batch], as_of))
+}
+
+/// What the sessions' steps add up to, by the steps' string numbers.
+#[derive(Default)]
+struct Counts {
+    paths: Map<Vec<u32>, i64>,
+    /// Entrances and bounces per first step.
+    entries: Map<u32, (i64, i64)>,
+    /// Exits and views per step.
+    exits: Map<u32, (i64, i64)>,
+    transitions: Map<(u32, u32), i64>,
+}
+
+impl Counts {
+    /// One session's steps, of `events` events.
+    fn add(&mut self, steps: &[u32], events: usize, max_len: usize) {
+        let (Some(&first), Some(&last)) = (steps.first(), steps.last()) else {
+            return;
+        };
+        *self
+            .paths
+            .entry(steps[..steps.len().min(max_len)].to_vec())
+            .or_default() += 1;
+        let entry = self.entries.entry(first).or_default();
+        entry.0 += 1;
+        entry.1 += i64::from(events == 1);
+        for &k in steps {
+            self.exits.entry(k).or_default().1 += 1;
         }
-        Show::Entry => format!(
-            "SELECT s.step AS entry, COUNT(*) AS entrances,
-  SUM(CASE WHEN z.events = 1 THEN 1 ELSE 0 END) AS bounces,
-  CAST(SUM(CASE WHEN z.events = 1 THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS bounce_rate
-FROM steps s JOIN sizes z ON z.sid = s.sid WHERE s.n = 1
-GROUP BY s.step ORDER BY entrances DESC, entry LIMIT {top}"
-        ),
-        Show::Exit => format!(
-            "SELECT step AS exit, SUM(CASE WHEN n = len THEN 1 ELSE 0 END) AS exits, COUNT(*) AS views,
-  CAST(SUM(CASE WHEN n = len THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS exit_rate
-FROM steps GROUP BY step ORDER BY exits DESC, exit LIMIT {top}"
-        ),
-        Show::Transitions => format!(
-            "SELECT step AS \"from\", next AS \"to\", COUNT(*) AS transitions,
-  CAST(COUNT(*) AS DOUBLE) / SUM(COUNT(*)) OVER (PARTITION BY step) AS share
-FROM steps WHERE next IS NOT NULL
-GROUP BY step, next ORDER BY transitions DESC, \"from\", \"to\" LIMIT {top}"
-        ),
-    };
-    let (schema, batches) = olap::sql(&ctx, &format!("{with}{steps}\n{body}")).await?;
-    Ok((schema, batches, as_of))
+        self.exits.entry(last).or_default().0 += 1;
+        for w in steps.windows(2) {
+            *self.transitions.entry((w[0], w[1])).or_default() += 1;
+        }
+    }
+
+    /// The rows of one table, unsorted: a text key, a second text (the path's steps'
+    /// number, or the next step), two counts and a rate.
+    fn table(&self, show: Show, text: &dyn Fn(u32) -> String) -> Rows {
+        let rate = |n: i64, d: i64| if d > 0 { n as f64 / d as f64 } else { 0.0 };
+        let mut rows = Rows::default();
+        match show {
+            Show::Paths => {
+                let total: i64 = self.paths.values().sum();
+                for (p, &n) in &self.paths {
+                    let path: Vec<String> = p.iter().map(|&k| text(k)).collect();
+                    rows.push(path.join(" > "), p.len() as i64, n, rate(n, total), n);
+                }
+            }
+            Show::Entry => {
+                for (&k, &(n, bounces)) in &self.entries {
+                    rows.push(text(k), n, bounces, rate(bounces, n), n);
+                }
+            }
+            Show::Exit => {
+                for (&k, &(exits, views)) in &self.exits {
+                    rows.push(text(k), exits, views, rate(exits, views), exits);
+                }
+            }
+            Show::Transitions => {
+                let mut from: Map<u32, i64> = Map::default();
+                for (&(a, _), &n) in &self.transitions {
+                    *from.entry(a).or_default() += n;
+                }
+                for (&(a, b), &n) in &self.transitions {
+                    rows.transitions
+                        .push((text(a), text(b), n, rate(n, from[&a])));
+                }
+            }
+        }
+        rows
+    }
+}
+
+/// A table's rows before sorting.
+#[derive(Default)]
+struct Rows {
+    /// (text, count, count, rate, the count rows are ranked by).
+    plain: Vec<(String, i64, i64, f64, i64)>,
+    /// (from, to, transitions, share).
+    transitions: Vec<(String, String, i64, f64)>,
+}
+
+impl Rows {
+    fn push(&mut self, key: String, a: i64, b: i64, rate: f64, rank: i64) {
+        self.plain.push((key, a, b, rate, rank));
+    }
+
+    /// The `top` rows, most frequent first, ties by their text (so the same warehouse
+    /// prints the same rows).
+    fn batch(mut self, show: Show, top: usize) -> Result<RecordBatch> {
+        let names: [&str; 4] = match show {
+            Show::Paths => ["path", "steps", "sessions", "share"],
+            Show::Entry => ["entry", "entrances", "bounces", "bounce_rate"],
+            Show::Exit => ["exit", "exits", "views", "exit_rate"],
+            Show::Transitions => ["from", "to", "transitions", "share"],
+        };
+        let int = |n: &str| Field::new(n, DataType::Int64, false);
+        let columns: Vec<ArrayRef>;
+        let fields;
+        if show == Show::Transitions {
+            let mut t = self.transitions;
+            t.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
+            t.truncate(top);
+            fields = vec![
+                Field::new(names[0], DataType::Utf8, false),
+                Field::new(names[1], DataType::Utf8, false),
+                int(names[2]),
+                Field::new(names[3], DataType::Float64, false),
+            ];
+            columns = vec![
+                Arc::new(StringArray::from_iter_values(t.iter().map(|r| &r.0))),
+                Arc::new(StringArray::from_iter_values(t.iter().map(|r| &r.1))),
+                Arc::new(Int64Array::from_iter_values(t.iter().map(|r| r.2))),
+                Arc::new(Float64Array::from_iter_values(t.iter().map(|r| r.3))),
+            ];
+        } else {
+            let p = &mut self.plain;
+            p.sort_by(|a, b| b.4.cmp(&a.4).then_with(|| a.0.cmp(&b.0)));
+            p.truncate(top);
+            fields = vec![
+                Field::new(names[0], DataType::Utf8, false),
+                int(names[1]),
+                int(names[2]),
+                Field::new(names[3], DataType::Float64, false),
+            ];
+            columns = vec![
+                Arc::new(StringArray::from_iter_values(p.iter().map(|r| &r.0))),
+                Arc::new(Int64Array::from_iter_values(p.iter().map(|r| r.1))),
+                Arc::new(Int64Array::from_iter_values(p.iter().map(|r| r.2))),
+                Arc::new(Float64Array::from_iter_values(p.iter().map(|r| r.3))),
+            ];
+        }
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
+    }
 }

@@ -1,0 +1,619 @@
+//! The click-stream in memory, cut into sessions and stitched: the one definition of a
+//! session that every web question and the mart's web columns read.
+//!
+//! - Input: `fact_web_event` before the as-of date (one scan, which may run on a cluster),
+//!   and the orders of `fact_sales` that purchase events name by invoice number.
+//! - Order: a session's events in time, then by their `sequence` (a log that gives a click
+//!   order but no time of day), then as they came (load, record).
+//! - A log's own session ids are kept. Events without one are cut into sessions per visitor
+//!   (else per customer): a gap of more than `idle_minutes` starts a new one, whose id is the
+//!   visitor's id, `#` and its number (`v17#3`). An event with neither a session nor a
+//!   visitor nor a customer is a session of its own (`record LOAD:RECORD`).
+//! - Stitching ([`Stream::links`]): a visitor is linked to the customer of the first event
+//!   that names both (a login), or of the first purchase event whose invoice is a known order
+//!   of a customer (a tie in time goes to the smaller customer id); the link holds for all
+//!   their sessions, before and after.
+//!
+//! Why not SQL: sessionising is a sort per visitor and one pass; as window functions over 10M
+//! events DataFusion took 69 s and 9.7 GB (DuckDB 41 s), mostly copying strings. Here each
+//! distinct string is stored once and an event is about 100 bytes of numbers.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, StringViewArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int64Type, TimeUnit};
+use datafusion::prelude::SessionContext;
+use rayon::slice::ParallelSliceMut;
+
+use crate::error::{Error, Result};
+use crate::olap;
+use crate::warehouse::tables;
+
+/// No string (SQL's NULL).
+pub const NONE: u32 = u32::MAX;
+
+/// A price or revenue that is NULL.
+pub const NO_MONEY: i64 = i64::MIN;
+
+/// The hasher of the web questions' tables (fast on short keys; no untrusted keys to resist).
+type Hasher = foldhash::fast::FixedState;
+
+/// A hash map with that hasher.
+pub type Map<K, V> = HashMap<K, V, Hasher>;
+
+/// Every distinct string of the events, stored once; events hold their numbers.
+#[derive(Default)]
+pub struct Strings {
+    ids: HashMap<Arc<str>, u32, Hasher>,
+    texts: Vec<Arc<str>>,
+    /// Numbers of the strings short enough to sit whole in an Arrow string view (12 bytes),
+    /// by the view: found without reading or comparing the string.
+    inline: HashMap<u128, u32, Hasher>,
+}
+
+impl Strings {
+    /// The number of `s`, adding it when new.
+    pub fn id(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.texts.len() as u32;
+        let text: Arc<str> = s.into();
+        self.texts.push(text.clone());
+        self.ids.insert(text, id);
+        id
+    }
+
+    /// The number of `s`, or [`NONE`] when no event has it.
+    pub fn find(&self, s: &str) -> u32 {
+        self.ids.get(s).copied().unwrap_or(NONE)
+    }
+
+    /// The text of `id` (None for [`NONE`]).
+    pub fn text(&self, id: u32) -> Option<&str> {
+        (id != NONE).then(|| &*self.texts[id as usize])
+    }
+
+    /// Numbers the values of a text column, NULL as [`NONE`].
+    fn column(&mut self, col: &dyn Array) -> Result<Vec<u32>> {
+        if col.null_count() == col.len() {
+            return Ok(vec![NONE; col.len()]);
+        }
+        match col.data_type() {
+            DataType::Utf8View => Ok(self.views(col.as_string_view())),
+            DataType::Utf8 => Ok(self.numbered(col.as_string::<i32>().iter())),
+            DataType::LargeUtf8 => Ok(self.numbered(col.as_string::<i64>().iter())),
+            _ => Ok(self.numbered(olap::text_column(col)?.iter())),
+        }
+    }
+
+    /// Numbers the values of a string view column: a view equal to the last one is the same
+    /// string (same bytes, or the same place in the same buffer), and a short string is its
+    /// view.
+    fn views(&mut self, a: &StringViewArray) -> Vec<u32> {
+        let views = a.views();
+        let mut last: Option<(u128, u32)> = None;
+        (0..a.len())
+            .map(|i| {
+                if a.is_null(i) {
+                    return NONE;
+                }
+                let v = views[i];
+                match last {
+                    Some((l, id)) if l == v => id,
+                    _ => {
+                        let id = if (v as u32) <= 12 {
+                            match self.inline.get(&v) {
+                                Some(&id) => id,
+                                None => {
+                                    let id = self.id(a.value(i));
+                                    self.inline.insert(v, id);
+                                    id
+                                }
+                            }
+                        } else {
+                            self.id(a.value(i))
+                        };
+                        last = Some((v, id));
+                        id
+                    }
+                }
+            })
+            .collect()
+    }
+
+    fn numbered<'a>(&mut self, values: impl Iterator<Item = Option<&'a str>>) -> Vec<u32> {
+        values.map(|v| v.map_or(NONE, |s| self.id(s))).collect()
+    }
+}
+
+/// Which of the events' columns a question reads (the others are left NULL, unread).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Columns {
+    /// `event_type`.
+    pub event_type: bool,
+    /// `page` (else `product_id`).
+    pub page: bool,
+    pub category: bool,
+    pub channel: bool,
+    /// `device`, `referrer`, `country`.
+    pub details: bool,
+    /// `invoice_no`, `price`, and the orders the invoices name (needed to stitch visitors).
+    pub invoices: bool,
+}
+
+impl Columns {
+    /// Every column: a session's whole row.
+    pub const ALL: Columns = Columns {
+        event_type: true,
+        page: true,
+        category: true,
+        channel: true,
+        details: true,
+        invoices: true,
+    };
+    /// Only what cuts sessions (time, order, session, visitor, customer).
+    pub const NONE: Columns = Columns {
+        event_type: false,
+        page: false,
+        category: false,
+        channel: false,
+        details: false,
+        invoices: false,
+    };
+
+    /// The load query's select list, in [`read_batch`]'s order.
+    fn select(&self, extra: &str) -> String {
+        let text = |on: bool, c: &str| {
+            if on {
+                c.to_string()
+            } else {
+                "arrow_cast(NULL, 'Utf8')".to_string()
+            }
+        };
+        [
+            "event_ts".to_string(),
+            "CAST(sequence AS BIGINT)".into(),
+            "CAST(load_id AS BIGINT)".into(),
+            "CAST(record AS BIGINT)".into(),
+            if self.invoices {
+                "CAST(price AS DECIMAL(18,3))".into()
+            } else {
+                "CAST(NULL AS DECIMAL(18,3))".into()
+            },
+            extra.to_string(),
+            "session_id".into(),
+            "visitor_id".into(),
+            "customer_id".into(),
+            text(self.event_type, "event_type"),
+            text(self.page, "COALESCE(page, product_id)"),
+            text(self.category, "category"),
+            text(self.channel, "channel"),
+            text(self.details, "device"),
+            text(self.details, "referrer"),
+            text(self.details, "country"),
+            text(self.invoices, "invoice_no"),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} AS c{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
+/// One event, its strings as numbers of [`Strings`].
+#[derive(Debug, Clone, Copy)]
+pub struct Event {
+    /// Microseconds since the epoch.
+    pub ts: i64,
+    /// The log's click order; `i64::MAX` without one (after those with one).
+    pub seq: i64,
+    /// Where it came from: its load in the high 24 bits, its record in the low 40 (so
+    /// ordered by load, then record).
+    pub arrival: u64,
+    /// Thousandths; [`NO_MONEY`] without a price.
+    pub price: i64,
+    /// The caller's extra column (a funnel's step mask; its low 32 bits); 0 without one.
+    pub extra: u32,
+    pub session: u32,
+    pub visitor: u32,
+    pub customer: u32,
+    pub event_type: u32,
+    /// The page, else the product viewed.
+    pub page: u32,
+    pub category: u32,
+    pub channel: u32,
+    pub device: u32,
+    pub referrer: u32,
+    pub country: u32,
+    pub invoice: u32,
+}
+
+impl Event {
+    /// Who the event is cut into sessions by: its visitor, else its customer.
+    pub fn actor(&self) -> u32 {
+        if self.visitor != NONE {
+            self.visitor
+        } else {
+            self.customer
+        }
+    }
+
+    /// The group whose events make up one or more sessions, and the order within it.
+    fn sort_key(&self) -> (u8, u32, i64, i64, u64) {
+        let (kind, id) = if self.session != NONE {
+            (0, self.session)
+        } else if self.actor() != NONE {
+            (1, self.actor())
+        } else {
+            (2, 0)
+        };
+        (kind, id, self.ts, self.seq, self.arrival)
+    }
+}
+
+/// What names a session.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SessionId {
+    /// The log's own session id.
+    Log(u32),
+    /// The `n`th session cut from an actor's events (`actor#n`).
+    Cut { actor: u32, n: u32 },
+    /// An event without a session, visitor or customer.
+    Record { load: u64, record: u64 },
+}
+
+/// A session: its events' positions in [`Stream::events`].
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: SessionId,
+    pub events: Range<usize>,
+}
+
+/// An order that a purchase event names.
+#[derive(Debug, Clone, Copy)]
+pub struct Invoice {
+    /// The order's customer ([`NONE`]: a guest order).
+    pub customer: u32,
+    /// Net revenue in thousandths ([`NO_MONEY`]: unknown).
+    pub revenue: i64,
+}
+
+/// A visitor's link to a customer.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub customer: u32,
+    /// When it was first seen (microseconds).
+    pub at: i64,
+    /// Every customer the visitor was seen with.
+    pub seen: Vec<u32>,
+}
+
+/// The events before a date, in sessions.
+pub struct Stream {
+    pub strings: Strings,
+    /// Each session's events together, in order.
+    pub events: Vec<Event>,
+    pub sessions: Vec<Session>,
+    /// The orders purchase events name, by the invoice's string number.
+    pub invoices: Map<u32, Invoice>,
+}
+
+/// The type times are read as: microseconds, as stored.
+const TS: DataType = DataType::Timestamp(TimeUnit::Microsecond, None);
+
+impl Stream {
+    /// Reads the events before `as_of` from `ctx` (the columns `columns` says) and cuts them
+    /// into sessions; `extra` is a SQL expression over `fact_web_event` kept in
+    /// [`Event::extra`] (cast to BIGINT).
+    pub async fn load(
+        ctx: &SessionContext,
+        as_of: NaiveDate,
+        idle_minutes: u32,
+        columns: Columns,
+        extra: Option<&str>,
+    ) -> Result<Stream> {
+        let clock = std::time::Instant::now();
+        let lap = |step: &str| {
+            tracing::debug!(step, ms = clock.elapsed().as_millis() as u64, "web events");
+        };
+        let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
+        let extra = extra.map_or("0".to_string(), |e| format!("CAST({e} AS BIGINT)"));
+        let sql = format!(
+            "SELECT {} FROM {} WHERE event_ts < {cut}",
+            columns.select(&extra),
+            tables::FACT_WEB_EVENT
+        );
+        let mut strings = Strings::default();
+        // Room for every event at once: growing by doubling would hold two copies.
+        let mut events = Vec::with_capacity(count(ctx, &cut).await?);
+        let read = olap::for_each_batch(ctx, &sql, |b| read_batch(b, &mut strings, &mut events));
+        // The orders are read meanwhile (the engine's threads run it while this one numbers
+        // strings).
+        let orders = async {
+            if columns.invoices && ctx.table_exist(tables::FACT_SALES)? {
+                read_orders(ctx, &cut).await
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let (read, orders) = tokio::join!(read, orders);
+        read?;
+        lap("read");
+        let mut invoices = Map::default();
+        for (number, customer, revenue) in orders? {
+            let invoice = strings.find(&number);
+            if invoice == NONE {
+                continue;
+            }
+            let customer = customer.map_or(NONE, |c| strings.id(&c));
+            invoices.insert(invoice, Invoice { customer, revenue });
+        }
+        events.par_sort_unstable_by_key(Event::sort_key);
+        lap("sorted");
+        let sessions = cut_sessions(&events, i64::from(idle_minutes) * 60_000_000);
+        lap("cut");
+        Ok(Stream {
+            strings,
+            events,
+            sessions,
+            invoices,
+        })
+    }
+
+    /// The events of session `s`, in order.
+    pub fn events_of(&self, s: &Session) -> &[Event] {
+        &self.events[s.events.clone()]
+    }
+
+    /// The text of a session's id.
+    pub fn session_id(&self, id: SessionId) -> Cow<'_, str> {
+        match id {
+            SessionId::Log(s) => Cow::Borrowed(self.strings.text(s).unwrap_or_default()),
+            _ => {
+                let mut text = String::new();
+                self.write_session_id(id, &mut text);
+                Cow::Owned(text)
+            }
+        }
+    }
+
+    /// Writes the text of a session's id to `out` (cleared first): no allocation for each
+    /// of millions of ids.
+    pub fn write_session_id(&self, id: SessionId, out: &mut String) {
+        use std::fmt::Write as _;
+        out.clear();
+        let text = |id| self.strings.text(id).unwrap_or_default();
+        // (Writing to a String cannot fail.)
+        match id {
+            SessionId::Log(s) => out.push_str(text(s)),
+            SessionId::Cut { actor, n } => {
+                out.push_str(text(actor));
+                out.push('#');
+                let _ = write!(out, "{n}");
+            }
+            SessionId::Record { load, record } => {
+                let _ = write!(out, "record {load}:{record}");
+            }
+        }
+    }
+
+    /// The customer of a known invoice (None: unknown, or a guest order).
+    pub fn invoice_customer(&self, invoice: u32) -> Option<u32> {
+        self.invoices
+            .get(&invoice)
+            .map(|i| i.customer)
+            .filter(|&c| c != NONE)
+    }
+
+    /// Each visitor's link to a customer (see the module doc), by the visitor's number.
+    pub fn links(&self) -> Map<u32, Link> {
+        let mut links: Map<u32, Link> = Map::default();
+        let mut add = |visitor: u32, customer: u32, at: i64| {
+            let l = links.entry(visitor).or_insert_with(|| Link {
+                customer,
+                at,
+                seen: Vec::new(),
+            });
+            let key = |c: u32, t: i64| (t, self.strings.text(c));
+            if key(customer, at) < key(l.customer, l.at) {
+                l.customer = customer;
+                l.at = at;
+            }
+            if !l.seen.contains(&customer) {
+                l.seen.push(customer);
+            }
+        };
+        for e in self.events.iter().filter(|e| e.visitor != NONE) {
+            if e.customer != NONE {
+                add(e.visitor, e.customer, e.ts);
+            }
+            if let Some(c) = self.invoice_customer(e.invoice) {
+                add(e.visitor, c, e.ts);
+            }
+        }
+        links
+    }
+
+    /// The larger text of two numbered strings (SQL's MAX, NULLs ignored).
+    pub fn max_text(&self, a: u32, b: u32) -> u32 {
+        if a == b {
+            return a;
+        }
+        match (self.strings.text(a), self.strings.text(b)) {
+            (_, None) => a,
+            (None, _) => b,
+            (Some(x), Some(y)) => {
+                if y > x {
+                    b
+                } else {
+                    a
+                }
+            }
+        }
+    }
+}
+
+/// How many events are before `cut`.
+async fn count(ctx: &SessionContext, cut: &str) -> Result<usize> {
+    let sql = format!(
+        "SELECT count(*) FROM {} WHERE event_ts < {cut}",
+        tables::FACT_WEB_EVENT
+    );
+    let (_, batches) = olap::sql(ctx, &sql).await?;
+    Ok(batches.first().filter(|b| b.num_rows() > 0).map_or(0, |b| {
+        b.column(0).as_primitive::<Int64Type>().value(0) as usize
+    }))
+}
+
+/// Bits of [`Event::arrival`] that hold the record number.
+const RECORD_BITS: u32 = 40;
+
+/// An event's load and record as [`Event::arrival`].
+fn arrival(load: i64, record: i64) -> Result<u64> {
+    if !(0..1 << (64 - RECORD_BITS)).contains(&load) || !(0..1 << RECORD_BITS).contains(&record) {
+        return Err(Error::Internal(format!(
+            "{}: load {load}, record {record} is beyond the {} loads of 2^{RECORD_BITS} records \
+             web questions can order",
+            tables::FACT_WEB_EVENT,
+            1u64 << (64 - RECORD_BITS)
+        )));
+    }
+    Ok((load as u64) << RECORD_BITS | record as u64)
+}
+
+/// Appends a batch of the load query's rows to `events`.
+fn read_batch(
+    b: &datafusion::arrow::array::RecordBatch,
+    strings: &mut Strings,
+    events: &mut Vec<Event>,
+) -> Result<()> {
+    let ts = cast(b.column(0), &TS)?;
+    let ts = ts.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+    let int = |i: usize| b.column(i).as_primitive::<Int64Type>();
+    let (seq, load, record) = (int(1), int(2), int(3));
+    let price = b.column(4).as_primitive::<Decimal128Type>();
+    let extra = int(5);
+    let mut text = |i: usize| strings.column(b.column(i).as_ref());
+    let (session, visitor, customer, event_type) = (text(6)?, text(7)?, text(8)?, text(9)?);
+    let (page, category, channel, device) = (text(10)?, text(11)?, text(12)?, text(13)?);
+    let (referrer, country, invoice) = (text(14)?, text(15)?, text(16)?);
+    let opt = |a: &datafusion::arrow::array::Int64Array, i: usize, none: i64| {
+        if a.is_valid(i) { a.value(i) } else { none }
+    };
+    for i in 0..b.num_rows() {
+        if ts.is_null(i) {
+            return Err(Error::Internal(format!(
+                "{} has an event without event_ts",
+                tables::FACT_WEB_EVENT
+            )));
+        }
+        events.push(Event {
+            ts: ts.value(i),
+            seq: opt(seq, i, i64::MAX),
+            arrival: arrival(opt(load, i, 0), opt(record, i, 0))?,
+            price: if price.is_valid(i) {
+                price.value(i) as i64
+            } else {
+                NO_MONEY
+            },
+            extra: opt(extra, i, 0) as u32,
+            session: session[i],
+            visitor: visitor[i],
+            customer: customer[i],
+            event_type: event_type[i],
+            page: page[i],
+            category: category[i],
+            channel: channel[i],
+            device: device[i],
+            referrer: referrer[i],
+            country: country[i],
+            invoice: invoice[i],
+        });
+    }
+    Ok(())
+}
+
+/// The orders before `cut` that events name: invoice number, customer and net revenue in
+/// thousandths ([`NO_MONEY`]: unknown).
+async fn read_orders(
+    ctx: &SessionContext,
+    cut: &str,
+) -> Result<Vec<(String, Option<String>, i64)>> {
+    // Only the invoices the click-stream names reach this process.
+    let sql = format!(
+        "SELECT invoice_no, max(customer_id), CAST(sum(revenue) AS DECIMAL(18,3))
+         FROM {sales} WHERE invoice_ts < {cut} AND invoice_no IN (
+           SELECT invoice_no FROM {web} WHERE event_ts < {cut} AND invoice_no IS NOT NULL)
+         GROUP BY invoice_no",
+        sales = tables::FACT_SALES,
+        web = tables::FACT_WEB_EVENT
+    );
+    let mut orders = Vec::new();
+    olap::for_each_batch(ctx, &sql, |b| {
+        let numbers = olap::text_column(b.column(0))?;
+        let who = olap::text_column(b.column(1))?;
+        let revenue = b.column(2).as_primitive::<Decimal128Type>();
+        for i in 0..b.num_rows() {
+            orders.push((
+                numbers.value(i).to_string(),
+                who.is_valid(i).then(|| who.value(i).to_string()),
+                if revenue.is_valid(i) {
+                    revenue.value(i) as i64
+                } else {
+                    NO_MONEY
+                },
+            ));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(orders)
+}
+
+/// Cuts the sorted events into sessions, a gap of more than `idle` microseconds starting a
+/// new one.
+fn cut_sessions(events: &[Event], idle: i64) -> Vec<Session> {
+    let mut sessions = Vec::new();
+    let mut i = 0;
+    while i < events.len() {
+        let (kind, id, ..) = events[i].sort_key();
+        let mut j = i + 1;
+        while j < events.len() && events[j].sort_key().0 == kind && events[j].sort_key().1 == id {
+            j += 1;
+        }
+        match kind {
+            0 => sessions.push(Session {
+                id: SessionId::Log(id),
+                events: i..j,
+            }),
+            1 => {
+                let (mut start, mut n) = (i, 1);
+                for k in i + 1..=j {
+                    if k == j || events[k].ts > events[k - 1].ts + idle {
+                        sessions.push(Session {
+                            id: SessionId::Cut { actor: id, n },
+                            events: start..k,
+                        });
+                        (start, n) = (k, n + 1);
+                    }
+                }
+            }
+            _ => sessions.extend((i..j).map(|k| Session {
+                id: SessionId::Record {
+                    load: events[k].arrival >> RECORD_BITS,
+                    record: events[k].arrival & ((1 << RECORD_BITS) - 1),
+                },
+                events: k..k + 1,
+            })),
+        }
+        i = j;
+    }
+    sessions
+}
