@@ -14,8 +14,8 @@
 //!
 //! - Input: a scheduler URL `df://HOST[:PORT]` (port 50050 by default).
 //! - What runs where: every SQL question over warehouse tables runs on the cluster; mining
-//!   (clustering, trees, FP-growth, PrefixSpan) and SQL over in-memory results (segment
-//!   profiles) stay in the client, on one node (see the README's "Scaling out").
+//!   (clustering, trees, FP-growth, PrefixSpan), cutting web events into sessions and SQL
+//!   over in-memory results (segment profiles) stay in the client, on one node (see the README's "Scaling out").
 //! - Why embedded rather than upstream binaries: one binary deploys everywhere, DataFusion
 //!   compiles once, and executors run the same DataFusion as the client.
 //! - Paths: the warehouse's files are registered by absolute path; every executor must see

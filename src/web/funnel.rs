@@ -183,7 +183,7 @@ impl Step {
         })
     }
 
-    /// The step's condition in SQL over the session CTE `ev`.
+    /// The step's condition in SQL over `fact_web_event`.
     fn sql(&self) -> String {
         let parts: Vec<String> = self
             .conditions

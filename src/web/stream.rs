@@ -617,3 +617,129 @@ fn cut_sessions(events: &[Event], idle: i64) -> Vec<Session> {
     }
     sessions
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{StringArray, StringViewArray};
+
+    fn event(ts: i64, session: u32, visitor: u32, customer: u32, record: i64) -> Event {
+        Event {
+            ts,
+            seq: i64::MAX,
+            arrival: arrival(1, record).unwrap(),
+            price: NO_MONEY,
+            extra: 0,
+            session,
+            visitor,
+            customer,
+            event_type: NONE,
+            page: NONE,
+            category: NONE,
+            channel: NONE,
+            device: NONE,
+            referrer: NONE,
+            country: NONE,
+            invoice: NONE,
+        }
+    }
+
+    #[test]
+    fn a_gap_longer_than_the_idle_time_starts_a_session_and_log_ids_are_kept() {
+        let minute = 60_000_000;
+        let mut events = vec![
+            // Visitor 7: 0, 30 (exactly the gap: same session), 61 (a new one).
+            event(61 * minute, NONE, 7, NONE, 3),
+            event(0, NONE, 7, NONE, 1),
+            event(30 * minute, NONE, 7, NONE, 2),
+            // The log's session 5 across a long gap stays one session.
+            event(0, 5, 7, NONE, 4),
+            event(500 * minute, 5, 7, NONE, 5),
+            // A customer's events without a visitor are cut by the customer.
+            event(0, NONE, NONE, 9, 6),
+            // Nobody: a session of its own, each.
+            event(0, NONE, NONE, NONE, 7),
+            event(0, NONE, NONE, NONE, 8),
+        ];
+        events.sort_unstable_by_key(Event::sort_key);
+        let sessions = cut_sessions(&events, 30 * minute);
+        let ids: Vec<(SessionId, usize)> =
+            sessions.iter().map(|s| (s.id, s.events.len())).collect();
+        assert_eq!(
+            ids,
+            [
+                (SessionId::Log(5), 2),
+                (SessionId::Cut { actor: 7, n: 1 }, 2),
+                (SessionId::Cut { actor: 7, n: 2 }, 1),
+                (SessionId::Cut { actor: 9, n: 1 }, 1),
+                (SessionId::Record { load: 1, record: 7 }, 1),
+                (SessionId::Record { load: 1, record: 8 }, 1),
+            ]
+        );
+        // Within a session, events are in time order.
+        let first = &events[sessions[1].events.clone()];
+        assert_eq!(
+            first.iter().map(|e| e.ts).collect::<Vec<_>>(),
+            [0, 30 * minute]
+        );
+    }
+
+    #[test]
+    fn the_click_order_then_the_arrival_break_ties_in_time() {
+        let mut a = event(0, 1, NONE, NONE, 9);
+        let mut b = event(0, 1, NONE, NONE, 2);
+        a.seq = 1;
+        b.seq = 2;
+        let c = event(0, 1, NONE, NONE, 1);
+        let mut events = [c, b, a];
+        events.sort_unstable_by_key(Event::sort_key);
+        // seq 1, seq 2, then the one without a sequence (NULLS LAST).
+        let order: Vec<u64> = events.iter().map(|e| e.arrival & 0xff).collect();
+        assert_eq!(order, [9, 2, 1]);
+        assert!(arrival(1 << 24, 0).is_err());
+        assert!(arrival(0, 1 << 40).is_err());
+        assert!(arrival(2, 0).unwrap() > arrival(1, (1 << 40) - 1).unwrap());
+    }
+
+    #[test]
+    fn string_views_and_plain_strings_number_alike() {
+        let values = [
+            Some("short"),
+            Some("short"),
+            None,
+            Some("a string longer than twelve bytes"),
+            Some("a string longer than twelve bytes"),
+            Some("short"),
+            Some(""),
+        ];
+        let mut s = Strings::default();
+        let plain = s.column(&StringArray::from(values.to_vec())).unwrap();
+        let views = s.column(&StringViewArray::from(values.to_vec())).unwrap();
+        assert_eq!(plain, views);
+        assert_eq!(plain[2], NONE);
+        assert_eq!(plain[0], plain[5]);
+        assert_eq!(s.text(plain[3]), Some("a string longer than twelve bytes"));
+        assert_eq!(s.find("nowhere"), NONE);
+    }
+
+    #[test]
+    fn a_visitor_is_linked_to_the_first_customer_and_ties_go_to_the_smaller_id() {
+        let mut strings = Strings::default();
+        let (v, c1, c2) = (strings.id("v"), strings.id("c2"), strings.id("c10"));
+        let events = vec![
+            event(10, NONE, v, c1, 1),
+            event(10, NONE, v, c2, 2),
+            event(5, NONE, v, NONE, 3),
+        ];
+        let stream = Stream {
+            strings,
+            events,
+            sessions: Vec::new(),
+            invoices: Map::default(),
+        };
+        let links = stream.links();
+        let l = &links[&v];
+        // "c10" < "c2" as text, as SQL orders them.
+        assert_eq!((l.customer, l.at, l.seen.len()), (c2, 10, 2));
+    }
+}
