@@ -65,10 +65,12 @@ fn plan(out: &mut impl Write, p: &pipeline::Pipeline) -> std::io::Result<()> {
         p.stages.len()
     )?;
     for (i, s) in p.stages.iter().enumerate() {
+        let mut reads: Vec<String> = s.inputs.clone();
+        reads.extend(s.inputs_if_built.iter().map(|t| format!("{t} (if built)")));
         let reads = if s.inputs.is_empty() {
             "files".to_string()
         } else {
-            s.inputs.join(", ")
+            reads.join(", ")
         };
         writeln!(out, "{:>3}. {} ({})", i + 1, s.name, s.kind)?;
         writeln!(out, "       reads  {reads}")?;

@@ -234,8 +234,7 @@ pub async fn compute(ctx: &SessionContext, as_of: Option<NaiveDate>) -> Result<M
         Some(d) => d,
         None => default_as_of(ctx).await?,
     };
-    let (schema, mut batches) = olap::sql(ctx, &mart_sql(as_of)).await?;
-    let mut schema = schema;
+    let (mut schema, mut batches) = olap::sql(ctx, &mart_sql(as_of)).await?;
     if has_web(ctx)? {
         let at = schema.fields().len();
         (schema, batches) = web::insert_columns(ctx, as_of, &schema, batches, at).await?;

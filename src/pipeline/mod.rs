@@ -132,6 +132,9 @@ pub struct Stage {
     pub action: Action,
     /// Tables it reads (models as `model:NAME`).
     pub inputs: Vec<String>,
+    /// Tables it reads when the warehouse has them: when a stage of the pipeline writes one,
+    /// this stage waits for it (the mart's web events).
+    pub inputs_if_built: Vec<String>,
     /// Tables it writes (models as `model:NAME`, files as `file:PATH`).
     pub outputs: Vec<String>,
     /// Stages it depends on directly (producers of its inputs, and `after`).

@@ -353,6 +353,15 @@ fn stage(at: &At<'_>, mut table: toml::Table) -> Result<(Stage, Vec<String>)> {
         line: at.line,
         action,
         inputs,
+        inputs_if_built: match kind {
+            // The stages that build the customer mart.
+            Kind::Features
+            | Kind::ChurnTrain
+            | Kind::ChurnScore
+            | Kind::UpliftTrain
+            | Kind::UpliftScore => strs(&tables::MART_INPUTS_IF_BUILT),
+            _ => Vec::new(),
+        },
         outputs,
         upstream: Vec::new(),
         tests,

@@ -138,8 +138,8 @@ fn producers(
     Ok(producer)
 }
 
-/// The stages `s` waits for: the producers of what it reads (inputs and data tests), its
-/// `after` list, and for a report every other stage.
+/// The stages `s` waits for: the producers of what it reads (inputs, the inputs it reads if
+/// built, and data tests), its `after` list, and for a report every other stage.
 fn upstream_of(
     file: &Path,
     s: &Stage,
@@ -152,6 +152,8 @@ fn upstream_of(
     if s.kind == Kind::Report {
         up.extend(names.iter().filter(|n| **n != s.name).cloned());
     }
+    let built = s.inputs_if_built.iter().filter_map(|i| producer.get(i));
+    up.extend(built.filter(|p| **p != s.name).cloned());
     let mut reads: Vec<&String> = s.inputs.iter().collect();
     reads.extend(s.tests.iter().flat_map(|t| t.references()));
     for input in reads {
@@ -251,6 +253,25 @@ mod tests {
         let order: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(order, ["a", "b", "c", "d"]);
         assert_eq!(p.stage("c").unwrap().upstream, ["b"]);
+    }
+
+    #[test]
+    fn a_stage_that_builds_the_mart_waits_for_web_events_when_the_pipeline_loads_them() {
+        // (CHAIN's features stage has no such producer, and needs none.)
+        let text = r#"
+            external = ["fact_sales", "dim_product", "dim_customer"]
+            [stages.mart]
+            kind = "features"
+            [stages.clicks]
+            kind = "sql"
+            sql = "SELECT 1 AS x FROM fact_sales"
+            inputs = ["fact_sales"]
+            output = "fact_web_event"
+        "#;
+        let p = parse(text).unwrap();
+        let order: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(order, ["clicks", "mart"]);
+        assert_eq!(p.stage("mart").unwrap().upstream, ["clicks"]);
     }
 
     #[test]

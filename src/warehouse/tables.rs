@@ -81,3 +81,5 @@ pub const WEB_SEQUENCE_PATTERNS: &str = "web_sequence_patterns";
 
 /// What the customer feature mart, and so every order-line model, reads.
 pub const MART_INPUTS: [&str; 3] = [FACT_SALES, DIM_PRODUCT, DIM_CUSTOMER];
+/// What the mart reads when the warehouse has it (its web columns), and need not.
+pub const MART_INPUTS_IF_BUILT: [&str; 1] = [FACT_WEB_EVENT];
