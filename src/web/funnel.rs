@@ -32,6 +32,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
+use rayon::prelude::*;
 
 use super::stream::{Columns, Event, Map, NONE, Stream};
 use crate::error::{Error, Result};
@@ -231,8 +232,9 @@ impl WebFunnelParams {
     }
 }
 
-/// A chain of step times (microseconds) that has reached `times.len()` steps.
-type Chain = Vec<i64>;
+/// A chain of step times (microseconds): the chain at position k of [`Unit::chains`] has
+/// reached step k, its first k + 1 times set. (An array: no allocation per event.)
+type Chain = [i64; MAX_STEPS];
 
 /// One unit's furthest step and the chain per step reached, fed its events in order.
 struct Unit {
@@ -256,14 +258,14 @@ impl Unit {
                 return;
             }
             let next = if k == 0 {
-                Some(vec![ts])
+                let mut c = [0; MAX_STEPS];
+                c[0] = ts;
+                Some(c)
             } else {
                 chains[k - 1]
-                    .as_ref()
                     .filter(|c| window.is_none_or(|w| ts - c[0] <= w))
-                    .map(|c| {
-                        let mut c = c.clone();
-                        c.push(ts);
+                    .map(|mut c| {
+                        c[k] = ts;
                         c
                     })
             };
@@ -371,8 +373,7 @@ pub async fn funnel(
         }
     };
     let window = params.within_minutes.map(|m| i64::from(m) * 60_000_000);
-    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut pass = |events: &mut dyn Iterator<Item = &Event>| {
+    let pass = |tallies: &mut Tallies, events: &mut dyn Iterator<Item = &Event>| {
         let mut u = Unit::new(steps.len());
         for e in events {
             let mask = u64::from(e.extra);
@@ -381,13 +382,26 @@ pub async fn funnel(
             }
             u.event(e.ts, mask, window, params.distinct_events);
         }
-        finish(&mut tallies, u);
+        finish(tallies, u);
     };
+    let mut tallies = Tallies::new();
     match params.within {
         Within::Session => {
-            for s in &stream.sessions {
-                pass(&mut stream.events_of(s).iter().filter(|e| e.extra != 0));
-            }
+            // Sessions in pieces on every core, their tallies added up.
+            tallies = stream
+                .sessions
+                .par_chunks(1 << 16)
+                .map(|chunk| {
+                    let mut t = Tallies::new();
+                    for s in chunk {
+                        pass(
+                            &mut t,
+                            &mut stream.events_of(s).iter().filter(|e| e.extra != 0),
+                        );
+                    }
+                    t
+                })
+                .reduce(Tallies::new, merge);
         }
         Within::Visitor => {
             // A visitor's (or customer's) events across sessions, in time; without either,
@@ -404,7 +418,7 @@ pub async fn funnel(
             }
             order.sort_by_key(|(u, e)| (*u, e.ts, e.seq, e.arrival));
             for group in order.chunk_by(|a, b| a.0 == b.0) {
-                pass(&mut group.iter().map(|(_, e)| *e));
+                pass(&mut tallies, &mut group.iter().map(|(_, e)| *e));
             }
         }
     }
@@ -445,8 +459,27 @@ async fn read_segments(ctx: &SessionContext) -> Result<HashMap<String, String>> 
     Ok(segments)
 }
 
+/// Tallies by member of `--by`.
+type Tallies = BTreeMap<String, Tally>;
+
+/// Tallies of two sets of units, added up.
+fn merge(mut a: Tallies, b: Tallies) -> Tallies {
+    for (member, t) in b {
+        let into = a.entry(member).or_default();
+        if into.entrants.is_empty() {
+            *into = t;
+        } else {
+            for (k, (n, gaps)) in t.entrants.into_iter().zip(t.gaps).enumerate() {
+                into.entrants[k] += n;
+                into.gaps[k].extend(gaps);
+            }
+        }
+    }
+    a
+}
+
 /// Counts a unit that entered the funnel.
-fn finish(tallies: &mut BTreeMap<String, Tally>, unit: Unit) {
+fn finish(tallies: &mut Tallies, unit: Unit) {
     if unit.chains[0].is_some() {
         let member = unit.member.clone().unwrap_or_default();
         tallies.entry(member).or_default().add(&unit);
@@ -468,11 +501,7 @@ fn median(v: &mut [f64]) -> Option<f64> {
 }
 
 /// One row per (member, step).
-fn to_batch(
-    steps: &[Step],
-    tallies: &BTreeMap<String, Tally>,
-    by: Option<FunnelBy>,
-) -> Result<RecordBatch> {
+fn to_batch(steps: &[Step], tallies: &Tallies, by: Option<FunnelBy>) -> Result<RecordBatch> {
     let mut member = Vec::new();
     let (mut step, mut condition, mut entrants, mut drop_off) = (vec![], vec![], vec![], vec![]);
     let (mut from_prev, mut from_first, mut gap) = (vec![], vec![], vec![]);
