@@ -212,8 +212,7 @@ impl Counts {
         }
     }
 
-    /// The rows of one table, unsorted: a text key, a second text (the path's steps'
-    /// number, or the next step), two counts and a rate.
+    /// The rows of one table, unsorted (see [`Rows`]).
     fn table(&self, show: Show, text: &dyn Fn(u32) -> String) -> Rows {
         let rate = |n: i64, d: i64| if d > 0 { n as f64 / d as f64 } else { 0.0 };
         let mut rows = Rows::default();

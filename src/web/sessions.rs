@@ -156,8 +156,8 @@ fn time_field(name: &str) -> Field {
     Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, None), true)
 }
 
-/// The rows of `web_sessions`, by start and session id.
-pub fn session_batch(stream: &Stream, rows: &[Summary]) -> Result<(SchemaRef, RecordBatch)> {
+/// The positions of `rows` by start and session id.
+fn by_start_and_id(stream: &Stream, rows: &[Summary]) -> Vec<u32> {
     let id = |r: &Summary| stream.session_id(stream.sessions[r.session].id);
     // By start and the first 8 bytes of the id on a compact array (built in the stream's
     // order, where a visitor's sessions sit together), then the few ties by the whole id.
@@ -190,7 +190,41 @@ pub fn session_batch(stream: &Stream, rows: &[Summary]) -> Result<(SchemaRef, Re
         }
         i = j;
     }
-    let rows: Vec<&Summary> = order.iter().map(|&(_, _, k)| &rows[k as usize]).collect();
+    order.into_iter().map(|(_, _, k)| k).collect()
+}
+
+/// The columns of `web_sessions`.
+fn session_schema() -> SchemaRef {
+    let text = |n: &str| Field::new(n, DataType::Utf8, true);
+    let int = |n: &str| Field::new(n, DataType::Int64, false);
+    let flag = |n: &str| Field::new(n, DataType::Boolean, false);
+    Arc::new(Schema::new(vec![
+        Field::new("session_id", DataType::Utf8, false),
+        text("visitor_id"),
+        text("customer_id"),
+        time_field("start"),
+        time_field("end"),
+        Field::new("date_key", DataType::Int32, false),
+        int("duration_s"),
+        int("events"),
+        int("pages"),
+        text("entry_page"),
+        text("exit_page"),
+        text("channel"),
+        text("device"),
+        text("referrer"),
+        text("country"),
+        flag("added_to_cart"),
+        flag("converted"),
+        int("orders"),
+        Field::new("revenue", DataType::Decimal128(18, 3), false),
+    ]))
+}
+
+/// The rows of `web_sessions`, by start and session id.
+pub fn session_batch(stream: &Stream, rows: &[Summary]) -> Result<(SchemaRef, RecordBatch)> {
+    let order = by_start_and_id(stream, rows);
+    let rows: Vec<&Summary> = order.iter().map(|&k| &rows[k as usize]).collect();
     let rows = &rows;
     let text = |f: fn(&Summary) -> u32| texts(stream, rows.iter().map(|r| f(r)));
     let int = |f: fn(&Summary) -> i64| {
@@ -244,30 +278,7 @@ pub fn session_batch(stream: &Stream, rows: &[Summary]) -> Result<(SchemaRef, Re
         .par_iter()
         .map(|f| f())
         .collect::<Result<Vec<_>>>()?;
-    let text = |n: &str| Field::new(n, DataType::Utf8, true);
-    let int = |n: &str| Field::new(n, DataType::Int64, false);
-    let flag = |n: &str| Field::new(n, DataType::Boolean, false);
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("session_id", DataType::Utf8, false),
-        text("visitor_id"),
-        text("customer_id"),
-        time_field("start"),
-        time_field("end"),
-        Field::new("date_key", DataType::Int32, false),
-        int("duration_s"),
-        int("events"),
-        int("pages"),
-        text("entry_page"),
-        text("exit_page"),
-        text("channel"),
-        text("device"),
-        text("referrer"),
-        text("country"),
-        flag("added_to_cart"),
-        flag("converted"),
-        int("orders"),
-        Field::new("revenue", DataType::Decimal128(18, 3), false),
-    ]));
+    let schema = session_schema();
     Ok((schema.clone(), RecordBatch::try_new(schema, columns)?))
 }
 
