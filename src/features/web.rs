@@ -61,7 +61,7 @@ pub async fn insert_columns(
         event_type: true,
         channel: true,
         invoices: true,
-        ..Columns::NONE
+        ..Columns::BARE
     };
     let stream = Stream::load(ctx, as_of, idle, columns, None).await?;
     let links = stream.links();

@@ -340,7 +340,7 @@ pub async fn funnel(
             Some(FunnelBy::Device | FunnelBy::Country | FunnelBy::Referrer)
         ),
         invoices: stitch,
-        ..Columns::NONE
+        ..Columns::BARE
     };
     let mask = mask.join(" + ");
     let stream = Stream::load(&ctx, as_of, params.idle_minutes, columns, Some(&mask)).await?;

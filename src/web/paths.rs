@@ -67,7 +67,7 @@ impl PathLevel {
         Columns {
             page: self == PathLevel::Page,
             category: self == PathLevel::Category,
-            ..Columns::NONE
+            ..Columns::BARE
         }
     }
 }

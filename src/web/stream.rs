@@ -15,7 +15,7 @@
 //!   their sessions, before and after.
 //!
 //! Why not SQL: sessionising is a sort per visitor and one pass; as window functions over 10M
-//! events DataFusion took 69 s and 9.7 GB (DuckDB 41 s), mostly copying strings. Here each
+//! events DataFusion took 69 s and 9.7 GB (DuckDB 34-41 s), mostly copying strings. Here each
 //! distinct string is stored once and an event is 80 bytes of numbers (10M events: 0.8 GB;
 //! the whole stream is held, so memory grows with the events read).
 
@@ -159,7 +159,7 @@ impl Columns {
         invoices: true,
     };
     /// Only what cuts sessions (time, order, session, visitor, customer).
-    pub const NONE: Columns = Columns {
+    pub const BARE: Columns = Columns {
         event_type: false,
         page: false,
         category: false,
