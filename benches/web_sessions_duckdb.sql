@@ -48,12 +48,12 @@ COPY (
     SELECT sid, max(visitor_id) AS visitor_id, max(customer_id) AS own_customer,
       min(event_ts) AS start_ts, max(event_ts) AS end_ts, count(*) AS events,
       sum(CASE WHEN event_type IN ('page_view', 'product_view') THEN 1 ELSE 0 END) AS pages,
-      arg_min(COALESCE(page, product_id), (event_ts, sequence, load_id, record)) AS entry_page,
-      arg_max(COALESCE(page, product_id), (event_ts, sequence, load_id, record)) AS exit_page,
-      arg_min(channel, (event_ts, sequence, load_id, record)) AS channel,
-      arg_min(device, (event_ts, sequence, load_id, record)) AS device,
-      arg_min(referrer, (event_ts, sequence, load_id, record)) AS referrer,
-      arg_min(country, (event_ts, sequence, load_id, record)) AS country,
+      arg_min_null(COALESCE(page, product_id), (event_ts, sequence, load_id, record)) AS entry_page,
+      arg_max_null(COALESCE(page, product_id), (event_ts, sequence, load_id, record)) AS exit_page,
+      arg_min_null(channel, (event_ts, sequence, load_id, record)) AS channel,
+      arg_min_null(device, (event_ts, sequence, load_id, record)) AS device,
+      arg_min_null(referrer, (event_ts, sequence, load_id, record)) AS referrer,
+      arg_min_null(country, (event_ts, sequence, load_id, record)) AS country,
       bool_or(event_type = 'purchase' OR invoice_no IS NOT NULL) AS purchased,
       sum(CASE WHEN event_type = 'purchase' THEN price END) AS purchase_value
     FROM ev GROUP BY sid

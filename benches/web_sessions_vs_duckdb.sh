@@ -55,11 +55,22 @@ for _ in range(runs):
 ducks = subprocess.run([duckdb, "-csv", "-noheader", "-c",
     f"SELECT count(*), sum(events), count(*) FILTER (converted) FROM '{out}/web_sessions.parquet'"],
     capture_output=True, text=True, check=True).stdout.strip()
+# Row by row: the sessions both wrote, every column but the timings of the write.
+import glob
+ours_file = max(glob.glob(f"{wh}/tables/web_sessions/*.parquet"), key=os.path.getmtime)
+cols = ("session_id, visitor_id, customer_id, start, \"end\", events, CAST(pages AS BIGINT), "
+        "entry_page, exit_page, channel, device, referrer, country, converted, orders, "
+        "CAST(revenue AS DECIMAL(18,3))")
+differ = subprocess.run([duckdb, "-csv", "-noheader", "-c",
+    f"SELECT count(*) FROM ((SELECT {cols} FROM '{ours_file}' EXCEPT ALL "
+    f"SELECT {cols} FROM '{out}/web_sessions.parquet') UNION ALL (SELECT {cols} FROM "
+    f"'{out}/web_sessions.parquet' EXCEPT ALL SELECT {cols} FROM '{ours_file}'))"],
+    capture_output=True, text=True, check=True).stdout.strip()
 med = {k: statistics.median(v) for k, v in t.items()}
 print(f"ecrm web sessions: {med['ecrm']:.2f} s, peak {max(m['ecrm']):.0f} MB -- {summary}")
 print(f"DuckDB CLI {subprocess.run([duckdb, '--version'], capture_output=True, text=True).stdout.split()[0]}: "
       f"{med['duckdb']:.2f} s, peak {max(m['duckdb']):.0f} MB -- sessions, events, converted: {ducks}")
-print(f"ecrm / DuckDB {med['ecrm'] / med['duckdb']:.2f} (medians of {runs})")
+print(f"ecrm / DuckDB {med['ecrm'] / med['duckdb']:.2f} (medians of {runs}); session rows that differ: {differ}")
 print(f"ecrm web funnel (4 steps, within session): {med['funnel']:.2f} s, peak {max(m['funnel']):.0f} MB")
 print(steps)
 PY

@@ -385,6 +385,51 @@ pub async fn for_each_batch(
     Ok(())
 }
 
+/// Runs one SQL statement and folds its output partitions into one state per runtime thread
+/// (`init(number of states)`, then `each` batch by batch), so that a consumer heavier than
+/// the scan works on every core. The states come back in a fixed order. If one fails, the
+/// others are stopped.
+pub async fn fold_partitions<S: Send + 'static>(
+    ctx: &SessionContext,
+    statement: &str,
+    init: impl Fn(usize) -> S,
+    each: fn(&mut S, &RecordBatch) -> Result<()>,
+) -> Result<Vec<S>> {
+    use futures::StreamExt;
+    let streams = async { ctx.sql(statement).await?.execute_stream_partitioned().await }
+        .await
+        .map_err(|e| sql_error(statement, &e))?;
+    // One state per worker thread, each reading its share of the partitions one after
+    // another (the scan decodes on the thread that pulls it).
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    let n = streams.len().min(workers).max(1);
+    let mut shares: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
+    for (k, stream) in streams.into_iter().enumerate() {
+        shares[k % n].push(stream);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (k, share) in shares.into_iter().enumerate() {
+        let (mut state, statement) = (init(n), statement.to_string());
+        tasks.spawn(async move {
+            for mut stream in share {
+                while let Some(batch) = stream.next().await {
+                    each(&mut state, &batch.map_err(|e| sql_error(&statement, &e))?)?;
+                }
+            }
+            Ok::<_, Error>((k, state))
+        });
+    }
+    let mut states = Vec::with_capacity(tasks.len());
+    // (Dropping `tasks` on an early return aborts the rest.)
+    while let Some(done) = tasks.join_next().await {
+        states.push(done.map_err(|e| {
+            Error::Internal(format!("a partition of `{statement}` stopped: {e}"))
+        })??);
+    }
+    states.sort_unstable_by_key(|(k, _)| *k);
+    Ok(states.into_iter().map(|(_, s)| s).collect())
+}
+
 /// The message of a DataFusion error as a person reads it: a syntax error's own text, not
 /// the parser's Rust debug form, and without the position (the caller gives it once).
 fn sql_message(e: &datafusion::error::DataFusionError) -> String {

@@ -238,51 +238,83 @@ type Chain = [i64; MAX_STEPS];
 
 /// One unit's furthest step and the chain per step reached, fed its events in order.
 struct Unit {
-    chains: Vec<Option<Chain>>,
+    chains: Vec<Chain>,
+    /// Bit k: a chain has reached step k (`chains[k]` holds it).
+    reached: u32,
     member: Option<String>,
 }
 
 impl Unit {
     fn new(steps: usize) -> Unit {
         Unit {
-            chains: vec![None; steps],
+            chains: vec![[0; MAX_STEPS]; steps],
+            reached: 0,
             member: None,
         }
+    }
+
+    /// Ready for the next unit (no allocation per unit).
+    fn clear(&mut self) {
+        self.reached = 0;
+        self.member = None;
+    }
+
+    /// Feeds it a unit's events in order (the step mask in [`Event::extra`]; those meeting
+    /// no step are skipped). Its member is `member` of the first event meeting step 1.
+    fn walk<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a Event>,
+        window: Option<i64>,
+        distinct: bool,
+        member: &dyn Fn(&Event) -> String,
+    ) {
+        self.clear();
+        for e in events.into_iter().filter(|e| e.extra != 0) {
+            let mask = u64::from(e.extra);
+            if self.member.is_none() && mask & 1 == 1 {
+                self.member = Some(member(e));
+            }
+            self.event(e.ts, mask, window, distinct);
+        }
+    }
+
+    /// The chain that reached step `k`, if any.
+    fn chain(&self, k: usize) -> Option<&Chain> {
+        (self.reached & 1 << k != 0).then(|| &self.chains[k])
     }
 
     /// One event meeting the steps in `mask` at time `ts`.
     fn event(&mut self, ts: i64, mask: u64, window: Option<i64>, distinct: bool) {
         let n = self.chains.len();
-        let take = |k: usize, chains: &mut Vec<Option<Chain>>| {
-            if mask & (1 << k) == 0 {
-                return;
-            }
-            let next = if k == 0 {
-                let mut c = [0; MAX_STEPS];
-                c[0] = ts;
-                Some(c)
-            } else {
-                chains[k - 1]
-                    .filter(|c| window.is_none_or(|w| ts - c[0] <= w))
-                    .map(|mut c| {
-                        c[k] = ts;
-                        c
-                    })
-            };
-            if let Some(next) = next {
-                let later = chains[k].as_ref().is_none_or(|c| c[0] <= next[0]);
-                if later {
-                    chains[k] = Some(next);
-                }
-            }
-        };
         // Descending, an event extends only chains of earlier events; ascending, it may
         // take several steps at once.
-        if distinct {
-            (0..n).rev().for_each(|k| take(k, &mut self.chains));
-        } else {
-            (0..n).for_each(|k| take(k, &mut self.chains));
+        for i in 0..n {
+            let k = if distinct { n - 1 - i } else { i };
+            if mask & 1 << k != 0 {
+                self.take(k, ts, window);
+            }
         }
+    }
+
+    /// Step `k` taken at `ts`: by a new chain (step 1) or by extending the chain at step
+    /// k - 1 within the window; kept if it started no earlier than the one there.
+    fn take(&mut self, k: usize, ts: i64, window: Option<i64>) {
+        let start = match k {
+            0 => ts,
+            _ => match self.chain(k - 1) {
+                Some(c) if window.is_none_or(|w| ts - c[0] <= w) => c[0],
+                _ => return,
+            },
+        };
+        if self.chain(k).is_some_and(|c| c[0] > start) {
+            return;
+        }
+        if k > 0 {
+            let (before, from_k) = self.chains.split_at_mut(k);
+            from_k[0][..k].copy_from_slice(&before[k - 1][..k]);
+        }
+        self.chains[k][k] = ts;
+        self.reached |= 1 << k;
     }
 }
 
@@ -300,8 +332,8 @@ impl Tally {
             self.entrants = vec![0; n];
             self.gaps = vec![Vec::new(); n];
         }
-        for (k, chain) in unit.chains.iter().enumerate() {
-            if let Some(c) = chain {
+        for k in 0..n {
+            if let Some(c) = unit.chain(k) {
                 self.entrants[k] += 1;
                 if k > 0 {
                     self.gaps[k].push((c[k] - c[k - 1]) as f64 / 1e6);
@@ -373,17 +405,8 @@ pub async fn funnel(
         }
     };
     let window = params.within_minutes.map(|m| i64::from(m) * 60_000_000);
-    let pass = |tallies: &mut Tallies, events: &mut dyn Iterator<Item = &Event>| {
-        let mut u = Unit::new(steps.len());
-        for e in events {
-            let mask = u64::from(e.extra);
-            if u.member.is_none() && mask & 1 == 1 {
-                u.member = Some(member(e));
-            }
-            u.event(e.ts, mask, window, params.distinct_events);
-        }
-        finish(tallies, u);
-    };
+    let distinct = params.distinct_events;
+    let mut one = Unit::new(steps.len());
     let mut tallies = Tallies::new();
     match params.within {
         Within::Session => {
@@ -392,12 +415,10 @@ pub async fn funnel(
                 .sessions
                 .par_chunks(1 << 16)
                 .map(|chunk| {
-                    let mut t = Tallies::new();
+                    let (mut t, mut u) = (Tallies::new(), Unit::new(steps.len()));
                     for s in chunk {
-                        pass(
-                            &mut t,
-                            &mut stream.events_of(s).iter().filter(|e| e.extra != 0),
-                        );
+                        u.walk(stream.events_of(s), window, distinct, &member);
+                        finish(&mut t, &u);
                     }
                     t
                 })
@@ -418,7 +439,8 @@ pub async fn funnel(
             }
             order.sort_by_key(|(u, e)| (*u, e.ts, e.seq, e.arrival));
             for group in order.chunk_by(|a, b| a.0 == b.0) {
-                pass(&mut tallies, &mut group.iter().map(|(_, e)| *e));
+                one.walk(group.iter().map(|(_, e)| *e), window, distinct, &member);
+                finish(&mut tallies, &one);
             }
         }
     }
@@ -479,10 +501,13 @@ fn merge(mut a: Tallies, b: Tallies) -> Tallies {
 }
 
 /// Counts a unit that entered the funnel.
-fn finish(tallies: &mut Tallies, unit: Unit) {
-    if unit.chains[0].is_some() {
-        let member = unit.member.clone().unwrap_or_default();
-        tallies.entry(member).or_default().add(&unit);
+fn finish(tallies: &mut Tallies, unit: &Unit) {
+    if unit.chain(0).is_some() {
+        let member = unit.member.as_deref().unwrap_or_default();
+        match tallies.get_mut(member) {
+            Some(t) => t.add(unit),
+            None => tallies.entry(member.to_string()).or_default().add(unit),
+        }
     }
 }
 
@@ -491,12 +516,19 @@ fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[m]
+    // Selection, not a sort: linear in the gaps (millions of them).
+    let (m, odd) = (v.len() / 2, v.len() % 2 == 1);
+    let (below, &mut upper, _) = v.select_nth_unstable_by(m, f64::total_cmp);
+    Some(if odd {
+        upper
     } else {
-        (v[m - 1] + v[m]) / 2.0
+        // The largest of those below the middle.
+        let lower = below
+            .iter()
+            .copied()
+            .max_by(f64::total_cmp)
+            .expect("two or more");
+        (lower + upper) / 2.0
     })
 }
 
@@ -562,7 +594,15 @@ mod tests {
         for &(ts, mask) in events {
             u.event(ts, mask, window, distinct);
         }
-        u.chains.iter().filter(|c| c.is_some()).count()
+        u.reached.count_ones() as usize
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&mut [5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(&mut [4.0, 1.0, 10.0, 2.0]), Some(3.0));
+        assert_eq!(median(&mut [7.0]), Some(7.0));
+        assert_eq!(median(&mut []), None);
     }
 
     #[test]

@@ -132,7 +132,7 @@ pub async fn build_sessions(
     lap("sessions summed");
     let (vschema, visitors) = sessions::visitor_batch(&stream, &links)?;
     // The rows hold what is left to write: make room for them.
-    stream.events = Vec::new();
+    stream.free_events();
     lap("visitor rows");
     let (schema, batch) = sessions::session_batch(&stream, &rows)?;
     drop((rows, links, stream));
