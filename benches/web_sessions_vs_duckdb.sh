@@ -55,7 +55,8 @@ for _ in range(runs):
 ducks = subprocess.run([duckdb, "-csv", "-noheader", "-c",
     f"SELECT count(*), sum(events), count(*) FILTER (converted) FROM '{out}/web_sessions.parquet'"],
     capture_output=True, text=True, check=True).stdout.strip()
-# Row by row: the sessions both wrote, every column but the timings of the write.
+# Row by row: the sessions both wrote, every column but date_key and duration_s (derived
+# from start and end).
 import glob
 ours_file = max(glob.glob(f"{wh}/tables/web_sessions/*.parquet"), key=os.path.getmtime)
 cols = ("session_id, visitor_id, customer_id, start, \"end\", events, CAST(pages AS BIGINT), "
