@@ -406,7 +406,6 @@ pub async fn funnel(
     };
     let window = params.within_minutes.map(|m| i64::from(m) * 60_000_000);
     let distinct = params.distinct_events;
-    let mut one = Unit::new(steps.len());
     let mut tallies = Tallies::new();
     match params.within {
         Within::Session => {
@@ -438,6 +437,7 @@ pub async fn funnel(
                 order.extend(events.map(|e| (unit(k, e), e)));
             }
             order.sort_by_key(|(u, e)| (*u, e.ts, e.seq, e.arrival));
+            let mut one = Unit::new(steps.len());
             for group in order.chunk_by(|a, b| a.0 == b.0) {
                 one.walk(group.iter().map(|(_, e)| *e), window, distinct, &member);
                 finish(&mut tallies, &one);
