@@ -63,7 +63,7 @@ pub async fn insert_columns(
         invoices: true,
         ..Columns::BARE
     };
-    let stream = Stream::load(ctx, as_of, idle, columns, None).await?;
+    let stream: Stream = Stream::load(ctx, as_of, idle, columns, None, ()).await?;
     let links = stream.links();
     let rows = sessions::summaries(&stream, &links);
     let activity = per_customer(&stream, &rows, as_of);

@@ -125,7 +125,8 @@ pub async fn build_sessions(
             "web sessions"
         );
     };
-    let mut stream = Stream::load(&ctx, as_of, params.idle_minutes, Columns::ALL, None).await?;
+    let mut stream: Stream =
+        Stream::load(&ctx, as_of, params.idle_minutes, Columns::ALL, None, ()).await?;
     lap("events read and cut");
     let links = stream.links();
     let rows = sessions::summaries(&stream, &links);

@@ -82,7 +82,7 @@ pub async fn for_each_step(
     mut f: impl FnMut(&str, &str),
 ) -> Result<()> {
     let (ctx, as_of) = super::open(wh, None, engine).await?;
-    let stream = Stream::load(&ctx, as_of, idle_minutes, level.columns(), None).await?;
+    let stream: Stream = Stream::load(&ctx, as_of, idle_minutes, level.columns(), None, ()).await?;
     for s in &stream.sessions {
         let id = stream.session_id(s.id);
         for e in stream.events_of(s) {
@@ -155,12 +155,13 @@ pub async fn paths(
 ) -> Result<(SchemaRef, Vec<RecordBatch>, NaiveDate)> {
     params.check()?;
     let (ctx, as_of) = super::open(wh, as_of, engine).await?;
-    let stream = Stream::load(
+    let stream: Stream = Stream::load(
         &ctx,
         as_of,
         params.idle_minutes,
         params.level.columns(),
         None,
+        (),
     )
     .await?;
     let mut c = Counts::default();

@@ -22,12 +22,12 @@
 //! Why not SQL: sessionising is a sort per visitor and one pass; as window functions over 10M
 //! events DataFusion took 69 s and 9.7 GB (DuckDB 33-41 s), mostly copying strings. Here each
 //! distinct string is stored once and an event is 80 bytes of numbers (10M events: 0.8 GB;
-//! the whole stream is held, so memory grows with the events read).
+//! the whole stream is held, so memory grows with the events read), or less where a question
+//! keeps a smaller [`Record`] of each (the funnel: 48 bytes).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringViewArray};
@@ -52,16 +52,24 @@ type Hasher = foldhash::fast::FixedState;
 /// A hash map with that hasher.
 pub type Map<K, V> = HashMap<K, V, Hasher>;
 
-/// Every distinct string of the events, stored once; events hold their numbers.
+/// Every distinct string of the events, stored once (one longer than 16 bytes twice: its
+/// key and its text); events hold their numbers.
+///
+/// A string of up to 16 bytes is found by its bytes as a number ([`short_key`]), with no
+/// text to follow: ids, event types and most pages are that short, and following a
+/// pointer to each candidate's text cost a cache miss per lookup (10M events: a quarter of
+/// the read).
 #[derive(Default)]
 pub struct Strings {
-    ids: HashMap<Arc<str>, u32, Hasher>,
-    texts: Vec<Arc<str>>,
+    short: HashMap<(u128, u8), u32, Hasher>,
+    long: HashMap<Box<str>, u32, Hasher>,
+    /// The texts one after another: string `k` ends at `ends[k]`.
+    arena: String,
+    ends: Vec<usize>,
     /// The part ([`PARTS`]) of the events of each string's group, from its text: the same
     /// in every reader.
     parts: Vec<u8>,
-    /// Recent strings of up to 16 bytes ([`Strings::views`]): their bytes as a number (a
-    /// short one's view), length, and number.
+    /// Recent short strings ([`Strings::views`]): their key, length and number.
     recent: Vec<(u128, u32, u32)>,
 }
 
@@ -69,40 +77,72 @@ pub struct Strings {
 /// synth events it answers all but 1.8M of 20M lookups (4096 slots: all but 3.7M).
 const RECENT: usize = 1 << 16;
 
+/// A string of up to 16 bytes as a number: its bytes, zero-padded, little-endian (with its
+/// length, unique).
+fn short_key(s: &str) -> Option<u128> {
+    let mut bytes = [0; 16];
+    bytes.get_mut(..s.len())?.copy_from_slice(s.as_bytes());
+    Some(u128::from_le_bytes(bytes))
+}
+
 impl Strings {
     /// The number of `s`, adding it when new.
     pub fn id(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
+        match short_key(s) {
+            Some(key) => self.short_id(key, s.len() as u8, || s),
+            None => match self.long.get(s) {
+                Some(&id) => id,
+                None => {
+                    let id = self.insert(s);
+                    self.long.insert(s.into(), id);
+                    id
+                }
+            },
+        }
+    }
+
+    /// The number of the short string with key `key` and length `len`; `text` gives its
+    /// text when it is new.
+    fn short_id<'a>(&mut self, key: u128, len: u8, text: impl FnOnce() -> &'a str) -> u32 {
+        if let Some(&id) = self.short.get(&(key, len)) {
             return id;
         }
-        self.insert(s.into())
-    }
-
-    /// The number of `text`, adding it (the same `Arc`) when new.
-    fn add(&mut self, text: &Arc<str>) -> u32 {
-        match self.ids.get(&**text) {
-            Some(&id) => id,
-            None => self.insert(text.clone()),
-        }
-    }
-
-    fn insert(&mut self, text: Arc<str>) -> u32 {
-        let id = self.texts.len() as u32;
-        let hash = std::hash::BuildHasher::hash_one(self.ids.hasher(), &*text);
-        self.parts.push((hash % PARTS as u64) as u8);
-        self.texts.push(text.clone());
-        self.ids.insert(text, id);
+        let id = self.insert(text());
+        self.short.insert((key, len), id);
         id
+    }
+
+    /// Adds a new string's text (not yet in either map), returning its number.
+    fn insert(&mut self, s: &str) -> u32 {
+        let id = self.ends.len() as u32;
+        let hash = std::hash::BuildHasher::hash_one(&Hasher::default(), s);
+        self.parts.push((hash % PARTS as u64) as u8);
+        self.arena.push_str(s);
+        self.ends.push(self.arena.len());
+        id
+    }
+
+    /// How many strings there are.
+    fn len(&self) -> usize {
+        self.ends.len()
     }
 
     /// The number of `s`, or [`NONE`] when no event has it.
     pub fn find(&self, s: &str) -> u32 {
-        self.ids.get(s).copied().unwrap_or(NONE)
+        let id = match short_key(s) {
+            Some(key) => self.short.get(&(key, s.len() as u8)),
+            None => self.long.get(s),
+        };
+        id.copied().unwrap_or(NONE)
     }
 
     /// The text of `id` (None for [`NONE`]).
     pub fn text(&self, id: u32) -> Option<&str> {
-        (id != NONE).then(|| &*self.texts[id as usize])
+        (id != NONE).then(|| {
+            let k = id as usize;
+            let start = if k == 0 { 0 } else { self.ends[k - 1] };
+            &self.arena[start..self.ends[k]]
+        })
     }
 
     /// Numbers the values of a text column, NULL as [`NONE`].
@@ -121,7 +161,7 @@ impl Strings {
 
     /// Numbers the values of a string view column. A string of up to 16 bytes is a number
     /// (a short one's view holds it whole), by which a small cache of recent strings answers
-    /// most rows without the big table: a visitor's clicks come close together.
+    /// most rows before the table: a visitor's clicks come close together.
     fn views(&mut self, a: &StringViewArray) -> Vec<u32> {
         if self.recent.is_empty() {
             self.recent = vec![(0, u32::MAX, NONE); RECENT];
@@ -133,22 +173,18 @@ impl Strings {
                     return NONE;
                 }
                 let (view, len) = (views[i], views[i] as u32);
-                if len > 16 {
-                    return self.id(a.value(i));
-                }
-                let key = if len <= 12 {
-                    view
-                } else {
-                    let mut bytes = [0; 16];
-                    bytes[..len as usize].copy_from_slice(a.value(i).as_bytes());
-                    u128::from_le_bytes(bytes)
+                let key = match len {
+                    // The view: the length, then the bytes, zero-padded.
+                    0..=12 => view >> 32,
+                    13..=16 => short_key(a.value(i)).unwrap_or_default(),
+                    _ => return self.id(a.value(i)),
                 };
                 let mix = (key as u64 ^ (key >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let slot = (mix >> (64 - RECENT.trailing_zeros())) as usize;
                 match self.recent[slot] {
                     (k, l, id) if k == key && l == len => id,
                     _ => {
-                        let id = self.id(a.value(i));
+                        let id = self.short_id(key, len as u8, || a.value(i));
                         self.recent[slot] = (key, len, id);
                         id
                     }
@@ -274,23 +310,42 @@ impl Event {
             self.customer
         }
     }
+}
+
+/// What a [`Stream`] keeps of each event: the whole [`Event`], or a question's smaller
+/// record made from it, with less memory to write, put in order and read (the funnel's
+/// is 48 bytes, the whole event 80).
+pub trait Record: Copy + Send + Sync + 'static {
+    /// What making one needs besides the event (the funnel: which column `--by` reads).
+    type With: Clone + Send + Sync + 'static;
+
+    /// The record of event `e`.
+    fn make(e: &Event, with: &Self::With) -> Self;
+
+    /// Its time, click order and arrival (as [`Event`]'s `ts`, `seq` and `arrival`).
+    fn order(&self) -> (i64, i64, u64);
+
+    /// Its log session, visitor, customer and invoice (string numbers, or [`NONE`]).
+    fn names(&self) -> [u32; 4];
+
+    /// Its strings numbered by `to` (from one reader's numbers to the stream's).
+    fn renumber(&mut self, to: &[u32]);
 
     /// The group whose events make up one or more sessions: its log session (kind 0), else
-    /// its actor (1), else none (2).
+    /// its visitor, else its customer (1), else none (2).
     fn group(&self) -> (u8, u32) {
-        if self.session != NONE {
-            (0, self.session)
-        } else if self.actor() != NONE {
-            (1, self.actor())
-        } else {
-            (2, 0)
+        match self.names() {
+            [session, ..] if session != NONE => (0, session),
+            [_, visitor, ..] if visitor != NONE => (1, visitor),
+            [_, _, customer, _] if customer != NONE => (1, customer),
+            _ => (2, 0),
         }
     }
 
     /// The part of the [`Stream`]'s events it is kept in: its group's.
     fn part(&self, strings: &Strings) -> usize {
         match self.group() {
-            (2, _) => self.arrival as usize % PARTS,
+            (2, _) => self.order().2 as usize % PARTS,
             (_, id) => usize::from(strings.parts[id as usize]),
         }
     }
@@ -298,28 +353,52 @@ impl Event {
     /// Its group, then the order within it.
     fn sort_key(&self) -> (u8, u32, i64, i64, u64) {
         let (kind, id) = self.group();
-        (kind, id, self.ts, self.seq, self.arrival)
+        let (ts, seq, arrival) = self.order();
+        (kind, id, ts, seq, arrival)
+    }
+}
+
+/// Numbers the strings `ids` by `to` ([`Record::renumber`]), [`NONE`] kept.
+pub fn renumber<const N: usize>(ids: [&mut u32; N], to: &[u32]) {
+    for id in ids {
+        if *id != NONE {
+            *id = to[*id as usize];
+        }
+    }
+}
+
+impl Record for Event {
+    type With = ();
+
+    fn make(e: &Event, _: &()) -> Event {
+        *e
     }
 
-    /// Its strings numbered by `to` (from one reader's numbers to the stream's).
+    fn order(&self) -> (i64, i64, u64) {
+        (self.ts, self.seq, self.arrival)
+    }
+
+    fn names(&self) -> [u32; 4] {
+        [self.session, self.visitor, self.customer, self.invoice]
+    }
+
     fn renumber(&mut self, to: &[u32]) {
-        for s in [
-            &mut self.session,
-            &mut self.visitor,
-            &mut self.customer,
-            &mut self.event_type,
-            &mut self.page,
-            &mut self.category,
-            &mut self.channel,
-            &mut self.device,
-            &mut self.referrer,
-            &mut self.country,
-            &mut self.invoice,
-        ] {
-            if *s != NONE {
-                *s = to[*s as usize];
-            }
-        }
+        renumber(
+            [
+                &mut self.session,
+                &mut self.visitor,
+                &mut self.customer,
+                &mut self.event_type,
+                &mut self.page,
+                &mut self.category,
+                &mut self.channel,
+                &mut self.device,
+                &mut self.referrer,
+                &mut self.country,
+                &mut self.invoice,
+            ],
+            to,
+        );
     }
 }
 
@@ -367,34 +446,37 @@ pub struct Link {
 const PARTS: usize = 64;
 
 /// What one partition of the load query is read into.
-struct Reader {
+struct Reader<R: Record> {
     strings: Strings,
     /// The events in [`PARTS`] parts.
-    parts: Vec<Vec<Event>>,
+    parts: Vec<Vec<R>>,
+    with: R::With,
 }
 
-impl Reader {
+impl<R: Record> Reader<R> {
     /// A reader with room for `events` events.
-    fn new(events: usize) -> Reader {
+    fn new(events: usize, with: R::With) -> Reader<R> {
         // Room reserved but not written takes no memory.
         let room = events / PARTS * 5 / 4 + 64;
         Reader {
             strings: Strings::default(),
             parts: (0..PARTS).map(|_| Vec::with_capacity(room)).collect(),
+            with,
         }
     }
 
     fn read(&mut self, b: &RecordBatch) -> Result<()> {
-        read_batch(b, &mut self.strings, &mut self.parts)
+        read_batch(b, &mut self.strings, &mut self.parts, &self.with)
     }
 }
 
-/// The events before a date, in sessions.
-pub struct Stream {
+/// The events before a date, in sessions: each kept whole ([`Event`]), or as a question's
+/// smaller [`Record`].
+pub struct Stream<R: Record = Event> {
     pub strings: Strings,
-    /// The events in [`PARTS`] parts by group ([`Event::part`]); in each, every session's
+    /// The events in [`PARTS`] parts by group ([`Record::part`]); in each, every session's
     /// events together, in order.
-    parts: Vec<Vec<Event>>,
+    parts: Vec<Vec<R>>,
     pub sessions: Vec<Session>,
     /// The orders purchase events name, by the invoice's string number.
     pub invoices: Map<u32, Invoice>,
@@ -403,17 +485,18 @@ pub struct Stream {
 /// The type times are read as: microseconds, as stored.
 const TS: DataType = DataType::Timestamp(TimeUnit::Microsecond, None);
 
-impl Stream {
+impl<R: Record> Stream<R> {
     /// Reads the events before `as_of` from `ctx` (the columns `columns` says) and cuts them
     /// into sessions; `extra` is a SQL expression over `fact_web_event` kept in
-    /// [`Event::extra`] (cast to BIGINT).
+    /// [`Event::extra`] (cast to BIGINT); each event is kept as its record made `with`.
     pub async fn load(
         ctx: &SessionContext,
         as_of: NaiveDate,
         idle_minutes: u32,
         columns: Columns,
         extra: Option<&str>,
-    ) -> Result<Stream> {
+        with: R::With,
+    ) -> Result<Stream<R>> {
         let clock = std::time::Instant::now();
         let lap = |step: &str| {
             tracing::debug!(step, ms = clock.elapsed().as_millis() as u64, "web events");
@@ -428,7 +511,8 @@ impl Stream {
         // Each partition of the scan is read on its own thread, with room for its share of
         // the events (growing by doubling would hold two copies).
         let events = count(ctx).await?;
-        let read = olap::fold_partitions(ctx, &sql, |n| Reader::new(events / n), Reader::read);
+        let new = |n| Reader::new(events / n, with.clone());
+        let read = olap::fold_partitions(ctx, &sql, new, Reader::read);
         // The orders are read meanwhile.
         let orders = async {
             if columns.invoices && ctx.table_exist(tables::FACT_SALES)? {
@@ -466,13 +550,13 @@ impl Stream {
     }
 
     /// The events of session `s`, in order.
-    pub fn events_of(&self, s: &Session) -> &[Event] {
+    pub fn events_of(&self, s: &Session) -> &[R] {
         let Range { start, end } = s.events;
         &self.parts[s.part as usize][start as usize..end as usize]
     }
 
     /// Every event, in no particular order.
-    pub fn events(&self) -> impl Iterator<Item = &Event> {
+    pub fn events(&self) -> impl Iterator<Item = &R> {
         self.parts.iter().flatten()
     }
 
@@ -539,12 +623,16 @@ impl Stream {
                 l.seen.push(customer);
             }
         };
-        for e in self.events().filter(|e| e.visitor != NONE) {
-            if e.customer != NONE {
-                add(e.visitor, e.customer, e.ts);
+        for e in self.events() {
+            let ([_, visitor, customer, invoice], ts) = (e.names(), e.order().0);
+            if visitor == NONE {
+                continue;
             }
-            if let Some(c) = self.invoice_customer(e.invoice) {
-                add(e.visitor, c, e.ts);
+            if customer != NONE {
+                add(visitor, customer, ts);
+            }
+            if let Some(c) = self.invoice_customer(invoice) {
+                add(visitor, c, ts);
             }
         }
         links
@@ -598,16 +686,20 @@ fn arrival(load: i64, record: i64) -> Result<u64> {
 
 /// The readers' events as one stream's: their strings numbered as the first reader's (new
 /// ones added), each part's events together and sorted.
-fn merge(readers: Vec<Reader>) -> (Strings, Vec<Vec<Event>>) {
+fn merge<R: Record>(readers: Vec<Reader<R>>) -> (Strings, Vec<Vec<R>>) {
     let mut readers = readers.into_iter();
-    let Some(Reader { mut strings, parts }) = readers.next() else {
+    let Some(Reader {
+        mut strings, parts, ..
+    }) = readers.next()
+    else {
         return (Strings::default(), vec![Vec::new(); PARTS]);
     };
     // Each part's pieces, by reader; the numbers of the later readers' strings.
-    let mut pieces: Vec<Vec<Vec<Event>>> = parts.into_iter().map(|p| vec![p]).collect();
+    let mut pieces: Vec<Vec<Vec<R>>> = parts.into_iter().map(|p| vec![p]).collect();
     let mut renumber: Vec<Vec<u32>> = vec![Vec::new()];
     for r in readers {
-        renumber.push(r.strings.texts.iter().map(|t| strings.add(t)).collect());
+        let texts = (0..r.strings.len() as u32).filter_map(|k| r.strings.text(k));
+        renumber.push(texts.map(|t| strings.id(t)).collect());
         for (p, events) in pieces.iter_mut().zip(r.parts) {
             p.push(events);
         }
@@ -625,11 +717,11 @@ fn merge(readers: Vec<Reader>) -> (Strings, Vec<Vec<Event>>) {
 }
 
 /// The events of `pieces` in one vector, each group's together (groups in the order first
-/// met) and in order within it ([`Event::sort_key`]). Groups are placed by counting, then each
+/// met) and in order within it ([`Record::sort_key`]). Groups are placed by counting, then each
 /// is sorted on its own: a stable sort, near linear on the time-ordered runs logs come in
 /// (10M events, with renumbering: 0.41 s, where sorting each part by the whole key took
 /// 0.57 s).
-fn in_order(pieces: &[Vec<Event>]) -> Vec<Event> {
+fn in_order<R: Record>(pieces: &[Vec<R>]) -> Vec<R> {
     let Some(&filler) = pieces.iter().flatten().next() else {
         return Vec::new();
     };
@@ -668,14 +760,19 @@ fn in_order(pieces: &[Vec<Event>]) -> Vec<Event> {
     // `next` now holds each group's end.
     let mut start = 0;
     for end in next {
-        out[start..end].sort_by_key(|e| (e.ts, e.seq, e.arrival));
+        out[start..end].sort_by_key(R::order);
         start = end;
     }
     out
 }
 
 /// Appends a batch of the load query's rows to the parts of the events.
-fn read_batch(b: &RecordBatch, strings: &mut Strings, parts: &mut [Vec<Event>]) -> Result<()> {
+fn read_batch<R: Record>(
+    b: &RecordBatch,
+    strings: &mut Strings,
+    parts: &mut [Vec<R>],
+    with: &R::With,
+) -> Result<()> {
     let ts = cast(b.column(0), &TS)?;
     let ts = ts.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
     let int = |i: usize| b.column(i).as_primitive::<Int64Type>();
@@ -719,7 +816,8 @@ fn read_batch(b: &RecordBatch, strings: &mut Strings, parts: &mut [Vec<Event>]) 
             country: at(&country, i),
             invoice: at(&invoice, i),
         };
-        parts[e.part(strings)].push(e);
+        let r = R::make(&e, with);
+        parts[r.part(strings)].push(r);
     }
     Ok(())
 }
@@ -763,7 +861,7 @@ async fn read_orders(
 
 /// Cuts the sorted events of part `part` into sessions, a gap of more than `idle`
 /// microseconds starting a new one.
-fn cut_sessions(events: &[Event], part: u32, idle: i64) -> Vec<Session> {
+fn cut_sessions<R: Record>(events: &[R], part: u32, idle: i64) -> Vec<Session> {
     // (A part holds far fewer than 2^32 events: that many would take 340 GB.)
     let session = |id, events: Range<usize>| Session {
         id,
@@ -775,7 +873,7 @@ fn cut_sessions(events: &[Event], part: u32, idle: i64) -> Vec<Session> {
     while i < events.len() {
         let (kind, id, ..) = events[i].sort_key();
         let mut j = i + 1;
-        while j < events.len() && events[j].sort_key().0 == kind && events[j].sort_key().1 == id {
+        while j < events.len() && events[j].group() == (kind, id) {
             j += 1;
         }
         match kind {
@@ -783,16 +881,17 @@ fn cut_sessions(events: &[Event], part: u32, idle: i64) -> Vec<Session> {
             1 => {
                 let (mut start, mut n) = (i, 1);
                 for k in i + 1..=j {
-                    if k == j || events[k].ts > events[k - 1].ts + idle {
+                    if k == j || events[k].order().0 > events[k - 1].order().0 + idle {
                         sessions.push(session(SessionId::Cut { actor: id, n }, start..k));
                         (start, n) = (k, n + 1);
                     }
                 }
             }
             _ => sessions.extend((i..j).map(|k| {
+                let arrival = events[k].order().2;
                 let id = SessionId::Record {
-                    load: events[k].arrival >> RECORD_BITS,
-                    record: events[k].arrival & ((1 << RECORD_BITS) - 1),
+                    load: arrival >> RECORD_BITS,
+                    record: arrival & ((1 << RECORD_BITS) - 1),
                 };
                 session(id, k..k + 1)
             })),
@@ -873,7 +972,7 @@ mod tests {
     fn readers_that_numbered_strings_apart_are_merged_into_one_numbering() {
         let minute = 60_000_000;
         let reader = |names: &[&str], clicks: &[(&str, i64, i64)]| {
-            let mut r = Reader::new(16);
+            let mut r = Reader::<Event>::new(16, ());
             for n in names {
                 r.strings.id(n);
             }
