@@ -209,7 +209,10 @@ pub struct Columns {
     pub channel: bool,
     /// `device`, `referrer`, `country`.
     pub details: bool,
-    /// `invoice_no`, `price`, and the orders the invoices name (needed to stitch visitors).
+    /// `invoice_no`, `price`, the orders the invoices name, and the customer of every event:
+    /// what stitching visitors to customers needs. Without it, an event's customer is read
+    /// only when it has no visitor (then it is whom the event is cut into sessions by; the
+    /// funnel over 10M synth events reads 5.3M fewer).
     pub invoices: bool,
 }
 
@@ -255,7 +258,11 @@ impl Columns {
             extra.to_string(),
             "session_id".into(),
             "visitor_id".into(),
-            "customer_id".into(),
+            if self.invoices {
+                "customer_id".into()
+            } else {
+                "CASE WHEN visitor_id IS NULL THEN customer_id END".into()
+            },
             text(self.event_type, "event_type"),
             text(self.page, "COALESCE(page, product_id)"),
             text(self.category, "category"),
