@@ -57,7 +57,7 @@ pub type Map<K, V> = HashMap<K, V, Hasher>;
 ///
 /// A string of up to 16 bytes is found by its bytes as a number ([`short_key`]), with no
 /// text to follow: ids, event types and most pages are that short, and following a
-/// pointer to each candidate's text cost a cache miss per lookup (10M events: a quarter of
+/// pointer to each candidate's text cost a cache miss per lookup (10M events: a fifth of
 /// the read).
 #[derive(Default)]
 pub struct Strings {
