@@ -539,7 +539,7 @@ pub async fn funnel(
                 let events = stream.events_of(s).iter().filter(|e| e.steps != 0);
                 order.extend(events.map(|e| (unit(k, e), e)));
             }
-            order.sort_by_key(|(u, e)| (*u, e.ts, e.seq, e.arrival));
+            order.sort_by_key(|(u, e)| (*u, e.order()));
             let mut one = Unit::new(steps.len());
             for group in order.chunk_by(|a, b| a.0 == b.0) {
                 one.walk(group.iter().map(|(_, e)| *e), window, distinct, &member);

@@ -308,17 +308,6 @@ pub struct Event {
     pub invoice: u32,
 }
 
-impl Event {
-    /// Who the event is cut into sessions by: its visitor, else its customer.
-    pub fn actor(&self) -> u32 {
-        if self.visitor != NONE {
-            self.visitor
-        } else {
-            self.customer
-        }
-    }
-}
-
 /// What a [`Stream`] keeps of each event: the whole [`Event`], or a question's smaller
 /// record made from it, with less memory to write, put in order and read (the funnel's
 /// is 48 bytes, the whole event 80).
