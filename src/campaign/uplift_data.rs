@@ -223,9 +223,16 @@ pub async fn score_file(
     Ok((scores(model, ids, &x)?, notes))
 }
 
-/// Contacts of the warehouse's campaigns with a complete window: (the campaign's first
-/// contact day, customer, treated, bought in the window).
-type Contact = (chrono::NaiveDate, String, bool, bool);
+/// A contact of one of the warehouse's campaigns with a complete window.
+struct Contact {
+    /// The campaign's first contact day.
+    day: chrono::NaiveDate,
+    campaign: String,
+    customer: String,
+    treated: bool,
+    /// Whether the customer bought in the window.
+    bought: bool,
+}
 
 /// The contacts of `campaigns` (every campaign with a control arm when empty) whose window
 /// (`window_days`, else the campaign's, else 14 days) ended before `as_of`.
@@ -250,7 +257,9 @@ async fn campaign_contacts(
         ""
     };
     let only = if campaigns.is_empty() {
-        "c.campaign_id IN (SELECT campaign_id FROM fact_campaign_contact WHERE arm = 'control')"
+        // DISTINCT: a semi-join on a few campaign ids repeated over every control contact
+        // took DataFusion 32 s (700k contacts), as each probe walked every equal key.
+        "c.campaign_id IN (SELECT DISTINCT campaign_id FROM fact_campaign_contact WHERE arm = 'control')"
             .to_string()
     } else {
         let ids: Vec<String> = campaigns
@@ -268,7 +277,7 @@ async fn campaign_contacts(
   FROM fact_campaign_contact c {join}
   WHERE {only} AND c.contact_ts < {cut}
 )
-SELECT CAST(c.first_ts AS DATE) AS first_day, c.customer_id, c.treated,
+SELECT CAST(c.first_ts AS DATE) AS first_day, c.campaign_id, c.customer_id, c.treated,
   count(CASE WHEN NOT s.is_return THEN 1 END) > 0
 FROM c LEFT JOIN fact_sales s ON s.customer_id = c.customer_id
   AND s.invoice_ts > c.contact_ts AND s.invoice_ts <= c.window_end
@@ -280,18 +289,22 @@ ORDER BY c.first_ts, c.campaign_id, c.customer_id, c.contact_ts"
     let mut out = Vec::new();
     for b in &batches {
         let days = b.column(0).as_primitive::<Date32Type>();
-        let ids = olap::text_column(b.column(1))?;
-        let (treated, bought) = (b.column(2).as_boolean(), b.column(3).as_boolean());
+        let (campaign, ids) = (
+            olap::text_column(b.column(1))?,
+            olap::text_column(b.column(2))?,
+        );
+        let (treated, bought) = (b.column(3).as_boolean(), b.column(4).as_boolean());
         for r in 0..b.num_rows() {
             let day = days
                 .value_as_date(r)
                 .ok_or_else(|| Error::Internal("a contact day out of range".into()))?;
-            out.push((
+            out.push(Contact {
                 day,
-                ids.value(r).to_string(),
-                treated.value(r),
-                bought.value(r),
-            ));
+                campaign: campaign.value(r).to_string(),
+                customer: ids.value(r).to_string(),
+                treated: treated.value(r),
+                bought: bought.value(r),
+            });
         }
     }
     if out.is_empty() {
@@ -353,8 +366,8 @@ pub async fn train_campaigns(
     }
     let rows = TestRows {
         x,
-        treated: kept.iter().map(|&i| contacts[i].2).collect(),
-        outcome: kept.iter().map(|&i| contacts[i].3).collect(),
+        treated: kept.iter().map(|&i| contacts[i].treated).collect(),
+        outcome: kept.iter().map(|&i| contacts[i].bought).collect(),
     };
     let source = Source {
         kind: "campaign".into(),
@@ -382,7 +395,9 @@ pub async fn train_campaigns(
 }
 
 /// The mart rows of the contacts, each as of its campaign's first day: (schema, the rows in
-/// contact order, the indices of the contacts found in the mart).
+/// contact order, the indices of the contacts found in the mart). Each day's rows are those
+/// of its campaigns' contacts alone ([`crate::features::rows_of`]); the web events are read
+/// once, as of the last day, and cut back day by day.
 async fn mart_rows(
     ctx: &datafusion::prelude::SessionContext,
     contacts: &[Contact],
@@ -391,36 +406,80 @@ async fn mart_rows(
     Vec<RecordBatch>,
     Vec<usize>,
 )> {
-    use datafusion::arrow::array::UInt32Array;
-    let mut picked = Vec::new();
-    let mut kept = Vec::new();
-    let mut schema = None;
-    let mut start = 0;
-    for day in contacts.chunk_by(|a, b| a.0 == b.0) {
-        let mart = crate::features::compute(ctx, Some(day[0].0)).await?;
-        let batch = datafusion::arrow::compute::concat_batches(&mart.schema, &mart.batches)?;
-        let ids = olap::text_column(batch.column(mart.schema.index_of("customer_id")?))?;
-        let row_of: std::collections::HashMap<&str, u32> =
-            (0..ids.len()).map(|i| (ids.value(i), i as u32)).collect();
-        let mut take = Vec::new();
-        for (k, c) in day.iter().enumerate() {
-            if let Some(&r) = row_of.get(c.1.as_str()) {
-                take.push(r);
-                kept.push(start + k);
-            }
-        }
-        start += day.len();
-        let idx = UInt32Array::from(take);
-        let columns = batch
-            .columns()
+    let days: Vec<&[Contact]> = contacts.chunk_by(|a, b| a.day == b.day).collect();
+    let last = days
+        .last()
+        .ok_or_else(|| Error::Internal("no contacts".into()))?[0]
+        .day;
+    let mut events = if crate::features::has_web(ctx)? {
+        Some(crate::features::web::load(ctx, last).await?)
+    } else {
+        None
+    };
+    // Each day's rows and the indices of its contacts found, latest day first.
+    let mut found = Vec::with_capacity(days.len());
+    let mut end = contacts.len();
+    for day in days.iter().rev() {
+        let start = end - day.len();
+        let clock = std::time::Instant::now();
+        let mut campaigns: Vec<String> = day
             .iter()
-            .map(|c| datafusion::arrow::compute::take(c.as_ref(), &idx, None))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        picked.push(RecordBatch::try_new(mart.schema.clone(), columns)?);
-        schema = Some(mart.schema);
+            .map(|c| olap::sqltext::literal(&c.campaign))
+            .collect();
+        campaigns.dedup();
+        let only = format!(
+            "SELECT customer_id FROM {} WHERE campaign_id IN ({})",
+            crate::warehouse::tables::FACT_CAMPAIGN_CONTACT,
+            campaigns.join(", ")
+        );
+        let (schema, batches) =
+            crate::features::rows_of(ctx, day[0].day, &only, events.as_mut()).await?;
+        found.push(pick(&schema, &batches, day, start)?);
+        tracing::debug!(
+            day = %day[0].day,
+            contacts = day.len(),
+            ms = clock.elapsed().as_millis() as u64,
+            "mart rows of a campaign day"
+        );
+        end = start;
     }
-    let schema = schema.ok_or_else(|| Error::Internal("no contacts".into()))?;
+    let schema = found[0].0.schema();
+    let (mut picked, mut kept) = (Vec::new(), Vec::new());
+    for (batch, indices) in found.into_iter().rev() {
+        picked.push(batch);
+        kept.extend(indices);
+    }
     Ok((schema, picked, kept))
+}
+
+/// The mart rows (`batches`, of `schema`) of a day's contacts `day`, in contact order, and the indices
+/// of the contacts found (the day's first is contact `start`).
+fn pick(
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+    day: &[Contact],
+    start: usize,
+) -> Result<(RecordBatch, Vec<usize>)> {
+    use datafusion::arrow::array::UInt32Array;
+    let batch = datafusion::arrow::compute::concat_batches(schema, batches)?;
+    let ids = olap::text_column(batch.column(schema.index_of("customer_id")?))?;
+    let row_of: std::collections::HashMap<&str, u32> =
+        (0..ids.len()).map(|i| (ids.value(i), i as u32)).collect();
+    let mut take = Vec::new();
+    let mut kept = Vec::new();
+    for (k, c) in day.iter().enumerate() {
+        if let Some(&r) = row_of.get(c.customer.as_str()) {
+            take.push(r);
+            kept.push(start + k);
+        }
+    }
+    let idx = UInt32Array::from(take);
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| datafusion::arrow::compute::take(c.as_ref(), &idx, None))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((RecordBatch::try_new(schema.clone(), columns)?, kept))
 }
 
 /// Scores every customer of the feature mart as of `as_of` (default: the day after the last

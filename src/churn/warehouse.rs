@@ -132,7 +132,7 @@ pub async fn labelled_mart(
     // One query, the mart as a CTE, so that it runs wherever the session's engine is (a
     // cluster cannot read a table held in this process's memory); the web columns are added
     // to its rows, before `churned`.
-    let view = format!("WITH m AS ({}) ", features::mart_sql(cutoff));
+    let view = format!("WITH m AS ({}) ", features::mart_sql(cutoff, None));
     let end = cutoff + Duration::days(w.horizon_days);
     let sql = if label {
         format!(

@@ -88,9 +88,18 @@ pub fn has_web(ctx: &SessionContext) -> Result<bool> {
 }
 
 /// The SQL that builds the mart as of `as_of` (see the module doc for each column), without
-/// the web columns ([`web::insert_columns`] adds them).
-pub fn mart_sql(as_of: NaiveDate) -> String {
+/// the web columns ([`web::insert_columns`] adds them). With `only` (a query giving
+/// `customer_id`s), only those customers' rows: the same rows as in the whole mart, since
+/// the RFM scores still rank the whole population, but the per-customer work (gaps,
+/// categories, products, demographics) is done for them alone.
+pub fn mart_sql(as_of: NaiveDate, only: Option<&str>) -> String {
     let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
+    let pick = |column: &str| {
+        only.map_or(String::new(), |q| {
+            // (DISTINCT: DataFusion's semi-join walks every equal key of its build side.)
+            format!(" AND {column} IN (SELECT DISTINCT customer_id FROM ({q}))")
+        })
+    };
     let days_since = |ts: &str| {
         format!(
             "CAST((date_part('epoch', DATE '{as_of}') - date_part('epoch', date_trunc('day', {ts}))) / 86400 AS BIGINT)"
@@ -113,14 +122,14 @@ invoices AS (
 gaps AS (
   SELECT customer_id,
          (date_part('epoch', ts) - date_part('epoch', lag(ts) OVER (PARTITION BY customer_id ORDER BY ts, invoice_no))) / 86400.0 AS gap
-  FROM invoices
+  FROM invoices WHERE TRUE{pick_id}
 ),
 gap_stats AS (
   SELECT customer_id, avg(gap) AS mean_gap, stddev_pop(gap) AS std_gap FROM gaps GROUP BY customer_id
 ),
 cat AS (
   SELECT customer_id, category, CAST(sum(revenue) AS DOUBLE) AS rev
-  FROM lines WHERE NOT is_return AND NOT is_service AND category IS NOT NULL
+  FROM lines WHERE NOT is_return AND NOT is_service AND category IS NOT NULL{pick_id}
   GROUP BY customer_id, category
 ),
 top_cat AS (
@@ -138,7 +147,7 @@ frequency AS (
 ),
 products AS (
   SELECT customer_id, count(product_id) AS distinct_products
-  FROM (SELECT DISTINCT customer_id, product_id FROM lines WHERE NOT is_return AND NOT is_service)
+  FROM (SELECT DISTINCT customer_id, product_id FROM lines WHERE NOT is_return AND NOT is_service{pick_id})
   GROUP BY customer_id
 ),
 categories AS (
@@ -189,11 +198,14 @@ SELECT s.*, {segment} AS rfm_segment,
 FROM scored s
 LEFT JOIN (SELECT * FROM dim_customer WHERE is_current AND customer_id IS NOT NULL) c
   ON c.customer_id = s.customer_id
+WHERE TRUE{pick_s}
 ORDER BY s.customer_id",
         recency = days_since("a.last_ts"),
         tenure = days_since("a.first_ts"),
         scores = rfm::score_sql(),
         segment = rfm::segment_case_sql(),
+        pick_id = pick("customer_id"),
+        pick_s = pick("s.customer_id"),
     )
 }
 
@@ -234,7 +246,7 @@ pub async fn compute(ctx: &SessionContext, as_of: Option<NaiveDate>) -> Result<M
         Some(d) => d,
         None => default_as_of(ctx).await?,
     };
-    let (mut schema, mut batches) = olap::sql(ctx, &mart_sql(as_of)).await?;
+    let (mut schema, mut batches) = olap::sql(ctx, &mart_sql(as_of, None)).await?;
     if has_web(ctx)? {
         let at = schema.fields().len();
         (schema, batches) = web::insert_columns(ctx, as_of, &schema, batches, at).await?;
@@ -278,6 +290,33 @@ pub async fn compute(ctx: &SessionContext, as_of: Option<NaiveDate>) -> Result<M
         returns_only: count(0),
         guest_lines: count(1),
     })
+}
+
+/// The mart rows as of `as_of` of the customers the query `only` gives (column
+/// `customer_id`), the same as their rows in the whole mart. When the warehouse has web
+/// events, `events` must hold them to a date no earlier than `as_of` ([`web::load`]); they
+/// are cut back to it while the query runs. (Uplift training needs the rows of each
+/// campaign's contacts as of the campaign's first day: a small part of the mart, on many
+/// days, latest first.)
+pub async fn rows_of(
+    ctx: &SessionContext,
+    as_of: NaiveDate,
+    only: &str,
+    events: Option<&mut crate::web::stream::Stream>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let sql = mart_sql(as_of, Some(only));
+    match events {
+        Some(stream) if has_web(ctx)? => {
+            let (rows, cut) = tokio::join!(olap::sql(ctx, &sql), stream.truncate(ctx, as_of));
+            let ((schema, batches), ()) = (rows?, cut?);
+            let at = schema.fields().len();
+            web::insert_from(stream, as_of, &schema, batches, at)
+        }
+        None if has_web(ctx)? => Err(Error::Internal(
+            "the mart's web columns need the web events".into(),
+        )),
+        _ => olap::sql(ctx, &sql).await,
+    }
 }
 
 /// Builds `customer_features` as of `as_of` and publishes it in one commit.

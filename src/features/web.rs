@@ -55,6 +55,12 @@ pub async fn insert_columns(
     batches: Vec<RecordBatch>,
     at: usize,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let stream = load(ctx, as_of).await?;
+    insert_from(&stream, as_of, schema, batches, at)
+}
+
+/// The events the web columns are summed from, as of `as_of` (for [`insert_from`]).
+pub async fn load(ctx: &SessionContext, as_of: NaiveDate) -> Result<Stream> {
     let idle = WebSessionsParams::default().idle_minutes;
     // A session's customer, start, pages, cart, conversion and channel.
     let columns = Columns {
@@ -63,10 +69,21 @@ pub async fn insert_columns(
         invoices: true,
         ..Columns::BARE
     };
-    let stream: Stream = Stream::load(ctx, as_of, idle, columns, None, ()).await?;
+    Stream::load(ctx, as_of, idle, columns, None, ()).await
+}
+
+/// [`insert_columns`] from the events of `stream`, which [`load`] read as of `as_of` (or
+/// [`Stream::truncate`] cut back to it).
+pub fn insert_from(
+    stream: &Stream,
+    as_of: NaiveDate,
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+    at: usize,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let links = stream.links();
-    let rows = sessions::summaries(&stream, &links);
-    let activity = per_customer(&stream, &rows, as_of);
+    let rows = sessions::summaries(stream, &links);
+    let activity = per_customer(stream, &rows, as_of);
     let last_channel = |a: &Activity| a.last.map_or(NONE, |(_, k)| rows[k].channel);
     let as_of_day = day(midnight(as_of));
     let id = schema.index_of("customer_id")?;

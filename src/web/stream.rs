@@ -476,6 +476,12 @@ pub struct Stream<R: Record = Event> {
     pub sessions: Vec<Session>,
     /// The orders purchase events name, by the invoice's string number.
     pub invoices: Map<u32, Invoice>,
+    /// The idle gap that cuts sessions, in microseconds.
+    idle: i64,
+    /// Whether the orders were read ([`Columns::invoices`]).
+    orders: bool,
+    /// The events are those before this date.
+    pub as_of: NaiveDate,
 }
 
 /// The type times are read as: microseconds, as stored.
@@ -521,28 +527,54 @@ impl<R: Record> Stream<R> {
         lap("read");
         let (mut strings, parts) = merge(readers?);
         lap("merged and sorted");
-        let mut invoices = Map::default();
-        for (number, customer, revenue) in orders? {
-            let invoice = strings.find(&number);
-            if invoice == NONE {
-                continue;
-            }
-            let customer = customer.map_or(NONE, |c| strings.id(&c));
-            invoices.insert(invoice, Invoice { customer, revenue });
-        }
+        let invoices = number_orders(&mut strings, orders?);
         let idle = i64::from(idle_minutes) * 60_000_000;
-        let sessions: Vec<Vec<Session>> = parts
-            .par_iter()
-            .enumerate()
-            .map(|(k, p)| cut_sessions(p, k as u32, idle))
-            .collect();
+        let sessions = cut_parts(&parts, idle);
         lap("cut");
         Ok(Stream {
             strings,
             parts,
-            sessions: sessions.concat(),
+            sessions,
             invoices,
+            idle,
+            orders: columns.invoices,
+            as_of,
         })
+    }
+
+    /// Makes this the stream [`Stream::load`] reads as of `as_of`, a date no later than
+    /// [`Stream::as_of`], without reading the events again: the later events go, the rest
+    /// are cut into sessions again, and the orders are read again as of `as_of`. (Uplift
+    /// training needs the web columns as of each campaign's first day: one read, latest day
+    /// first, instead of one per day.)
+    pub async fn truncate(&mut self, ctx: &SessionContext, as_of: NaiveDate) -> Result<()> {
+        if as_of == self.as_of {
+            return Ok(());
+        }
+        if as_of > self.as_of {
+            return Err(Error::Internal(format!(
+                "web events read to {} cannot be cut back to the later {as_of}",
+                self.as_of
+            )));
+        }
+        self.as_of = as_of;
+        let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
+        let before = as_of
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_micros();
+        // (Each part stays in order: only events are taken out.)
+        self.parts
+            .par_iter_mut()
+            .for_each(|p| p.retain(|e| e.order().0 < before));
+        let orders = if self.orders {
+            read_orders(ctx, &cut).await?
+        } else {
+            Vec::new()
+        };
+        self.invoices = number_orders(&mut self.strings, orders);
+        self.sessions = cut_parts(&self.parts, self.idle);
+        Ok(())
     }
 
     /// The events of session `s`, in order.
@@ -855,6 +887,34 @@ async fn read_orders(
     Ok(orders)
 }
 
+/// The orders `read_orders` gave, by their invoice's string number (orders no event names
+/// are left out).
+fn number_orders(
+    strings: &mut Strings,
+    orders: Vec<(String, Option<String>, i64)>,
+) -> Map<u32, Invoice> {
+    let mut invoices = Map::default();
+    for (number, customer, revenue) in orders {
+        let invoice = strings.find(&number);
+        if invoice == NONE {
+            continue;
+        }
+        let customer = customer.map_or(NONE, |c| strings.id(&c));
+        invoices.insert(invoice, Invoice { customer, revenue });
+    }
+    invoices
+}
+
+/// Cuts every part's sorted events into sessions, the parts on every core.
+fn cut_parts<R: Record>(parts: &[Vec<R>], idle: i64) -> Vec<Session> {
+    let sessions: Vec<Vec<Session>> = parts
+        .par_iter()
+        .enumerate()
+        .map(|(k, p)| cut_sessions(p, k as u32, idle))
+        .collect();
+    sessions.concat()
+}
+
 /// Cuts the sorted events of part `part` into sessions, a gap of more than `idle`
 /// microseconds starting a new one.
 fn cut_sessions<R: Record>(events: &[R], part: u32, idle: i64) -> Vec<Session> {
@@ -1064,6 +1124,9 @@ mod tests {
             parts: vec![events],
             sessions: Vec::new(),
             invoices: Map::default(),
+            idle: 0,
+            orders: false,
+            as_of: NaiveDate::MAX,
         };
         let links = stream.links();
         let l = &links[&v];

@@ -561,6 +561,46 @@ fn the_campaign_uplift_model_finds_the_planted_groups() {
     );
 }
 
+/// What uplift training reads for each campaign day, the mart rows of the contacted
+/// customers alone with web events read once and cut back to the day, is their rows in the
+/// whole mart built as of that day, cell for cell (the RFM scores still rank everyone).
+#[test]
+fn a_days_contacts_have_their_rows_of_the_whole_mart_on_events_cut_back() {
+    use ecrm::features;
+    let wh = ecrm::warehouse::Warehouse::open(sample_warehouse()).unwrap();
+    let rt = ecrm::olap::runtime(None).unwrap();
+    let only = "SELECT customer_id FROM fact_campaign_contact WHERE arm = 'treatment'";
+    let checked = rt
+        .block_on(async {
+            let ctx = ecrm::olap::session(&wh, &Default::default()).await?;
+            let last = features::default_as_of(&ctx).await?;
+            let mut events = features::web::load(&ctx, last).await?;
+            let mut checked = Vec::new();
+            for back in [0, 90, 300] {
+                let day = last - chrono::Duration::days(back);
+                let (_, picked) = features::rows_of(&ctx, day, only, Some(&mut events)).await?;
+                let whole = features::compute(&ctx, Some(day)).await?;
+                let listed = format!("SELECT DISTINCT customer_id FROM ({only}) ORDER BY 1");
+                let contacted = crate::support::rows(&ecrm::olap::sql(&ctx, &listed).await?.1);
+                let contacted: Vec<&str> = contacted.iter().map(|r| r[0].as_str()).collect();
+                let want: Vec<Vec<String>> = crate::support::rows(&whole.batches)
+                    .into_iter()
+                    .filter(|r| contacted.binary_search(&r[0].as_str()).is_ok())
+                    .collect();
+                checked.push((day, crate::support::rows(&picked), want));
+            }
+            Ok::<_, ecrm::Error>(checked)
+        })
+        .unwrap();
+    for (day, got, want) in checked {
+        assert!(want.len() > 20, "{day}: {} contacted customers", want.len());
+        assert_eq!(got.len(), want.len(), "{day}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w, "{day}");
+        }
+    }
+}
+
 /// Uplift training refuses what it cannot learn from, naming the column or the row.
 #[test]
 fn bad_uplift_tables_are_refused_by_name() {
