@@ -115,17 +115,33 @@ async fn summary_at(ctx: &SessionContext, as_of: NaiveDate) -> Result<Summary> {
     } else {
         cut.clone()
     };
+    // Each event holds until the customer's next one on the channel (ties: as
+    // `consent_sql` breaks them); an event from the as-of date on is never the latest, so
+    // one that follows another counts as none. The latest event at a month's end is then the
+    // one whose month is not later and whose successor's month is later: intervals counted
+    // by month pair, then over the months, where joining every event to every month and
+    // ranking took 50 s at 400k customers.
     let by_month = format!(
         "WITH events AS ({events}),
 months AS (
   SELECT date_trunc('month', m) AS month
   FROM unnest(generate_series(date_trunc('month', {start}), date_trunc('month', {cut} - INTERVAL '1 day'), INTERVAL '1 month')) AS t(m)
 ),
-ends AS (SELECT month, least(month + INTERVAL '1 month', {cut}) AS month_end FROM months),
+held AS (
+  SELECT channel, granted, ts,
+    LEAD(ts) OVER (PARTITION BY customer_id, channel ORDER BY ts, explicit) AS next_ts
+  FROM events WHERE ts IS NOT NULL
+),
+spans AS (
+  SELECT channel, granted, date_trunc('month', ts) AS first_month,
+    date_trunc('month', CASE WHEN next_ts < {cut} THEN next_ts END) AS end_month, count(*) AS n
+  FROM held WHERE ts < {cut} GROUP BY 1, 2, 3, 4
+),
 latest AS (
-  SELECT e.month, ev.customer_id, ev.channel, ev.granted,
-    ROW_NUMBER() OVER (PARTITION BY e.month, ev.customer_id, ev.channel ORDER BY ev.ts DESC, ev.explicit DESC) AS r
-  FROM ends e JOIN events ev ON ev.ts < e.month_end
+  SELECT m.month, s.channel, sum(CASE WHEN s.granted THEN s.n ELSE 0 END) AS with_consent
+  FROM months m JOIN spans s
+    ON s.first_month <= m.month AND (s.end_month IS NULL OR s.end_month > m.month)
+  GROUP BY 1, 2
 ),
 moves AS (
   SELECT date_trunc('month', ts) AS month, channel,
@@ -133,12 +149,11 @@ moves AS (
   FROM events WHERE explicit = 1 AND ts < {cut} GROUP BY 1, 2
 )
 SELECT CAST(l.month AS DATE) AS month_start, l.channel,
-  CAST(count(*) FILTER (WHERE l.granted) AS BIGINT) AS with_consent,
-  CAST(COALESCE(max(m.grants), 0) AS BIGINT) AS grants,
-  CAST(COALESCE(max(m.withdrawals), 0) AS BIGINT) AS withdrawals
+  CAST(l.with_consent AS BIGINT) AS with_consent,
+  CAST(COALESCE(m.grants, 0) AS BIGINT) AS grants,
+  CAST(COALESCE(m.withdrawals, 0) AS BIGINT) AS withdrawals
 FROM latest l LEFT JOIN moves m ON m.month = l.month AND m.channel = l.channel
-WHERE l.r = 1
-GROUP BY l.month, l.channel ORDER BY month_start, l.channel"
+ORDER BY month_start, l.channel"
     );
     let (schema, batches) = olap::sql(ctx, &by_month).await?;
     let by_month = datafusion::arrow::compute::concat_batches(&schema, &batches)?;

@@ -107,29 +107,45 @@ pub async fn write(p: &ReportParams<'_>) -> Result<Report> {
         }
     };
     let has = |t: &str| wh.table(t).is_ok();
+    let clock = std::time::Instant::now();
+    let lap = |section: &str| {
+        tracing::debug!(section, ms = clock.elapsed().as_millis() as u64, "report");
+    };
     page.revenue(&ctx, has(tables::FACT_SALES)).await?;
+    lap("revenue");
     page.quality(&ctx, has(tables::LOADS), has(tables::REJECTS))
         .await?;
+    lap("quality");
     page.segments(&ctx, has(tables::SEGMENT_PROFILES)).await?;
+    lap("segments");
     page.rfm(&ctx, has(tables::CUSTOMER_FEATURES)).await?;
+    lap("rfm");
     let model = p
         .model
         .clone()
         .or_else(|| default_model(p.warehouse, p.run));
     page.churn(model.as_deref())?;
     page.value(&ctx, has(tables::CUSTOMER_VALUE)).await?;
+    lap("value");
     let value_model = value_model(p.warehouse, p.run);
     page.tracking(value_model.as_deref(), p.warehouse, &engine)
         .await?;
+    lap("tracking");
     page.whale(&ctx, has(tables::CUSTOMER_PROFIT)).await?;
+    lap("whale");
     page.cohorts(&ctx, has(tables::COHORT_RETENTION)).await?;
+    lap("cohorts");
     page.campaigns(&ctx, has(tables::CAMPAIGN_RESULTS)).await?;
+    lap("campaigns");
     page.qini(uplift_model(p.warehouse, p.run).as_deref())?;
     page.consent(&wh, &engine, as_of, has(tables::DIM_CUSTOMER))
         .await?;
+    lap("consent");
     page.web(&ctx, &wh, &engine, as_of, has(tables::WEB_SESSIONS))
         .await?;
+    lap("web");
     page.rules(&ctx, has(tables::BASKET_RULES)).await?;
+    lap("rules");
     page.timings(p.run)?;
     let pipeline = p
         .run

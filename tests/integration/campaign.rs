@@ -729,6 +729,39 @@ fn consent_is_honoured_from_the_moment_of_a_withdrawal() {
             .iter()
             .any(|m| m["channel"] == "email" && num(m, "withdrawals") > 0.0)
     );
+    // Customers with consent at each month's end (strictly before the next month, or the
+    // as-of date in the last), counted from the raw files.
+    let as_of = crate::support::scalar(
+        &wh,
+        "SELECT CAST(CAST(max(invoice_ts) AS DATE) + INTERVAL '1 day' AS DATE) FROM fact_sales",
+    );
+    // The customers loaded, with their file's opt-ins as loaded (the file repeats some ids).
+    let mut loaded: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for r in sql(
+        &wh,
+        "SELECT customer_id, email_opt_in, phone_opt_in FROM dim_customer WHERE customer_key > 0",
+    ) {
+        loaded.insert((r[0].clone(), "email".into()), r[1] == "true");
+        loaded.insert((r[0].clone(), "phone".into()), r[2] == "true");
+    }
+    for m in &months {
+        let start = chrono::NaiveDate::parse_from_str(&m["month_start"], "%Y-%m-%d").unwrap();
+        let next = (start + chrono::Months::new(1)).to_string();
+        let end = next.min(as_of.clone());
+        let before_end = |(id, ch): &(String, String)| {
+            let latest = events.get(&(id.clone(), ch.clone())).and_then(|v| {
+                v.iter()
+                    .filter(|(t, _)| t.as_str() < end.as_str())
+                    .max_by(|a, b| a.0.cmp(&b.0))
+            });
+            latest.map_or_else(|| loaded[&(id.clone(), ch.clone())], |l| l.1)
+        };
+        let want = loaded
+            .keys()
+            .filter(|k| k.1 == m["channel"] && before_end(k))
+            .count();
+        assert_eq!(num(m, "with_consent") as usize, want, "{m:?}");
+    }
     assert!(
         without > 0,
         "synth draws contacts without looking at consent"
