@@ -397,7 +397,7 @@ pub async fn train_campaigns(
 /// The mart rows of the contacts, each as of its campaign's first day: (schema, the rows in
 /// contact order, the indices of the contacts found in the mart). Each day's rows are those
 /// of its campaigns' contacts alone ([`crate::features::rows_of`]); the web events are read
-/// once, as of the last day, and cut back day by day.
+/// once, as of the last day, and cut back day by day ([`crate::features::with_web`]).
 async fn mart_rows(
     ctx: &datafusion::prelude::SessionContext,
     contacts: &[Contact],
@@ -407,15 +407,8 @@ async fn mart_rows(
     Vec<usize>,
 )> {
     let days: Vec<&[Contact]> = contacts.chunk_by(|a, b| a.day == b.day).collect();
-    let last = days
-        .last()
-        .ok_or_else(|| Error::Internal("no contacts".into()))?[0]
-        .day;
-    let mut events = if crate::features::has_web(ctx)? {
-        Some(crate::features::web::load(ctx, last).await?)
-    } else {
-        None
-    };
+    // Read at the last day, then cut back day by day.
+    let mut events = None;
     // Each day's rows and the indices of its contacts found, latest day first.
     let mut found = Vec::with_capacity(days.len());
     let mut end = contacts.len();
@@ -433,7 +426,7 @@ async fn mart_rows(
             campaigns.join(", ")
         );
         let (schema, batches) =
-            crate::features::rows_of(ctx, day[0].day, &only, events.as_mut()).await?;
+            crate::features::rows_of(ctx, day[0].day, &only, &mut events).await?;
         found.push(pick(&schema, &batches, day, start)?);
         tracing::debug!(
             day = %day[0].day,

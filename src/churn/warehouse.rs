@@ -129,6 +129,18 @@ pub async fn labelled_mart(
     w: Window,
     label: bool,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    labelled_with(ctx, cutoff, w, label, &mut None).await
+}
+
+/// [`labelled_mart`] with the web columns from `events`, as [`features::with_web`] takes
+/// them (training reads the marts at two cutoffs, the later first).
+async fn labelled_with(
+    ctx: &SessionContext,
+    cutoff: NaiveDate,
+    w: Window,
+    label: bool,
+    events: &mut Option<crate::web::stream::Stream>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     // One query, the mart as a CTE, so that it runs wherever the session's engine is (a
     // cluster cannot read a table held in this process's memory); the web columns are added
     // to its rows, before `churned`.
@@ -151,12 +163,7 @@ pub async fn labelled_mart(
             w.lookback_days
         )
     };
-    let (schema, batches) = olap::sql(ctx, &sql).await?;
-    if !features::has_web(ctx)? {
-        return Ok((schema, batches));
-    }
-    let at = schema.fields().len() - usize::from(label);
-    features::web::insert_columns(ctx, cutoff, &schema, batches, at).await
+    features::with_web(ctx, cutoff, &sql, usize::from(label), events).await
 }
 
 fn churned(batches: &[RecordBatch], schema: &Schema) -> Result<Vec<bool>> {
@@ -205,8 +212,11 @@ pub async fn train(
         None => default_cutoff(&ctx, window).await?,
     };
     let train_cutoff = cutoff - Duration::days(window.horizon_days);
-    let (schema, batches) = labelled_mart(&ctx, train_cutoff, window, true).await?;
-    let (test_schema, test_batches) = labelled_mart(&ctx, cutoff, window, true).await?;
+    let mut events = None;
+    let (test_schema, test_batches) =
+        labelled_with(&ctx, cutoff, window, true, &mut events).await?;
+    let (schema, batches) = labelled_with(&ctx, train_cutoff, window, true, &mut events).await?;
+    drop(events);
     lap("labelled marts");
     let y = churned(&batches, &schema)?;
     let y_test = churned(&test_batches, &test_schema)?;

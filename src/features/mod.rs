@@ -293,30 +293,49 @@ pub async fn compute(ctx: &SessionContext, as_of: Option<NaiveDate>) -> Result<M
 }
 
 /// The mart rows as of `as_of` of the customers the query `only` gives (column
-/// `customer_id`), the same as their rows in the whole mart. When the warehouse has web
-/// events, `events` must hold them to a date no earlier than `as_of` ([`web::load`]); they
-/// are cut back to it while the query runs. (Uplift training needs the rows of each
-/// campaign's contacts as of the campaign's first day: a small part of the mart, on many
-/// days, latest first.)
+/// `customer_id`), the same as their rows in the whole mart, with the web columns from
+/// `events` as [`with_web`] takes them. (Uplift training needs the rows of each campaign's
+/// contacts as of the campaign's first day: a small part of the mart, on many days.)
 pub async fn rows_of(
     ctx: &SessionContext,
     as_of: NaiveDate,
     only: &str,
-    events: Option<&mut crate::web::stream::Stream>,
+    events: &mut Option<crate::web::stream::Stream>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let sql = mart_sql(as_of, Some(only));
-    match events {
-        Some(stream) if has_web(ctx)? => {
-            let (rows, cut) = tokio::join!(olap::sql(ctx, &sql), stream.truncate(ctx, as_of));
-            let ((schema, batches), ()) = (rows?, cut?);
-            let at = schema.fields().len();
-            web::insert_from(stream, as_of, &schema, batches, at)
-        }
-        None if has_web(ctx)? => Err(Error::Internal(
-            "the mart's web columns need the web events".into(),
-        )),
-        _ => olap::sql(ctx, &sql).await,
+    with_web(ctx, as_of, &mart_sql(as_of, Some(only)), 0, events).await
+}
+
+/// The rows of `sql` (mart rows as of `as_of`, with `customer_id`) with the web columns
+/// inserted before their last `after` columns when the warehouse has web events. These come
+/// from `events`: read as of `as_of` when None, else cut back to it while the query runs,
+/// and left there for the next call, so that marts on several days, latest first, read the
+/// events once.
+pub async fn with_web(
+    ctx: &SessionContext,
+    as_of: NaiveDate,
+    sql: &str,
+    after: usize,
+    events: &mut Option<crate::web::stream::Stream>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    if !has_web(ctx)? {
+        return olap::sql(ctx, sql).await;
     }
+    let (rows, stream) = match events.take() {
+        // One after the other: both at once would hold the query's and the read's memory.
+        None => {
+            let rows = olap::sql(ctx, sql).await;
+            (rows, web::load(ctx, as_of).await)
+        }
+        Some(mut stream) => {
+            let (rows, cut) = tokio::join!(olap::sql(ctx, sql), stream.truncate(ctx, as_of));
+            (rows, cut.map(|()| stream))
+        }
+    };
+    let ((schema, batches), stream) = (rows?, stream?);
+    let at = schema.fields().len() - after;
+    let out = web::insert_from(&stream, as_of, &schema, batches, at);
+    *events = Some(stream);
+    out
 }
 
 /// Builds `customer_features` as of `as_of` and publishes it in one commit.

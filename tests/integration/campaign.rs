@@ -574,11 +574,11 @@ fn a_days_contacts_have_their_rows_of_the_whole_mart_on_events_cut_back() {
         .block_on(async {
             let ctx = ecrm::olap::session(&wh, &Default::default()).await?;
             let last = features::default_as_of(&ctx).await?;
-            let mut events = features::web::load(&ctx, last).await?;
+            let mut events = None;
             let mut checked = Vec::new();
             for back in [0, 90, 300] {
                 let day = last - chrono::Duration::days(back);
-                let (_, picked) = features::rows_of(&ctx, day, only, Some(&mut events)).await?;
+                let (_, picked) = features::rows_of(&ctx, day, only, &mut events).await?;
                 let whole = features::compute(&ctx, Some(day)).await?;
                 let listed = format!("SELECT DISTINCT customer_id FROM ({only}) ORDER BY 1");
                 let contacted = crate::support::rows(&ecrm::olap::sql(&ctx, &listed).await?.1);
