@@ -115,22 +115,27 @@ async fn summary_at(ctx: &SessionContext, as_of: NaiveDate) -> Result<Summary> {
     } else {
         cut.clone()
     };
-    // Each event holds until the customer's next one on the channel (ties: as
-    // `consent_sql` breaks them); an event from the as-of date on is never the latest, so
-    // one that follows another counts as none. The latest event at a month's end is then the
-    // one whose month is not later and whose successor's month is later: intervals counted
-    // by month pair, then over the months, where joining every event to every month and
-    // ranking took 50 s at 400k customers.
-    let by_month = format!(
+    // Each event holds from its time until the customer's next one on the channel (ties: as
+    // `consent_sql` breaks them, the explicit event last), so the consent at a moment is
+    // the one span that holds then: found by a join, where joining to every event before
+    // the moment and ranking them took 50 s at 400k customers.
+    let held = format!(
         "WITH events AS ({events}),
+held AS (
+  SELECT customer_id, channel, granted, ts,
+    LEAD(ts) OVER (PARTITION BY customer_id, channel ORDER BY ts, explicit) AS next_ts
+  FROM events WHERE ts IS NOT NULL
+)"
+    );
+    // An event from the as-of date on is never the latest at a month's end, so one that
+    // follows another counts as none. The span holding at a month's end is then the one
+    // whose month is not later and whose successor's month is later: spans are counted by
+    // month pair, then over the months.
+    let by_month = format!(
+        "{held},
 months AS (
   SELECT date_trunc('month', m) AS month
   FROM unnest(generate_series(date_trunc('month', {start}), date_trunc('month', {cut} - INTERVAL '1 day'), INTERVAL '1 month')) AS t(m)
-),
-held AS (
-  SELECT channel, granted, ts,
-    LEAD(ts) OVER (PARTITION BY customer_id, channel ORDER BY ts, explicit) AS next_ts
-  FROM events WHERE ts IS NOT NULL
 ),
 spans AS (
   SELECT channel, granted, date_trunc('month', ts) AS first_month,
@@ -157,22 +162,19 @@ ORDER BY month_start, l.channel"
     );
     let (schema, batches) = olap::sql(ctx, &by_month).await?;
     let by_month = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
+    // At most one span holds at a contact's time (at or after its start, before its end);
+    // DISTINCT: a contact listed twice is one contact.
     let contacts = format!(
-        "WITH events AS ({events}),
+        "{held},
 c AS (
   SELECT campaign_id, customer_id, contact_ts, COALESCE(channel, 'email') AS channel
   FROM {} WHERE arm = 'treatment' AND contact_ts < {cut}
-),
-at_contact AS (
-  SELECT c.campaign_id, c.customer_id, c.contact_ts, c.channel, ev.granted,
-    ROW_NUMBER() OVER (PARTITION BY c.campaign_id, c.customer_id, c.contact_ts, c.channel
-                       ORDER BY ev.ts DESC NULLS LAST, ev.explicit DESC) AS r
-  FROM c LEFT JOIN events ev ON ev.customer_id = c.customer_id AND ev.channel = c.channel
-    AND ev.ts <= c.contact_ts
 )
-SELECT campaign_id, customer_id, contact_ts, channel, granted AS consent_at_contact
-FROM at_contact WHERE r = 1 AND granted IS NOT TRUE
-ORDER BY contact_ts, campaign_id, customer_id",
+SELECT DISTINCT c.campaign_id, c.customer_id, c.contact_ts, c.channel, h.granted AS consent_at_contact
+FROM c LEFT JOIN held h ON h.customer_id = c.customer_id AND h.channel = c.channel
+  AND h.ts <= c.contact_ts AND (h.next_ts IS NULL OR h.next_ts > c.contact_ts)
+WHERE h.granted IS NOT TRUE
+ORDER BY c.contact_ts, c.campaign_id, c.customer_id",
         tables::FACT_CAMPAIGN_CONTACT
     );
     let contacted_without_consent = if ctx.table_exist(tables::FACT_CAMPAIGN_CONTACT)? {
