@@ -436,7 +436,11 @@ async fn mart_rows(
         );
         end = start;
     }
-    let schema = found[0].0.schema();
+    let schema = found
+        .first()
+        .ok_or_else(|| Error::Internal("no contacts".into()))?
+        .0
+        .schema();
     let (mut picked, mut kept) = (Vec::new(), Vec::new());
     for (batch, indices) in found.into_iter().rev() {
         picked.push(batch);
@@ -445,8 +449,8 @@ async fn mart_rows(
     Ok((schema, picked, kept))
 }
 
-/// The mart rows (`batches`, of `schema`) of a day's contacts `day`, in contact order, and the indices
-/// of the contacts found (the day's first is contact `start`).
+/// The mart rows (`batches`, of `schema`) of a day's contacts `day`, in contact order, and
+/// the indices of the contacts found (the day's first is contact `start`).
 fn pick(
     schema: &datafusion::arrow::datatypes::SchemaRef,
     batches: &[RecordBatch],

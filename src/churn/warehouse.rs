@@ -216,7 +216,7 @@ pub async fn train(
     let (test_schema, test_batches) =
         labelled_with(&ctx, cutoff, window, true, &mut events).await?;
     let (schema, batches) = labelled_with(&ctx, train_cutoff, window, true, &mut events).await?;
-    drop(events);
+    drop(events); // (the tree's fit does not need them)
     lap("labelled marts");
     let y = churned(&batches, &schema)?;
     let y_test = churned(&test_batches, &test_schema)?;

@@ -546,15 +546,16 @@ impl<R: Record> Stream<R> {
     /// [`Stream::as_of`], without reading the events again: the later events go, the rest
     /// are cut into sessions again, and the orders are read again as of `as_of`. (Uplift
     /// training needs the web columns as of each campaign's first day: one read, latest day
-    /// first, instead of one per day.)
+    /// first, instead of one per day.) The events must not have been freed.
     pub async fn truncate(&mut self, ctx: &SessionContext, as_of: NaiveDate) -> Result<()> {
         if as_of == self.as_of {
             return Ok(());
         }
-        if as_of > self.as_of {
+        if as_of > self.as_of || self.parts.is_empty() {
             return Err(Error::Internal(format!(
-                "web events read to {} cannot be cut back to the later {as_of}",
-                self.as_of
+                "web events read to {} (freed: {}) cannot be cut back to {as_of}",
+                self.as_of,
+                self.parts.is_empty()
             )));
         }
         self.as_of = as_of;
