@@ -88,7 +88,7 @@ pub fn has_web(ctx: &SessionContext) -> Result<bool> {
 }
 
 /// The SQL that builds the mart as of `as_of` (see the module doc for each column), without
-/// the web columns ([`web::insert_columns`] adds them). With `only` (a query giving
+/// the web columns ([`with_web`] adds them). With `only` (a query giving
 /// `customer_id`s), only those customers' rows: the same rows as in the whole mart, since
 /// the RFM scores still rank the whole population, but the per-customer work (gaps,
 /// categories, products, demographics) is done for them alone.
@@ -246,11 +246,7 @@ pub async fn compute(ctx: &SessionContext, as_of: Option<NaiveDate>) -> Result<M
         Some(d) => d,
         None => default_as_of(ctx).await?,
     };
-    let (mut schema, mut batches) = olap::sql(ctx, &mart_sql(as_of, None)).await?;
-    if has_web(ctx)? {
-        let at = schema.fields().len();
-        (schema, batches) = web::insert_columns(ctx, as_of, &schema, batches, at).await?;
-    }
+    let (schema, batches) = with_web(ctx, as_of, &mart_sql(as_of, None), 0, &mut None).await?;
     let customers: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
     let (_, counts) = olap::sql(

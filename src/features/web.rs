@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::olap;
 use crate::web::WebSessionsParams;
 use crate::web::sessions::{self, Summary};
-use crate::web::stream::{Columns, Map, NONE, Stream};
+use crate::web::stream::{Columns, Map, NONE, Stream, midnight};
 
 /// One customer's sessions before the as-of date, summed.
 #[derive(Default)]
@@ -34,29 +34,9 @@ struct Activity {
     last: Option<(i64, usize)>,
 }
 
-/// Midnight of `d` in microseconds since the epoch.
-fn midnight(d: NaiveDate) -> i64 {
-    d.and_time(chrono::NaiveTime::MIN)
-        .and_utc()
-        .timestamp_micros()
-}
-
 /// Days since the epoch of a time in microseconds.
 fn day(us: i64) -> i64 {
     us.div_euclid(86_400_000_000)
-}
-
-/// Inserts the web columns at position `at` of the mart rows `batches` (which have
-/// `customer_id`) as of `as_of`.
-pub async fn insert_columns(
-    ctx: &SessionContext,
-    as_of: NaiveDate,
-    schema: &SchemaRef,
-    batches: Vec<RecordBatch>,
-    at: usize,
-) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let stream = load(ctx, as_of).await?;
-    insert_from(&stream, as_of, schema, batches, at)
 }
 
 /// The events the web columns are summed from, as of `as_of` (for [`insert_from`]).
@@ -72,8 +52,9 @@ pub async fn load(ctx: &SessionContext, as_of: NaiveDate) -> Result<Stream> {
     Stream::load(ctx, as_of, idle, columns, None, ()).await
 }
 
-/// [`insert_columns`] from the events of `stream`, which [`load`] read as of `as_of` (or
-/// [`Stream::truncate`] cut back to it).
+/// Inserts the web columns at position `at` of the mart rows `batches` (which have
+/// `customer_id`) as of `as_of`, from the events of `stream`, which [`load`] read as of
+/// `as_of` (or [`Stream::truncate`] cut back to it).
 pub fn insert_from(
     stream: &Stream,
     as_of: NaiveDate,

@@ -481,7 +481,14 @@ pub struct Stream<R: Record = Event> {
     /// Whether the orders were read ([`Columns::invoices`]).
     orders: bool,
     /// The events are those before this date.
-    pub as_of: NaiveDate,
+    as_of: NaiveDate,
+}
+
+/// Midnight of `d` in microseconds since the epoch.
+pub fn midnight(d: NaiveDate) -> i64 {
+    d.and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        .timestamp_micros()
 }
 
 /// The type times are read as: microseconds, as stored.
@@ -543,7 +550,7 @@ impl<R: Record> Stream<R> {
     }
 
     /// Makes this the stream [`Stream::load`] reads as of `as_of`, a date no later than
-    /// [`Stream::as_of`], without reading the events again: the later events go, the rest
+    /// [`Stream::as_of`]'s, without reading the events again: the later events go, the rest
     /// are cut into sessions again, and the orders are read again as of `as_of`. (Uplift
     /// training needs the web columns as of each campaign's first day: one read, latest day
     /// first, instead of one per day.) The events must not have been freed.
@@ -560,10 +567,7 @@ impl<R: Record> Stream<R> {
         }
         self.as_of = as_of;
         let cut = format!("TIMESTAMP '{as_of} 00:00:00'");
-        let before = as_of
-            .and_time(chrono::NaiveTime::MIN)
-            .and_utc()
-            .timestamp_micros();
+        let before = midnight(as_of);
         // (Each part stays in order: only events are taken out.)
         self.parts
             .par_iter_mut()
@@ -576,6 +580,11 @@ impl<R: Record> Stream<R> {
         self.invoices = number_orders(&mut self.strings, orders);
         self.sessions = cut_parts(&self.parts, self.idle);
         Ok(())
+    }
+
+    /// The events are those before this date.
+    pub fn as_of(&self) -> NaiveDate {
+        self.as_of
     }
 
     /// The events of session `s`, in order.
