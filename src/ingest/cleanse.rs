@@ -1,8 +1,8 @@
 //! Cleansing with polars: raw text columns → typed canonical columns, and a reason code for
 //! every row that breaks a rule.
 //!
-//! Input: a chunk from [`super::scan`] (raw text per mapped canonical column, plus `__record`,
-//! `__line`, `__start`, `__end`). Output: the same rows with typed columns under the canonical
+//! Input: a [`Chunk`] from [`super::scan`] (raw text per mapped canonical column, plus
+//! `__record`, `__line`, `__start`, `__end`; null tokens already nulls for text files). Output: the same rows with typed columns under the canonical
 //! names, and the rejected rows with `__reason` / `__detail` ([`Cleansed`]):
 //! - every value is trimmed; null tokens become null; a column's `map` replaces values; ids
 //!   are case-normalised and `17850.0` becomes `17850` when the contract says so; columns
@@ -24,6 +24,7 @@ use polars::prelude::*;
 
 use super::contract::{Case, ColumnSpec, ColumnType, Entity, NegativeQuantity, Source};
 use super::reasons::Reason;
+use super::scan::Chunk;
 use crate::error::Result;
 
 /// Money is stored as decimal(18, 3): exact, and wide enough for 10^15 currency units.
@@ -104,13 +105,14 @@ fn detail(name: &str, value: Expr, what: String) -> Expr {
 
 /// Cleanses one chunk (see the module doc): normalise the text, parse the types, check the
 /// rules and relationships, then split the rows into good ones and reason-coded rejects.
-pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cleansed> {
+pub fn cleanse(source: &Source, chunk: Chunk, known: &KnownIds) -> Result<Cleansed> {
     // Sources without byte ranges (Parquet) carry each row's raw text along.
-    let has_raw = chunk.column("__raw").is_ok();
+    let has_raw = chunk.frame.column("__raw").is_ok();
     let (typed, parse_failures) = parsed(source);
     let lf = chunk
+        .frame
         .lazy()
-        .with_columns(normalised(source))
+        .with_columns(normalised(source, chunk.padded.as_deref()))
         .with_columns(typed);
     let mut checks = rules(source, parse_failures);
     let derived = order_line_flags(source, &mut checks);
@@ -133,24 +135,31 @@ pub fn cleanse(source: &Source, chunk: DataFrame, known: &KnownIds) -> Result<Cl
 }
 
 /// Step 1: every value trimmed, null tokens as nulls, ids case-normalised (and `17850.0`
-/// as `17850` when asked); the raw text kept as `__raw_NAME` for details.
-fn normalised(source: &Source) -> Vec<Expr> {
+/// as `17850` when asked); the raw text kept as `__raw_NAME` for details. With `padded`
+/// (see [`Chunk::padded`]) the scan already made the null tokens nulls, and only the
+/// columns it marks are trimmed.
+fn normalised(source: &Source, padded: Option<&[bool]>) -> Vec<Expr> {
     let mut text = Vec::new();
-    for super::contract::Column {
-        name,
-        ty,
-        spec,
-        origin,
-    } in &source.columns
-    {
-        let raw_text = match origin {
-            super::contract::Origin::Record => col("__record").cast(DataType::String),
-            _ => col(name.as_str()),
+    for (i, column) in source.columns.iter().enumerate() {
+        let super::contract::Column {
+            name,
+            ty,
+            spec,
+            origin,
+        } = column;
+        let record = *origin == super::contract::Origin::Record;
+        let raw_text = match record {
+            true => col("__record").cast(DataType::String),
+            false => col(name.as_str()),
         };
-        let trimmed = raw_text.clone().str().strip_chars(lit(NULL));
-        let mut v = when(any_of(&trimmed, &source.null_tokens))
-            .then(lit(NULL).cast(DataType::String))
-            .otherwise(trimmed);
+        let trim = || raw_text.clone().str().strip_chars(lit(NULL));
+        let mut v = match padded.map(|p| p[i]) {
+            Some(true) if !record => trim(),
+            Some(false) if !record => raw_text.clone(),
+            _ => when(any_of(&trim(), &source.null_tokens))
+                .then(lit(NULL).cast(DataType::String))
+                .otherwise(trim()),
+        };
         if !spec.map.is_empty() {
             // One pass, each value looked up once: the first mapped value it equals, else
             // itself. (Nesting one `when` per entry around the last would repeat the value

@@ -747,7 +747,8 @@ struct StagedFile<'a> {
 }
 
 /// Time one file's chunks spent per step, logged at debug level (ECRM_LOG=debug) to see
-/// where a load goes; the scan runs on its own thread, so its share is what the rest leaves.
+/// where a load goes; the scan runs on its own thread, so its share is what the rest leaves
+/// (waiting for chunks, and dropping exact duplicates).
 struct StepTimes {
     started: std::time::Instant,
     cleanse: std::time::Duration,
@@ -801,7 +802,7 @@ fn load_file(
     let mut reject_parts = Vec::new();
     let mut derived = build::Derived::default();
     let mut times = StepTimes::default();
-    let on_chunk = |chunk: DataFrame| -> Result<()> {
+    let on_chunk = |chunk: scan::Chunk| -> Result<()> {
         let t = std::time::Instant::now();
         let cleanse::Cleansed { mut good, bad } = cleanse::cleanse(source, chunk, known)?;
         if bad.height() > 0 {
@@ -925,16 +926,17 @@ fn file_rejects(
     )?)
 }
 
-/// Runs the scan on its own thread while `on_chunk` cleanses and stages on this one, so the
-/// two halves of a load overlap (a bounded channel of two chunks keeps memory flat).
+/// Runs the scan on its own thread while this one drops exact duplicates and `on_chunk`
+/// cleanses and stages, so the two halves of a load overlap (a bounded channel of two chunks
+/// keeps memory flat).
 fn scan_pipelined(
     file: &StagedFile<'_>,
     bytes: u64,
-    mut on_chunk: impl FnMut(DataFrame) -> Result<()>,
+    mut on_chunk: impl FnMut(scan::Chunk) -> Result<()>,
 ) -> Result<scan::ScanOutcome> {
     let (source, path, chunk_rows) = (file.source, file.path, file.chunk_rows);
     let bar = progress_bar(file.progress, path, bytes);
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<DataFrame>(2);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<scan::Chunk>(2);
     std::thread::scope(|scope| {
         let scanner = scope.spawn(move || {
             // A send fails only when the consumer stopped on an error, which it reports.
@@ -952,13 +954,18 @@ fn scan_pipelined(
             }
         });
         let mut consumed = Ok(());
+        let mut repeats = scan::Repeats::default();
         for chunk in receiver {
             if let Some(bar) = &bar {
                 // The byte offset after the chunk's last record (0 for Parquet: no progress).
-                let done = chunk.column("__end").ok().and_then(|c| c.u64().ok()?.max());
+                let done = chunk
+                    .frame
+                    .column("__end")
+                    .ok()
+                    .and_then(|c| c.u64().ok()?.max());
                 bar.set_position(done.unwrap_or(0));
             }
-            consumed = on_chunk(chunk);
+            consumed = repeats.drop_from(chunk).and_then(&mut on_chunk);
             if consumed.is_err() {
                 // Dropping the receiver (end of this loop) makes the scanner's next send fail.
                 break;
@@ -971,7 +978,9 @@ fn scan_pipelined(
             .join()
             .map_err(|_| Error::Internal(format!("the scan of {} panicked", path.display())))?;
         consumed?;
-        scanned
+        let mut scanned = scanned?;
+        repeats.settle(&mut scanned);
+        Ok(scanned)
     })
 }
 
@@ -1000,12 +1009,8 @@ pub fn empty_good(source: &Source) -> Result<DataFrame> {
     for c in &source.columns {
         cols.push(Column::new(c.name.as_str().into(), Vec::<String>::new()));
     }
-    let good = cleanse::cleanse(
-        source,
-        DataFrame::new_infer_height(cols)?,
-        &cleanse::KnownIds::default(),
-    )?
-    .good;
+    let chunk = scan::Chunk::of(DataFrame::new_infer_height(cols)?);
+    let good = cleanse::cleanse(source, chunk, &cleanse::KnownIds::default())?.good;
     match source.entity {
         Entity::OrderLine => compute::order_lines(source, good, ""),
         _ => Ok(good),
@@ -1101,6 +1106,73 @@ customer_id = { value = "c" }
             proptest::collection::vec(any::<u8>(), 1..6),
         ];
         proptest::collection::vec(piece, 0..60).prop_map(|v| v.concat())
+    }
+
+    /// The scan's share of cleansing and the duplicate drop on the consuming thread, in
+    /// chunks of two rows so that records repeat across chunks: a repeat is a duplicate
+    /// whether it was good or ragged, null tokens are found after trimming, and a reject's
+    /// detail still quotes the value as it was, white space included.
+    #[test]
+    fn repeats_across_chunks_are_duplicates_and_tokens_are_trimmed_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = CONTRACT.replace(
+            "cancellation_prefix = \"C\"",
+            "cancellation_prefix = \"C\"\nnull_tokens = [\"\", \"NULL\"]",
+        );
+        let contract = Contract::parse(&dir.path().join("c.toml"), &text).unwrap();
+        let lines = [
+            "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID",
+            "1,A,2,2011-01-02 08:26,2.55,c1",
+            "1,A,2,2011-01-02 08:26,2.55",
+            "2, B ,3,2011-01-02 08:26,1.00,  ",
+            "1,A,2,2011-01-02 08:26,2.55",
+            "1,A,2,2011-01-02 08:26,2.55,c1",
+            "3,C,x,2011-01-02 08:26,1.00,c2",
+            "4,D, 5x ,2011-01-02 08:26,1.00,c2",
+            "5,E,1,2011-01-02 08:26,1.00, NULL",
+        ];
+        std::fs::write(dir.path().join("tx.csv"), lines.join("\n")).unwrap();
+        let wh = dir.path().join("wh");
+        let opts = IngestOptions {
+            chunk_rows: Some(2),
+            ..IngestOptions::default()
+        };
+        let s = ingest(&wh, &contract, &opts).unwrap();
+        let f = &s.files[0];
+        assert_eq!(
+            (f.rows_read, f.rows_loaded, f.rows_rejected, f.duplicates),
+            (8, 3, 3, 2)
+        );
+        let wh = Warehouse::open(&wh).unwrap();
+        let rejects = wh.read_polars(tables::REJECTS).unwrap().unwrap();
+        let text = |df: &DataFrame, c: &str| -> Vec<Option<String>> {
+            let c = df.column(c).unwrap().cast(&DataType::String).unwrap();
+            c.str()
+                .unwrap()
+                .iter()
+                .map(|v| v.map(String::from))
+                .collect()
+        };
+        let some = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+        assert_eq!(text(&rejects, "record"), some(&["2", "6", "7"]));
+        assert_eq!(
+            text(&rejects, "detail"),
+            some(&[
+                "5 fields, the header has 6",
+                "quantity 'x' is not an integer",
+                "quantity ' 5x ' is not an integer",
+            ])
+        );
+        let sales = wh
+            .read_polars(tables::FACT_SALES)
+            .unwrap()
+            .unwrap()
+            .sort(["product_id"], SortMultipleOptions::default())
+            .unwrap();
+        assert_eq!(text(&sales, "product_id"), some(&["A", "B", "E"]));
+        assert_eq!(text(&sales, "customer_key").iter().flatten().count(), 3);
+        let guests = sales.column("customer_key").unwrap().i64().unwrap();
+        assert_eq!(guests.into_no_null_iter().filter(|k| *k == 0).count(), 2);
     }
 
     proptest::proptest! {

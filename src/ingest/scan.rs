@@ -10,11 +10,14 @@
 //! - decodes each field from the source's encoding (Latin-1 through encoding_rs);
 //! - numbers records (1-based data rows, header excluded) and remembers each one's byte range,
 //!   so a rejected row's raw text can be quoted exactly;
-//! - drops exact duplicate records (identical raw field bytes, before any cleansing), counted,
-//!   unless the contract keeps them (`exact_duplicates = "keep"`);
+//! - digests each record's raw field bytes, so that [`Repeats`] drops exact duplicates
+//!   (before any cleansing), counted, unless the contract keeps them
+//!   (`exact_duplicates = "keep"`);
 //! - rejects ragged lines (`ragged_line`) and invalid UTF-8 (`bad_encoding`);
-//! - hands the rest to polars in chunks of `chunk_rows` rows, one text column per mapped
-//!   canonical column, plus `__record`, `__line`, `__start`, `__end`.
+//! - makes each field that is a null token once trimmed a null, and marks the columns where
+//!   some other value has white space at an end (cleansing trims only those);
+//! - hands the rest to polars in chunks of `chunk_rows` rows ([`Chunk`]), one text column per
+//!   mapped canonical column, plus `__record`, `__line`, `__start`, `__end`.
 //!
 //! Memory: one chunk of text, plus 16 bytes per distinct record for duplicate detection.
 
@@ -68,11 +71,98 @@ impl Hasher for PassThrough {
     }
 }
 
-/// Column buffers of the chunk being filled.
+/// A chunk of raw text columns, one per mapped canonical column in the source's order, plus
+/// `__record`, `__line`, `__start` and `__end`.
+pub struct Chunk {
+    pub frame: DataFrame,
+    /// `Some` when the scan already made every null token (compared after trimming) a null:
+    /// then, per column, whether some other value has white space at either end (only those
+    /// columns are left to trim). `None` leaves both steps to cleansing.
+    pub padded: Option<Vec<bool>>,
+    /// The digests of every record read since the last chunk (rejected ones too), in record
+    /// order from record `digests_from`; empty when exact duplicates are kept (or found
+    /// otherwise, as in Parquet). [`Repeats`] drops the repeated ones.
+    pub digests: Vec<u128>,
+    pub digests_from: u64,
+}
+
+impl Chunk {
+    /// A chunk that cleansing normalises whole, without digests.
+    pub fn of(frame: DataFrame) -> Chunk {
+        Chunk {
+            frame,
+            padded: None,
+            digests: Vec::new(),
+            digests_from: 0,
+        }
+    }
+}
+
+/// Exact duplicates found from the chunks' digests, in record order: a record whose digest
+/// was seen before in the file is dropped (from its chunk, or from the scan's rejects).
+///
+/// This runs on the consuming thread, not the scanning one: the set's inserts miss the
+/// cache (16 bytes per distinct record, hundreds of megabytes for a big file) and were a
+/// third of the scan's time, which is the load's slowest step.
+#[derive(Default)]
+pub struct Repeats {
+    seen: HashSet<u128, BuildHasherDefault<PassThrough>>,
+    /// The records dropped, ascending.
+    records: Vec<u64>,
+}
+
+impl Repeats {
+    /// The chunk without the rows that repeat an earlier record.
+    pub fn drop_from(&mut self, mut chunk: Chunk) -> Result<Chunk> {
+        let before = self.records.len();
+        for (i, d) in std::mem::take(&mut chunk.digests).into_iter().enumerate() {
+            if !self.seen.insert(d) {
+                self.records.push(chunk.digests_from + i as u64);
+            }
+        }
+        let repeated = &self.records[before..];
+        if repeated.is_empty() {
+            return Ok(chunk);
+        }
+        let keep: Vec<bool> = chunk
+            .frame
+            .column("__record")?
+            .u64()?
+            .into_no_null_iter()
+            .map(|r| repeated.binary_search(&r).is_err())
+            .collect();
+        chunk.frame = chunk
+            .frame
+            .filter(&BooleanChunked::from_slice("keep".into(), &keep))?;
+        Ok(chunk)
+    }
+
+    /// Counts the dropped records as duplicates, and takes those the scan rejected out of its
+    /// rejects (a repeated record is a duplicate, whatever is wrong with it).
+    pub fn settle(self, out: &mut ScanOutcome) {
+        out.rejects
+            .retain(|r| self.records.binary_search(&r.record).is_err());
+        out.duplicates += self.records.len() as u64;
+    }
+}
+
+/// Column buffers of the chunk being filled. Null tokens are found here, one comparison per
+/// field, rather than by polars, which would copy every string column twice (trimmed, then
+/// nulled) for the few values that change: that was a quarter of a load's CPU time.
 struct ChunkBuilder {
     names: Vec<String>,
+    null_tokens: Vec<String>,
+    /// The empty value is a null token (the default); empty values are the common case.
+    empty_is_null: bool,
+    longest_token: usize,
     text: Vec<String>,
     ends: Vec<Vec<usize>>,
+    /// Per column, the chunk's rows whose value is a null token, ascending.
+    nulls: Vec<Vec<usize>>,
+    /// Per column, whether some value that is not a null token has white space at either end.
+    padded: Vec<bool>,
+    digests: Vec<u128>,
+    digests_from: u64,
     record: Vec<u64>,
     line: Vec<u64>,
     start: Vec<u64>,
@@ -80,12 +170,19 @@ struct ChunkBuilder {
 }
 
 impl ChunkBuilder {
-    fn new(names: Vec<String>) -> Self {
+    fn new(names: Vec<String>, null_tokens: &[String]) -> Self {
         let n = names.len();
         ChunkBuilder {
             names,
+            null_tokens: null_tokens.to_vec(),
+            empty_is_null: null_tokens.iter().any(String::is_empty),
+            longest_token: null_tokens.iter().map(String::len).max().unwrap_or(0),
             text: vec![String::new(); n],
             ends: vec![Vec::new(); n],
+            nulls: vec![Vec::new(); n],
+            padded: vec![false; n],
+            digests: Vec::new(),
+            digests_from: 0,
             record: Vec::new(),
             line: Vec::new(),
             start: Vec::new(),
@@ -95,6 +192,19 @@ impl ChunkBuilder {
 
     fn len(&self) -> usize {
         self.record.len()
+    }
+
+    /// Whether the chunk has rows, or digests of records read since the last one.
+    fn is_pending(&self) -> bool {
+        self.len() > 0 || !self.digests.is_empty()
+    }
+
+    /// Adds the digest of record number `record` (see [`Chunk::digests`]).
+    fn digest(&mut self, record: u64, digest: u128) {
+        if self.digests.is_empty() {
+            self.digests_from = record;
+        }
+        self.digests.push(digest);
     }
 
     /// Ends a record whose fields were pushed: its record number, line and byte range.
@@ -137,7 +247,7 @@ impl ChunkBuilder {
                 }
                 Pick::Value(v) => self.text[c].push_str(v),
             }
-            self.ends[c].push(self.text[c].len());
+            self.end_value(c);
         }
         Ok(())
     }
@@ -174,20 +284,49 @@ impl ChunkBuilder {
                     }
                 }
             }
-            self.ends[c].push(self.text[c].len());
+            self.end_value(c);
         }
+    }
+
+    /// Ends column `c`'s value (the text appended since its last value): a null token
+    /// becomes a null, and a value with white space at an end marks the column as padded.
+    fn end_value(&mut self, c: usize) {
+        let from = self.ends[c].last().copied().unwrap_or(0);
+        let value = &self.text[c][from..];
+        // Most values begin and end with a visible ASCII character: nothing to trim, and
+        // longer than any null token.
+        let visible = |b: Option<&u8>| b.is_some_and(u8::is_ascii_graphic);
+        let bytes = value.as_bytes();
+        let trimmed = match visible(bytes.first()) && visible(bytes.last()) {
+            true => value,
+            false => value.trim(),
+        };
+        let null = match trimmed.len() {
+            0 => self.empty_is_null,
+            n => n <= self.longest_token && self.null_tokens.iter().any(|t| t == trimmed),
+        };
+        if null {
+            self.nulls[c].push(self.ends[c].len());
+            self.text[c].truncate(from);
+        } else if trimmed.len() != value.len() {
+            self.padded[c] = true;
+        }
+        self.ends[c].push(self.text[c].len());
     }
 
     /// Removes the last value of the first `n` columns (a record that failed half-way).
     fn take_back(&mut self, n: usize) {
         for k in 0..n {
             self.ends[k].pop();
+            if self.nulls[k].last() == Some(&self.ends[k].len()) {
+                self.nulls[k].pop();
+            }
             let keep = self.ends[k].last().copied().unwrap_or(0);
             self.text[k].truncate(keep);
         }
     }
 
-    fn take(&mut self) -> Result<DataFrame> {
+    fn take(&mut self) -> Result<Chunk> {
         let mut cols: Vec<Column> = vec![
             Column::new("__record".into(), std::mem::take(&mut self.record)),
             Column::new("__line".into(), std::mem::take(&mut self.line)),
@@ -197,16 +336,32 @@ impl ChunkBuilder {
         for (i, name) in self.names.iter().enumerate() {
             let text = std::mem::take(&mut self.text[i]);
             let ends = std::mem::take(&mut self.ends[i]);
+            let nulls = std::mem::take(&mut self.nulls[i]);
             let mut from = 0;
             let values = ends.iter().map(|&to| {
                 let s = &text[from..to];
                 from = to;
                 s
             });
-            let ca = StringChunked::from_iter_values(name.as_str().into(), values);
+            let ca = if nulls.is_empty() {
+                StringChunked::from_iter_values(name.as_str().into(), values)
+            } else {
+                let mut next_null = nulls.iter().peekable();
+                let values = values.enumerate().map(|(row, v)| {
+                    let null = next_null.next_if_eq(&&row).is_some();
+                    (!null).then_some(v)
+                });
+                StringChunked::from_iter_options(name.as_str().into(), values)
+            };
             cols.push(ca.into_column());
         }
-        Ok(DataFrame::new_infer_height(cols)?)
+        let padded = std::mem::replace(&mut self.padded, vec![false; self.names.len()]);
+        Ok(Chunk {
+            frame: DataFrame::new_infer_height(cols)?,
+            padded: Some(padded),
+            digests: std::mem::take(&mut self.digests),
+            digests_from: self.digests_from,
+        })
     }
 }
 
@@ -396,7 +551,7 @@ pub fn scan_text(
     source: &Source,
     path: &Path,
     chunk_rows: usize,
-    mut on_chunk: impl FnMut(DataFrame) -> Result<()>,
+    mut on_chunk: impl FnMut(Chunk) -> Result<()>,
 ) -> Result<ScanOutcome> {
     let mut records = Records::open(source, path)?;
     let mut rec = csv::ByteRecord::new();
@@ -411,15 +566,13 @@ pub fn scan_text(
         None => None,
     };
     let names = source.columns.iter().map(|c| c.name.clone()).collect();
-    let mut chunk = ChunkBuilder::new(names);
-    let mut seen: HashSet<u128, BuildHasherDefault<PassThrough>> = HashSet::default();
+    let mut chunk = ChunkBuilder::new(names, &source.null_tokens);
     let keep_duplicates = source.exact_duplicates == ExactDuplicates::Keep;
     let mut out = ScanOutcome::default();
     while let Some(place) = records.next(&mut rec, path, &After(out.rows_read))? {
         out.rows_read += 1;
-        if !keep_duplicates && !seen.insert(record_digest(&rec)) {
-            out.duplicates += 1;
-            continue;
+        if !keep_duplicates {
+            chunk.digest(out.rows_read, record_digest(&rec));
         }
         let width = *width.get_or_insert(rec.len());
         let picks = match &mut picks {
@@ -464,7 +617,7 @@ pub fn scan_text(
             on_chunk(chunk.take()?)?;
         }
     }
-    if chunk.len() > 0 {
+    if chunk.is_pending() {
         on_chunk(chunk.take()?)?;
     }
     Ok(out)
@@ -568,7 +721,7 @@ pub fn scan_ndjson(
     source: &Source,
     path: &Path,
     chunk_rows: usize,
-    mut on_chunk: impl FnMut(DataFrame) -> Result<()>,
+    mut on_chunk: impl FnMut(Chunk) -> Result<()>,
 ) -> Result<ScanOutcome> {
     use std::io::BufRead;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -577,8 +730,7 @@ pub fn scan_ndjson(
     }
     let mut rdr = std::io::BufReader::with_capacity(1 << 20, file);
     let names = source.columns.iter().map(|c| c.name.clone()).collect();
-    let mut chunk = ChunkBuilder::new(names);
-    let mut seen: HashSet<u128, BuildHasherDefault<PassThrough>> = HashSet::default();
+    let mut chunk = ChunkBuilder::new(names, &source.null_tokens);
     let mut out = ScanOutcome::default();
     let mut buf = Vec::new();
     let (mut offset, mut line) = (0u64, 0u64);
@@ -602,11 +754,8 @@ pub fn scan_ndjson(
             continue;
         }
         out.rows_read += 1;
-        if source.exact_duplicates == ExactDuplicates::Drop
-            && !seen.insert(xxhash_rust::xxh3::xxh3_128(text))
-        {
-            out.duplicates += 1;
-            continue;
+        if source.exact_duplicates == ExactDuplicates::Drop {
+            chunk.digest(out.rows_read, xxhash_rust::xxh3::xxh3_128(text));
         }
         let reject = |reason, detail| ScanReject {
             record: out.rows_read,
@@ -643,7 +792,7 @@ pub fn scan_ndjson(
             on_chunk(chunk.take()?)?;
         }
     }
-    if chunk.len() > 0 {
+    if chunk.is_pending() {
         on_chunk(chunk.take()?)?;
     }
     Ok(out)
@@ -665,7 +814,7 @@ pub fn scan_parquet(
     source: &Source,
     path: &Path,
     chunk_rows: usize,
-    mut on_chunk: impl FnMut(DataFrame) -> Result<()>,
+    mut on_chunk: impl FnMut(Chunk) -> Result<()>,
 ) -> Result<ScanOutcome> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let df = ParquetReader::new(file)
@@ -722,7 +871,7 @@ pub fn scan_parquet(
     };
     let mut offset = 0;
     while offset < rows.height() {
-        on_chunk(rows.slice(offset as i64, chunk_rows))?;
+        on_chunk(Chunk::of(rows.slice(offset as i64, chunk_rows)))?;
         offset += chunk_rows;
     }
     Ok(out)
