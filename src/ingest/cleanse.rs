@@ -2,8 +2,9 @@
 //! every row that breaks a rule.
 //!
 //! Input: a [`Chunk`] from [`super::scan`] (raw text per mapped canonical column, plus
-//! `__record`, `__line`, `__start`, `__end`; null tokens already nulls for text files). Output: the same rows with typed columns under the canonical
-//! names, and the rejected rows with `__reason` / `__detail` ([`Cleansed`]):
+//! `__record`, `__line`, `__start`, `__end`; for text files the null tokens are already
+//! nulls). Output: the same rows with typed columns under the canonical names, and the
+//! rejected rows with `__reason` / `__detail` ([`Cleansed`]):
 //! - every value is trimmed; null tokens become null; a column's `map` replaces values; ids
 //!   are case-normalised and `17850.0` becomes `17850` when the contract says so; columns
 //!   with a canonical vocabulary (a contact's arm, a consent event's channel and status) are
