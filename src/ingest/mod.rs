@@ -16,12 +16,13 @@
 //! in the same commit). [`rollback`] removes a whole load.
 //!
 //! The flow of one file, in two threads: [`scan`] (csv crate or a line splitter: encoding,
-//! record numbers, ragged lines, exact duplicates, columns by name or position) hands chunks
-//! of raw text to [`cleanse`] (polars: trim, types, rules → reason codes), whose good rows get
-//! their computed columns ([`compute`]: unit prices from line totals, costs, customer-day
-//! baskets) and are staged as Parquet chunks. Then
-//! [`build`] merges the dimensions and streams the staged chunks into the fact tables, and the
-//! whole load is committed atomically. Memory holds a few chunks, the dimensions and the
+//! record numbers, ragged lines, record digests, null tokens, columns by name or position)
+//! hands chunks of raw text to the other thread, which drops exact duplicates
+//! ([`scan::Repeats`]) and [`cleanse`]s them (polars: trim, types, rules → reason codes); the
+//! good rows get their computed columns ([`compute`]: unit prices from line totals, costs,
+//! customer-day baskets) and are staged as Parquet chunks. Then [`build`] merges the
+//! dimensions and streams the staged chunks into the fact tables, and the whole load is
+//! committed atomically. Memory holds a few chunks, the dimensions and the
 //! duplicate-detection hashes (16 bytes per distinct record), never a whole file.
 
 pub mod build;
