@@ -957,14 +957,15 @@ fn scan_pipelined(
         let mut consumed = Ok(());
         let mut repeats = scan::Repeats::default();
         for chunk in receiver {
-            if let Some(bar) = &bar {
-                // The byte offset after the chunk's last record (0 for Parquet: no progress).
-                let done = chunk
-                    .frame
-                    .column("__end")
-                    .ok()
-                    .and_then(|c| c.u64().ok()?.max());
-                bar.set_position(done.unwrap_or(0));
+            // The byte offset after the chunk's last record (0 for Parquet: no progress; none
+            // for a last chunk of digests alone, which leaves the bar where it is).
+            let done = chunk
+                .frame
+                .column("__end")
+                .ok()
+                .and_then(|c| c.u64().ok()?.max());
+            if let (Some(bar), Some(done)) = (&bar, done) {
+                bar.set_position(done);
             }
             consumed = repeats.drop_from(chunk).and_then(&mut on_chunk);
             if consumed.is_err() {
