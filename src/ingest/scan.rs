@@ -43,7 +43,8 @@ pub struct ScanReject {
     pub detail: String,
 }
 
-/// What the scan of one file saw.
+/// What the scan of one file saw. For text and NDJSON files the exact duplicates are only
+/// known once [`Repeats::settle`] has counted them and taken them out of `rejects`.
 #[derive(Debug, Default)]
 pub struct ScanOutcome {
     /// Data records read (header excluded).
