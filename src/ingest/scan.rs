@@ -149,7 +149,7 @@ impl Repeats {
 
 /// Column buffers of the chunk being filled. Null tokens are found here, one comparison per
 /// field, rather than by polars, which would copy every string column twice (trimmed, then
-/// nulled) for the few values that change: that was a quarter of a load's CPU time.
+/// nulled) for the few values that change: `strip_chars` alone was 10 % of a load's CPU.
 struct ChunkBuilder {
     names: Vec<String>,
     null_tokens: Vec<String>,
