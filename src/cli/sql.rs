@@ -7,6 +7,7 @@ use clap::Args;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 
 use super::output::{self, Format};
 use super::{Context, FormatArgs};
@@ -216,8 +217,10 @@ pub fn query(a: &QueryArgs, cx: &Context<'_>) -> Result<()> {
             });
         }
         let last = statements.len() - 1;
-        for (i, stmt) in statements.iter().enumerate() {
-            let (schema, batches) = olap::sql(&ctx, stmt).await.map_err(|e| match e {
+        let running = olap::script(&ctx, &statements, engine.threads_or_cores());
+        let mut results = std::pin::pin!(running);
+        while let Some((i, result)) = results.next().await {
+            let (schema, batches) = result.map_err(|e| match e {
                 // Several statements: say which one failed.
                 Error::Sql {
                     message,

@@ -181,6 +181,33 @@ pub fn check_expression(text: &str) -> Result<(), String> {
     }
 }
 
+/// True when `statement` is one query that only reads: `SELECT` (not `SELECT ... INTO`),
+/// `WITH`, `VALUES`, `TABLE` and set operations of them, with no `INSERT`, `UPDATE`,
+/// `DELETE` or `MERGE` inside. False for anything else, and for text that does not parse.
+pub fn is_query(statement: &str) -> bool {
+    use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement};
+    use datafusion::sql::sqlparser::parser::Parser;
+    fn reads(q: &Query) -> bool {
+        let ctes = q.with.iter().flat_map(|w| &w.cte_tables);
+        body_reads(&q.body) && ctes.into_iter().all(|c| reads(&c.query))
+    }
+    fn body_reads(b: &SetExpr) -> bool {
+        match b {
+            SetExpr::Select(s) => s.into.is_none(),
+            SetExpr::Query(q) => reads(q),
+            SetExpr::SetOperation { left, right, .. } => body_reads(left) && body_reads(right),
+            SetExpr::Values(_) | SetExpr::Table(_) => true,
+            SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => {
+                false
+            }
+        }
+    }
+    match Parser::parse_sql(&GenericDialect {}, statement).as_deref() {
+        Ok([Statement::Query(q)]) => reads(q),
+        _ => false,
+    }
+}
+
 /// A quoted SQL name: `"name"`, a `"` inside doubled.
 pub fn ident(name: &str) -> String {
     Ident::with_quote('"', name).to_string()
@@ -203,6 +230,34 @@ mod tests {
         assert!(!ends_statement("SELECT 1 -- ;\n"));
         assert!(!ends_statement("SELECT 1 /* ; */"));
         assert!(!ends_statement("SELECT 1 /* ;"));
+    }
+
+    /// Only statements that read may run beside each other (`olap::script`).
+    #[test]
+    fn a_query_is_a_statement_that_only_reads() {
+        for q in [
+            "SELECT 1",
+            "WITH t AS (SELECT 1 AS a) SELECT a FROM t ORDER BY a",
+            "VALUES (1), (2)",
+            "(SELECT 1) UNION ALL SELECT 2",
+            "select country, sum(x) from sales group by rollup(country)",
+        ] {
+            assert!(is_query(q), "{q}");
+        }
+        for s in [
+            "SET datafusion.execution.batch_size = 1024",
+            "CREATE VIEW v AS SELECT 1",
+            "CREATE TABLE t AS SELECT 1",
+            "SELECT 1 INTO t",
+            "INSERT INTO t VALUES (1)",
+            "WITH t AS (SELECT 1) INSERT INTO u SELECT * FROM t",
+            "EXPLAIN SELECT 1",
+            "SELECT 1; SELECT 2",
+            "SELEC 1",
+            "",
+        ] {
+            assert!(!is_query(s), "{s}");
+        }
     }
 
     #[test]

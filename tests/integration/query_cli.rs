@@ -74,6 +74,39 @@ fn several_statements_print_in_turn_and_out_takes_the_last() {
     assert!(!none.exists(), "a query must not create a warehouse");
 }
 
+/// Queries of a script run side by side (`olap::script`), yet print in statement order; a
+/// statement that changes the session (`CREATE VIEW`, `SET`) runs alone, so the queries
+/// after it see it; an error stops the script after the results before it.
+#[test]
+fn statements_run_side_by_side_print_in_order_and_see_what_came_before() {
+    let wh = sample_warehouse();
+    // The slow query first: a later one that finishes sooner must still print after it.
+    let script = "SELECT count(*) AS n FROM generate_series(1, 3000000); SELECT 1 AS one; \
+                  CREATE VIEW v AS SELECT 2 AS b; SELECT b FROM v; SELECT b * 10 AS ten FROM v; \
+                  SET datafusion.execution.batch_size = 100; SELECT b + 1 AS c FROM v";
+    let out = ecrm_ok(wh, &["query", "-e", script, "--format", "csv"]);
+    // A statement without a result (CREATE VIEW, SET) prints an empty line of no columns.
+    assert_eq!(
+        out,
+        "n\n3000000\n\none\n1\n\n\"\"\n\nb\n2\n\nten\n20\n\n\"\"\n\nc\n3\n"
+    );
+
+    let broken = ecrm(
+        wh,
+        &[
+            "query",
+            "-e",
+            "SELECT 1 AS a; SELECT * FROM no_such_table; SELECT 3 AS c",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(broken.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&broken.stdout), "a\n1\n");
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert!(err.contains("statement 2 of 3"), "{err}");
+}
+
 #[test]
 fn a_csv_file_joins_the_warehouse_tables() {
     let dir = tempfile::tempdir().unwrap();
