@@ -357,9 +357,9 @@ pub async fn sql(ctx: &SessionContext, statement: &str) -> Result<(SchemaRef, Ve
 /// may change what they see.
 ///
 /// Why: one query leaves cores idle in its serial steps (planning, the last merge and sort):
-/// the five peer OLAP questions used 1.5 of 2 cores one after another, and took 0.142 s
-/// (median of 21) with one query per thread at a time against 0.138 s with two. Dropping
-/// the stream stops the statements still running.
+/// the five peer OLAP questions used 1.5 of 2 cores one after another and took 0.161 s
+/// (medians of 21 whole processes, 2 threads); with one query per thread at a time 0.142 s,
+/// with two 0.133–0.138 s. Dropping the stream stops the statements still running.
 pub fn script(
     ctx: &SessionContext,
     statements: &[String],
