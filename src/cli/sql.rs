@@ -217,7 +217,7 @@ pub fn query(a: &QueryArgs, cx: &Context<'_>) -> Result<()> {
             });
         }
         let last = statements.len() - 1;
-        let running = olap::script(&ctx, &statements, engine.threads_or_cores());
+        let running = olap::script(&ctx, &statements, engine);
         let mut results = std::pin::pin!(running);
         while let Some((i, result)) = results.next().await {
             let (schema, batches) = result.map_err(|e| match e {

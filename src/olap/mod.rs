@@ -352,9 +352,10 @@ pub async fn sql(ctx: &SessionContext, statement: &str) -> Result<(SchemaRef, Ve
 
 /// Runs a script's statements and yields each one's result in statement order, with its
 /// index. Runs of consecutive queries (they only read: [`sqltext::is_query`]) go up to two
-/// per thread at a time (`threads`: the session's); any other statement (`SET`, `CREATE
-/// VIEW`, ...) runs alone, after everything before it and before anything after it, as it
-/// may change what they see.
+/// per thread at a time (`opts.threads`); any other statement (`SET`, `CREATE VIEW`, ...)
+/// runs alone, after everything before it and before anything after it, as it may change
+/// what they see. Under `opts.memory_limit` every statement runs alone: queries side by
+/// side would share the limit, and one that fits alone could then fail.
 ///
 /// Why: one query leaves cores idle in its serial steps (planning, the last merge and sort):
 /// the five peer OLAP questions used 1.5 of 2 cores one after another and took 0.161 s
@@ -363,7 +364,7 @@ pub async fn sql(ctx: &SessionContext, statement: &str) -> Result<(SchemaRef, Ve
 pub fn script(
     ctx: &SessionContext,
     statements: &[String],
-    threads: usize,
+    opts: &EngineOptions,
 ) -> impl futures::Stream<Item = (usize, Result<(SchemaRef, Vec<RecordBatch>)>)> + use<> {
     use futures::{FutureExt, StreamExt, stream};
     let mut groups: Vec<(bool, Vec<(usize, String)>)> = Vec::new();
@@ -374,9 +375,13 @@ pub fn script(
             _ => groups.push((query, vec![(i, s.clone())])),
         }
     }
+    let side_by_side = match opts.memory_limit {
+        None => 2 * opts.threads_or_cores().max(1),
+        Some(_) => 1,
+    };
     let ctx = ctx.clone();
     stream::iter(groups).flat_map(move |(query, run)| {
-        let width = if query { 2 * threads.max(1) } else { 1 };
+        let width = if query { side_by_side } else { 1 };
         let ctx = ctx.clone();
         stream::iter(run)
             .map(move |(i, s)| {
